@@ -1,0 +1,251 @@
+/**
+ * Every setting the function app reads, parsed once from the environment and validated with zod.
+ * Names follow autorthanc's `.env` (DESIGN section 4) so a site can reuse its file; new settings
+ * have explicit names and are listed in `.env.example` and the README.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
+const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
+
+const booleanFlag = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return fallback;
+      const word = raw.trim().toLowerCase();
+      if (TRUE_WORDS.has(word)) return true;
+      if (FALSE_WORDS.has(word)) return false;
+      ctx.addIssue({ code: 'custom', message: `expected true or false, got '${raw}'` });
+      return z.NEVER;
+    });
+
+const integer = (fallback: number | undefined, min: number, max: number, unit: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      if (raw === undefined || raw.trim() === '') return fallback;
+      const text = raw.trim();
+      const value = Number(text);
+      if (!/^-?\d+$/.test(text) || value < min || value > max) {
+        ctx.addIssue({ code: 'custom', message: `expected ${unit} between ${min} and ${max}, got '${raw}'` });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+const port = (fallback: number) => integer(fallback, 1, 65535, 'a TCP port').transform((v) => v as number);
+
+const text = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((raw) => (raw === undefined || raw.trim() === '' ? fallback : raw.trim()));
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
+
+const httpUrl = (fallback: string) =>
+  text(fallback).superRefine((value, ctx) => {
+    try {
+      const parsed = new URL(value);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `expected an http(s) URL, got '${value}'` });
+    }
+  });
+
+/** A DICOM destination as Orthanc's `PUT /modalities/{name}` takes it. */
+export interface ModalityDefinition {
+  AET: string;
+  Host: string;
+  Port: number;
+}
+
+const AE_TITLE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/; // 16 printable characters, no backslash (VR AE)
+
+const modalityTuple = z.tuple([
+  z.string().regex(AE_TITLE, 'AE title must be 1-16 printable characters'),
+  z.string().min(1, 'host must not be empty'),
+  z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]),
+]);
+const modalityObject = z.object({
+  AET: z.string().regex(AE_TITLE, 'AE title must be 1-16 printable characters'),
+  Host: z.string().min(1),
+  Port: z.number().int().min(1).max(65535),
+});
+
+/** autorthanc's `ORTHANC_DICOM_MODALITIES`: `{"NAME": ["AET", "host", 4242]}` (Orthanc's own form). */
+const dicomModalitiesJson = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    const result: Record<string, ModalityDefinition> = {};
+    if (raw === undefined || raw.trim() === '') return result;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `is not valid JSON (${(error as Error).message}); expected {"NAME": ["AET", "host", port]} on one line` });
+      return z.NEVER;
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      ctx.addIssue({ code: 'custom', message: 'expected a JSON object {"NAME": ["AET", "host", port]}' });
+      return z.NEVER;
+    }
+    for (const [name, value] of Object.entries(parsed)) {
+      const tuple = modalityTuple.safeParse(value);
+      const object = tuple.success ? undefined : modalityObject.safeParse(value);
+      if (tuple.success) result[name] = { AET: tuple.data[0], Host: tuple.data[1], Port: tuple.data[2] };
+      else if (object?.success) result[name] = object.data;
+      else ctx.addIssue({ code: 'custom', message: `modality '${name}': expected ["AET", "host", port] or {"AET","Host","Port"}, got ${JSON.stringify(value)}` });
+    }
+    return result;
+  });
+
+/** Seed 003's `MODALITY_<NAME>=AET|HOST|PORT` lines. */
+function parseModalityLines(env: NodeJS.ProcessEnv, problems: string[]): Record<string, ModalityDefinition> {
+  const result: Record<string, ModalityDefinition> = {};
+  for (const [key, raw] of Object.entries(env)) {
+    if (!key.startsWith('MODALITY_') || raw === undefined) continue;
+    const name = key.slice('MODALITY_'.length);
+    const parts = raw.split('|').map((p) => p.trim());
+    const portNumber = Number(parts[2]);
+    if (name === '' || parts.length !== 3 || !AE_TITLE.test(parts[0]) || parts[1] === '' || !/^\d+$/.test(parts[2] ?? '') || portNumber < 1 || portNumber > 65535) {
+      problems.push(`${key}: expected AET|HOST|PORT (e.g. PACS|10.0.0.5|104), got '${raw}'`);
+      continue;
+    }
+    result[name] = { AET: parts[0], Host: parts[1], Port: portNumber };
+  }
+  return result;
+}
+
+const environmentSchema = z.object({
+  // Orthanc
+  ORTHANC_HTTP_PORT: port(8042),
+  ORTHANC_URL: optionalText,
+  ORTHANC_USERNAME: text('orthanc'),
+  ORTHANC_PASSWORD: text('orthanc'),
+  ORTHANC_TIMEOUT_SECONDS: integer(60, 1, 3600, 'seconds'),
+  ORTHANC_STABLE_AGE: integer(300, 1, 86_400, 'seconds'),
+  ORTHANC_AET_NAME: text('ORTHANC').refine((v) => AE_TITLE.test(v), 'AE title must be 1-16 printable characters without backslash'),
+  ORTHANC_AET_PORT: port(4242),
+  ORTHANC_DICOM_MODALITIES: dicomModalitiesJson,
+  ORTHANC_WEB_PORT: port(80),
+  ORTHANC_DISPLAY_NAME: text('autorthanc'),
+  ORTHANC_AUTHENTICATION_ENABLED: booleanFlag(true),
+  // Automation (autorthanc names)
+  ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: text('automation/rules'),
+  ORTHANC_AUTOMATION_STORAGE_PATH: text('automation/storage'),
+  UID: integer(undefined, 0, 4_294_967_294, 'a numeric user id'),
+  GID: integer(undefined, 0, 4_294_967_294, 'a numeric group id'),
+  // Function app
+  AzureWebJobsStorage: text('UseDevelopmentStorage=true'),
+  FUNCTIONS_HTTP_PORT: port(7071),
+  AUTOMATION_DOWNLOAD_CONCURRENCY: integer(4, 1, 64, 'a number of parallel downloads'),
+  AUTOMATION_STEP_CONCURRENCY: integer(4, 1, 64, 'a number of files processed in parallel'),
+  AUTOMATION_ANONYMISATION_SECRET: optionalText,
+  AUTOMATION_LOG_PHI: booleanFlag(false),
+  AUTOMATION_SWEEP_PAGE_SIZE: integer(500, 1, 10_000, 'a number of studies per page'),
+  AUTOMATION_CHANGE_FEED_BATCH: integer(500, 1, 10_000, 'a number of changes per read'),
+  AUTOMATION_FORWARD_POLL_SECONDS: integer(5, 1, 3600, 'seconds'),
+  AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(5, 1, 100, 'a number of attempts'),
+  APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText,
+});
+
+export type Environment = z.infer<typeof environmentSchema>;
+
+export interface Config {
+  orthanc: {
+    url: string;
+    username: string;
+    password: string;
+    timeoutMs: number;
+    stableAgeSeconds: number;
+    aet: string;
+    dicomPort: number;
+  };
+  rulesPath: string;
+  storagePath: string;
+  owner?: { uid: number; gid: number };
+  storageConnectionString: string;
+  downloadConcurrency: number;
+  stepConcurrency: number;
+  anonymisationSecret?: string;
+  logPhi: boolean;
+  sweepPageSize: number;
+  changeFeedBatch: number;
+  forwardPollSeconds: number;
+  forwardMaxAttempts: number;
+  modalities: Record<string, ModalityDefinition>;
+  applicationInsightsConnectionString?: string;
+}
+
+/** Parses and validates the environment; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const parsed = environmentSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const lineModalities = parseModalityLines(env, problems);
+  if (parsed.success && (parsed.data.UID === undefined) !== (parsed.data.GID === undefined)) {
+    problems.push(`${parsed.data.UID === undefined ? 'UID' : 'GID'}: UID and GID must be set together (the output is chowned to UID:GID)`);
+  }
+  if (parsed.success && parsed.data.ORTHANC_URL !== undefined) {
+    const check = httpUrl('').safeParse(parsed.data.ORTHANC_URL);
+    if (!check.success) problems.push(`ORTHANC_URL: ${check.error.issues[0]?.message}`);
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+  return {
+    orthanc: {
+      url: (e.ORTHANC_URL ?? `http://127.0.0.1:${e.ORTHANC_HTTP_PORT}`).replace(/\/+$/, ''),
+      username: e.ORTHANC_USERNAME,
+      password: e.ORTHANC_PASSWORD,
+      timeoutMs: (e.ORTHANC_TIMEOUT_SECONDS as number) * 1000,
+      stableAgeSeconds: e.ORTHANC_STABLE_AGE as number,
+      aet: e.ORTHANC_AET_NAME,
+      dicomPort: e.ORTHANC_AET_PORT,
+    },
+    rulesPath: path.resolve(e.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH),
+    storagePath: path.resolve(e.ORTHANC_AUTOMATION_STORAGE_PATH),
+    owner: e.UID !== undefined && e.GID !== undefined ? { uid: e.UID, gid: e.GID } : undefined,
+    storageConnectionString: e.AzureWebJobsStorage,
+    downloadConcurrency: e.AUTOMATION_DOWNLOAD_CONCURRENCY as number,
+    stepConcurrency: e.AUTOMATION_STEP_CONCURRENCY as number,
+    anonymisationSecret: e.AUTOMATION_ANONYMISATION_SECRET,
+    logPhi: e.AUTOMATION_LOG_PHI,
+    sweepPageSize: e.AUTOMATION_SWEEP_PAGE_SIZE as number,
+    changeFeedBatch: e.AUTOMATION_CHANGE_FEED_BATCH as number,
+    forwardPollSeconds: e.AUTOMATION_FORWARD_POLL_SECONDS as number,
+    forwardMaxAttempts: e.AUTOMATION_FORWARD_MAX_ATTEMPTS as number,
+    modalities: { ...e.ORTHANC_DICOM_MODALITIES, ...lineModalities },
+    applicationInsightsConnectionString: e.APPLICATIONINSIGHTS_CONNECTION_STRING,
+  };
+}
+
+let cached: Config | undefined;
+
+/** The process-wide configuration, parsed on first use. */
+export function getConfig(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
+
+/** For tests that change the environment between cases. */
+export function resetConfigForTests(): void {
+  cached = undefined;
+}

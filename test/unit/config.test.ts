@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../shared/config';
+
+function problemsFor(env: NodeJS.ProcessEnv): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    return error.problems;
+  }
+  assert.fail('expected loadConfig to reject the environment');
+}
+
+describe('config', () => {
+  it('applies autorthanc-compatible defaults to an empty environment', () => {
+    const config = loadConfig({});
+    assert.equal(config.orthanc.url, 'http://127.0.0.1:8042');
+    assert.equal(config.orthanc.stableAgeSeconds, 300);
+    assert.equal(config.rulesPath, path.resolve('automation/rules'));
+    assert.equal(config.storagePath, path.resolve('automation/storage'));
+    assert.equal(config.owner, undefined);
+    assert.equal(config.logPhi, false);
+    assert.deepEqual(config.modalities, {});
+  });
+
+  it('reads the autorthanc variable names', () => {
+    const config = loadConfig({
+      ORTHANC_HTTP_PORT: '18042',
+      ORTHANC_STABLE_AGE: '5',
+      ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: '/srv/rules',
+      ORTHANC_AUTOMATION_STORAGE_PATH: '/srv/out',
+      UID: '1000',
+      GID: '1001',
+      ORTHANC_DICOM_MODALITIES: '{"PACS": ["PACSAET", "10.0.0.5", 104]}',
+      MODALITY_WORKSTATION: 'WS1|192.168.1.100|4242',
+    });
+    assert.equal(config.orthanc.url, 'http://127.0.0.1:18042');
+    assert.equal(config.orthanc.stableAgeSeconds, 5);
+    assert.equal(config.rulesPath, '/srv/rules');
+    assert.equal(config.storagePath, '/srv/out');
+    assert.deepEqual(config.owner, { uid: 1000, gid: 1001 });
+    assert.deepEqual(config.modalities, {
+      PACS: { AET: 'PACSAET', Host: '10.0.0.5', Port: 104 },
+      WORKSTATION: { AET: 'WS1', Host: '192.168.1.100', Port: 4242 },
+    });
+  });
+
+  const badValues: Array<[string, NodeJS.ProcessEnv]> = [
+    ['ORTHANC_HTTP_PORT', { ORTHANC_HTTP_PORT: '70000' }],
+    ['ORTHANC_HTTP_PORT', { ORTHANC_HTTP_PORT: 'eighty' }],
+    ['ORTHANC_STABLE_AGE', { ORTHANC_STABLE_AGE: '0' }],
+    ['ORTHANC_STABLE_AGE', { ORTHANC_STABLE_AGE: '2.5' }],
+    ['ORTHANC_AET_NAME', { ORTHANC_AET_NAME: 'A_TITLE_THAT_IS_FAR_TOO_LONG' }],
+    ['ORTHANC_AET_PORT', { ORTHANC_AET_PORT: '-1' }],
+    ['ORTHANC_DICOM_MODALITIES', { ORTHANC_DICOM_MODALITIES: '{not json' }],
+    ['ORTHANC_DICOM_MODALITIES', { ORTHANC_DICOM_MODALITIES: '{"PACS": ["AET", "host"]}' }],
+    ['ORTHANC_AUTHENTICATION_ENABLED', { ORTHANC_AUTHENTICATION_ENABLED: 'maybe' }],
+    ['ORTHANC_URL', { ORTHANC_URL: 'ftp://pacs' }],
+    ['UID', { UID: 'root' }],
+    ['GID', { UID: '1000' }],
+    ['UID', { GID: '1000' }],
+    ['FUNCTIONS_HTTP_PORT', { FUNCTIONS_HTTP_PORT: '0' }],
+    ['AUTOMATION_DOWNLOAD_CONCURRENCY', { AUTOMATION_DOWNLOAD_CONCURRENCY: '1000' }],
+    ['AUTOMATION_LOG_PHI', { AUTOMATION_LOG_PHI: 'sometimes' }],
+    ['MODALITY_BROKEN', { MODALITY_BROKEN: 'AET|host' }],
+    ['MODALITY_BADPORT', { MODALITY_BADPORT: 'AET|host|99999' }],
+  ];
+  for (const [variable, env] of badValues) {
+    it(`names ${variable} when ${JSON.stringify(env)} is wrong`, () => {
+      const problems = problemsFor(env);
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(problems[0], new RegExp(`^${variable}: `));
+    });
+  }
+
+  it('reports every bad variable at once', () => {
+    const problems = problemsFor({ ORTHANC_HTTP_PORT: 'x', ORTHANC_STABLE_AGE: 'y' });
+    assert.deepEqual(problems.map((p) => p.split(':')[0]).sort(), ['ORTHANC_HTTP_PORT', 'ORTHANC_STABLE_AGE']);
+  });
+});
