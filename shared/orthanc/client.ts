@@ -1,0 +1,269 @@
+/**
+ * A typed Orthanc REST client on axios: basic auth, timeouts, retries with backoff on connection
+ * errors and 5xx for idempotent calls, zod-validated answers. Errors name the call but never the
+ * credentials, and never echo DICOM values.
+ */
+import type { Readable } from 'node:stream';
+import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
+import { z } from 'zod';
+import {
+  changesSchema,
+  instanceSchema,
+  jobSchema,
+  jobStartedSchema,
+  lookupSchema,
+  modalitiesSchema,
+  seriesSchema,
+  simplifiedTagsSchema,
+  storeStraightSchema,
+  studySchema,
+  systemSchema,
+  type OrthancChanges,
+  type OrthancInstance,
+  type OrthancJob,
+  type OrthancModality,
+  type OrthancSeries,
+  type OrthancStudy,
+  type OrthancSystem,
+} from './schemas';
+
+export interface OrthancClientOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  timeoutMs?: number;
+  /** Attempts for idempotent calls on connection errors and 5xx (first try included). */
+  attempts?: number;
+  /** First backoff delay; doubles per attempt. */
+  backoffMs?: number;
+}
+
+export class OrthancError extends Error {
+  constructor(
+    message: string,
+    readonly details: { method: string; path: string; status?: number; code?: string; orthancDetails?: string },
+  ) {
+    super(message);
+    this.name = 'OrthancError';
+  }
+
+  /** True when Orthanc could not be reached or failed internally: worth retrying later. */
+  get transient(): boolean {
+    return this.details.status === undefined || this.details.status >= 500;
+  }
+
+  get notFound(): boolean {
+    return this.details.status === 404;
+  }
+}
+
+const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ERR_SOCKET_CONNECTION_TIMEOUT']);
+
+function isTransient(error: unknown): boolean {
+  if (!(error instanceof AxiosError)) return false;
+  if (error.response) return error.response.status >= 500;
+  return error.code === undefined || TRANSIENT_CODES.has(error.code);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const studyIdsSchema = z.array(z.string());
+
+export type ResourceLevel = 'patients' | 'studies' | 'series' | 'instances';
+
+export interface StoreOptions {
+  asynchronous?: boolean;
+  storageCommitment?: boolean;
+  timeoutSeconds?: number;
+}
+
+export type OrthancClient = ReturnType<typeof createOrthancClient>;
+
+export function createOrthancClient(options: OrthancClientOptions) {
+  const attempts = Math.max(1, options.attempts ?? 4);
+  const backoffMs = options.backoffMs ?? 250;
+  const http: AxiosInstance = axios.create({
+    baseURL: options.url.replace(/\/+$/, ''),
+    timeout: options.timeoutMs ?? 60_000,
+    auth: options.username !== undefined ? { username: options.username, password: options.password ?? '' } : undefined,
+    maxContentLength: Infinity,
+    maxBodyLength: Infinity,
+    // Keep our own error handling: 4xx are answers, not exceptions, until we decide.
+    validateStatus: () => true,
+  });
+
+  function toError(method: string, path: string, error: unknown): OrthancError {
+    if (error instanceof OrthancError) return error;
+    if (error instanceof AxiosError) {
+      const code = error.code;
+      return new OrthancError(`Orthanc ${method} ${path} failed: ${code ?? error.message} (is Orthanc reachable at ${options.url}?)`, { method, path, code });
+    }
+    return new OrthancError(`Orthanc ${method} ${path} failed: ${(error as Error).message}`, { method, path });
+  }
+
+  async function send<T = unknown>(method: string, path: string, config: AxiosRequestConfig = {}, retry = method === 'GET' || method === 'PUT' || method === 'DELETE'): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= (retry ? attempts : 1); attempt += 1) {
+      try {
+        const response = await http.request<T>({ method, url: path, ...config });
+        if (response.status >= 500 && retry && attempt < attempts) {
+          await drain(response.data);
+          lastError = new OrthancError(`Orthanc ${method} ${path} answered ${response.status}`, { method, path, status: response.status });
+          await sleep(backoffMs * 2 ** (attempt - 1));
+          continue;
+        }
+        if (response.status >= 400) {
+          const orthancDetails = await describeErrorBody(response.data);
+          throw new OrthancError(`Orthanc ${method} ${path} answered ${response.status}${orthancDetails ? `: ${orthancDetails}` : ''}`, { method, path, status: response.status, orthancDetails });
+        }
+        return { status: response.status, data: response.data, headers: response.headers as Record<string, unknown> };
+      } catch (error) {
+        lastError = error;
+        if (!retry || !isTransient(error) || attempt === attempts) throw toError(method, path, error);
+        await sleep(backoffMs * 2 ** (attempt - 1));
+      }
+    }
+    throw toError(method, path, lastError);
+  }
+
+  async function getJson<S extends z.ZodType>(path: string, schema: S, config: AxiosRequestConfig = {}): Promise<z.infer<S>> {
+    const { data } = await send('GET', path, config);
+    return validate(schema, data, 'GET', path);
+  }
+
+  async function postJson<S extends z.ZodType>(path: string, body: unknown, schema: S, retry = false): Promise<z.infer<S>> {
+    const { data } = await send('POST', path, { data: body, headers: { 'Content-Type': 'application/json' } }, retry);
+    return validate(schema, data, 'POST', path);
+  }
+
+  return {
+    url: options.url,
+
+    system: (): Promise<OrthancSystem> => getJson('/system', systemSchema),
+
+    getStudy: (id: string): Promise<OrthancStudy> => getJson(`/studies/${encodeURIComponent(id)}`, studySchema),
+    getSeries: (id: string): Promise<OrthancSeries> => getJson(`/series/${encodeURIComponent(id)}`, seriesSchema),
+    getInstance: (id: string): Promise<OrthancInstance> => getJson(`/instances/${encodeURIComponent(id)}`, instanceSchema),
+
+    /** Every instance of a study or series, with FileSize, in one call. */
+    listInstances: (level: 'studies' | 'series', id: string): Promise<OrthancInstance[]> =>
+      getJson(`/${level}/${encodeURIComponent(id)}/instances`, instanceSchema.array()),
+
+    /** One page of study ids, in Orthanc's index order. */
+    listStudies: (page: { since: number; limit: number }): Promise<string[]> =>
+      getJson('/studies', studyIdsSchema, { params: { since: page.since, limit: page.limit } }),
+
+    /** The stored Part-10 bytes as a stream; the caller must consume or destroy it. */
+    instanceFile: async (id: string): Promise<Readable> => {
+      const { data } = await send<Readable>('GET', `/instances/${encodeURIComponent(id)}/file`, { responseType: 'stream', headers: { Accept: 'application/dicom' } });
+      return data;
+    },
+
+    /** keyword → value (sequences as arrays of objects). */
+    getInstanceTags: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/simplified-tags`, simplifiedTagsSchema),
+
+    /** One metadata value (e.g. RemoteAET), or undefined when Orthanc has none. */
+    getMetadata: async (level: ResourceLevel, id: string, name: string): Promise<string | undefined> => {
+      try {
+        const { data } = await send<string>('GET', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { responseType: 'text', transformResponse: (x: unknown) => x });
+        return String(data);
+      } catch (error) {
+        if (error instanceof OrthancError && error.notFound) return undefined;
+        throw error;
+      }
+    },
+
+    setMetadata: async (level: ResourceLevel, id: string, name: string, value: string): Promise<void> => {
+      await send('PUT', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { data: value, headers: { 'Content-Type': 'text/plain' } });
+    },
+
+    changes: (page: { since: number; limit: number }): Promise<OrthancChanges> =>
+      getJson('/changes', changesSchema, { params: { since: page.since, limit: page.limit } }),
+
+    lastChange: (): Promise<OrthancChanges> => getJson('/changes', changesSchema, { params: { last: '' } }),
+
+    /** Orthanc ids of the resources carrying a DICOM UID. */
+    lookup: async (uid: string) => {
+      const { data } = await send('POST', '/tools/lookup', { data: uid, headers: { 'Content-Type': 'text/plain' } }, true);
+      return validate(lookupSchema, data, 'POST', '/tools/lookup');
+    },
+
+    modalities: (): Promise<Record<string, OrthancModality>> => getJson('/modalities', modalitiesSchema, { params: { expand: '' } }),
+
+    putModality: async (name: string, modality: { AET: string; Host: string; Port: number }): Promise<void> => {
+      await send('PUT', `/modalities/${encodeURIComponent(name)}`, { data: modality, headers: { 'Content-Type': 'application/json' } });
+    },
+
+    /** C-ECHO through Orthanc; resolves with the failure reason instead of throwing. */
+    echo: async (name: string, timeoutSeconds = 10): Promise<{ ok: true } | { ok: false; reason: string }> => {
+      try {
+        await send('POST', `/modalities/${encodeURIComponent(name)}/echo`, { data: { Timeout: timeoutSeconds }, headers: { 'Content-Type': 'application/json' } }, false);
+        return { ok: true };
+      } catch (error) {
+        const e = error as OrthancError;
+        return { ok: false, reason: e.details?.orthancDetails ?? e.message };
+      }
+    },
+
+    /** C-STORE resources Orthanc holds to a modality, as an Orthanc job; returns the job id. */
+    storeToModalityAsync: async (name: string, resources: string[], store: StoreOptions = {}): Promise<string> => {
+      const started = await postJson(`/modalities/${encodeURIComponent(name)}/store`, {
+        Resources: resources,
+        Asynchronous: true,
+        StorageCommitment: store.storageCommitment ?? false,
+        ...(store.timeoutSeconds !== undefined ? { Timeout: store.timeoutSeconds } : {}),
+      }, jobStartedSchema);
+      return started.ID;
+    },
+
+    /** C-STORE a DICOM file that Orthanc does not hold (e.g. anonymised by us) without storing it. */
+    storeStraight: async (name: string, dicom: Buffer): Promise<{ SOPInstanceUID: string }> => {
+      const { data } = await send('POST', `/modalities/${encodeURIComponent(name)}/store-straight`, { data: dicom, headers: { 'Content-Type': 'application/dicom' } }, false);
+      return validate(storeStraightSchema, data, 'POST', `/modalities/${name}/store-straight`);
+    },
+
+    getJob: (id: string): Promise<OrthancJob> => getJson(`/jobs/${encodeURIComponent(id)}`, jobSchema),
+
+    /** For callers that need an endpoint this client does not wrap yet (kept typed at the call site). */
+    raw: send,
+  };
+}
+
+function validate<S extends z.ZodType>(schema: S, data: unknown, method: string, path: string): z.infer<S> {
+  const parsed = schema.safeParse(data);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new OrthancError(`Orthanc ${method} ${path} returned an unexpected answer (${first?.path.join('.') || 'body'}: ${first?.message}); is ORTHANC_URL pointing at Orthanc?`, { method, path });
+  }
+  return parsed.data;
+}
+
+async function drain(data: unknown): Promise<void> {
+  if (data && typeof (data as Readable).resume === 'function') (data as Readable).resume();
+}
+
+/** Orthanc's JSON error body carries `Details`/`Message`; a stream body is read (bounded) for it. */
+async function describeErrorBody(data: unknown): Promise<string | undefined> {
+  let body = data;
+  if (body && typeof (body as Readable).on === 'function') {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body as Readable) {
+      size += (chunk as Buffer).length;
+      if (size > 64 * 1024) break;
+      chunks.push(chunk as Buffer);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  if (body && typeof body === 'object') {
+    const record = body as Record<string, unknown>;
+    const details = [record.Message, record.Details].filter((v) => typeof v === 'string' && v !== '');
+    return details.length > 0 ? details.join(' - ') : undefined;
+  }
+  return typeof body === 'string' && body.length > 0 ? body.slice(0, 500) : undefined;
+}
