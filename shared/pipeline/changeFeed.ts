@@ -1,0 +1,55 @@
+/**
+ * The change feed: Orthanc's `/changes` is durable and ordered, unlike Lua callbacks, which are lost
+ * when the function app is down or Orthanc restarts. Each run reads from the stored cursor, enqueues
+ * an evaluation for every StableStudy/StableSeries, and advances the cursor only after enqueueing,
+ * so a crash repeats work (harmless: jobs collapse) rather than losing it.
+ */
+import type { OrthancClient } from '../orthanc/client';
+import type { Ledger } from './ledger';
+import { QUEUES, type EvaluateMessage } from './messages';
+import type { Logger } from './runner';
+import type { QueueSender } from '../storage/queues';
+import { forEachLimit } from '../util/concurrency';
+
+export const CHANGE_FEED_CURSOR = 'orthanc-changes';
+const STABLE_CHANGES: Record<string, EvaluateMessage['level']> = { StableStudy: 'Study', StableSeries: 'Series' };
+const MAX_PAGES_PER_RUN = 50;
+
+export interface ChangeFeedDeps {
+  orthanc: Pick<OrthancClient, 'changes' | 'lastChange'>;
+  ledger: Pick<Ledger, 'getCursor' | 'setCursor'>;
+  queues: QueueSender;
+  log: Logger;
+  batchSize: number;
+}
+
+export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: number; cursor: number }> {
+  let cursor = (await deps.ledger.getCursor(CHANGE_FEED_CURSOR)) ?? 0;
+  let enqueued = 0;
+  for (let page = 0; page < MAX_PAGES_PER_RUN; page += 1) {
+    const changes = await deps.orthanc.changes({ since: cursor, limit: deps.batchSize });
+    const stable = changes.Changes.filter((c) => STABLE_CHANGES[c.ChangeType] !== undefined);
+    await forEachLimit(stable, 8, async (change) => {
+      const message: EvaluateMessage = { level: STABLE_CHANGES[change.ChangeType], resourceId: change.ID, source: 'changeFeed', force: false, includeSeries: false };
+      await deps.queues.send(QUEUES.evaluate, message);
+    });
+    enqueued += stable.length;
+    if (changes.Changes.length === 0 && changes.Done) {
+      const newest = (await deps.orthanc.lastChange()).Last;
+      if (newest < cursor) {
+        // Orthanc's database was replaced (or reset): its sequence restarted below our cursor.
+        deps.log.warn(`Change feed cursor ${cursor} is beyond Orthanc's last change ${newest}; restarting from 0`);
+        cursor = 0;
+        await deps.ledger.setCursor(CHANGE_FEED_CURSOR, cursor);
+        continue;
+      }
+    }
+    if (changes.Last !== cursor) {
+      cursor = changes.Last;
+      await deps.ledger.setCursor(CHANGE_FEED_CURSOR, cursor);
+    }
+    if (changes.Done) break;
+  }
+  if (enqueued > 0) deps.log.info(`Change feed: ${enqueued} stable resources enqueued, cursor at ${cursor}`);
+  return { enqueued, cursor };
+}

@@ -1,0 +1,158 @@
+/**
+ * Evaluation: a stable study or series meets every active rule; each match becomes a job
+ * (insert-if-absent, so duplicate events collapse) whose first step is enqueued.
+ */
+import type { Ledger } from './ledger';
+import { jobIdFor, newJob, type Job, type PipelineStep, type RuleSnapshot } from './job';
+import { QUEUES, type EvaluateMessage } from './messages';
+import type { Logger } from './runner';
+import type { QueueSender } from '../storage/queues';
+import type { OrthancClient } from '../orthanc/client';
+
+/** What evaluation needs of a loaded rule (shared/rules provides it). */
+export interface EvaluableRule {
+  id: string;
+  checkOn: 'Study' | 'Series';
+  active: boolean;
+  steps: Array<Exclude<PipelineStep, 'publish'>>;
+  destinations: string[];
+  anonymise?: unknown;
+  zip?: { level: number; keepFolder: boolean };
+  outputName?: string;
+  includeDerived: boolean;
+}
+
+export interface RuleVerdict {
+  matched: boolean;
+  /** Plain-English reasons, one per failed check (for logs and the dry run). */
+  failures: string[];
+}
+
+/** The rules port: load the current rule set, gather a resource's tags, match. */
+export interface RulesPort<R extends EvaluableRule = EvaluableRule, T = unknown> {
+  load(): Promise<{ rules: R[] }>;
+  collectTags(level: 'Study' | 'Series', resourceId: string, rules: R[]): Promise<T>;
+  match(rule: R, tags: T): RuleVerdict;
+}
+
+export interface EvaluateDeps<R extends EvaluableRule, T> {
+  orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries'>;
+  rules: RulesPort<R, T>;
+  ledger: Ledger;
+  queues: QueueSender;
+  log: Logger;
+  now?: () => Date;
+}
+
+export interface EvaluationOutcome {
+  ruleId: string;
+  outcome: 'job-created' | 'job-exists' | 'no-match' | 'skipped-derived';
+  jobId?: string;
+  detail?: string;
+}
+
+/** A job created but never started (its first message lost in a crash) is re-sent after this long. */
+const STALLED_START_MS = 60_000;
+
+export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
+  return {
+    id: rule.id,
+    checkOn: rule.checkOn,
+    steps: [...rule.steps],
+    destinations: [...rule.destinations],
+    anonymise: rule.anonymise,
+    zip: rule.zip,
+    outputName: rule.outputName,
+  };
+}
+
+export async function evaluateResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, message: EvaluateMessage): Promise<EvaluationOutcome[]> {
+  const now = deps.now ?? (() => new Date());
+  const resource = await loadResource(deps, message);
+  if (!resource) return [];
+
+  const { rules } = await deps.rules.load();
+  const candidates = rules.filter((r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)));
+  const outcomes: EvaluationOutcome[] = [];
+  if (candidates.length > 0) {
+    const tags = await deps.rules.collectTags(message.level, message.resourceId, candidates);
+    for (const rule of candidates) {
+      if (resource.derived && !rule.includeDerived) {
+        outcomes.push({ ruleId: rule.id, outcome: 'skipped-derived', detail: 'made by Orthanc (anonymised or modified); set IncludeDerived to process it' });
+        continue;
+      }
+      const verdict = deps.rules.match(rule, tags);
+      if (!verdict.matched) {
+        outcomes.push({ ruleId: rule.id, outcome: 'no-match', detail: verdict.failures.join('; ') });
+        continue;
+      }
+      outcomes.push(await startJob(deps, rule, message, resource, now()));
+    }
+  }
+
+  if (message.level === 'Study' && message.includeSeries && rules.some((r) => r.active && r.checkOn === 'Series')) {
+    for (const seriesId of resource.seriesIds) {
+      await deps.queues.send(QUEUES.evaluate, { ...message, level: 'Series', resourceId: seriesId, includeSeries: false });
+    }
+  }
+  for (const o of outcomes) deps.log.info(`${message.level} ${message.resourceId} rule '${o.ruleId}': ${o.outcome}${o.jobId ? ` (job ${o.jobId})` : ''}${o.detail && o.outcome !== 'no-match' ? ` - ${o.detail}` : ''}`);
+  return outcomes;
+}
+
+interface ResourceState {
+  lastUpdate: string;
+  studyInstanceUid?: string;
+  derived: boolean;
+  seriesIds: string[];
+}
+
+async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, message: EvaluateMessage): Promise<ResourceState | undefined> {
+  try {
+    if (message.level === 'Study') {
+      const study = await deps.orthanc.getStudy(message.resourceId);
+      return {
+        lastUpdate: study.LastUpdate,
+        studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
+        derived: study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
+        seriesIds: study.Series,
+      };
+    }
+    const series = await deps.orthanc.getSeries(message.resourceId);
+    const study = await deps.orthanc.getStudy(series.ParentStudy);
+    return {
+      lastUpdate: series.LastUpdate,
+      studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
+      derived: series.AnonymizedFrom !== undefined || series.ModifiedFrom !== undefined || study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
+      seriesIds: [],
+    };
+  } catch (error) {
+    if ((error as { notFound?: boolean }).notFound) {
+      deps.log.warn(`${message.level} ${message.resourceId} no longer exists in Orthanc; nothing to evaluate`);
+      return undefined;
+    }
+    throw error;
+  }
+}
+
+async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, rule: R, message: EvaluateMessage, resource: ResourceState, at: Date): Promise<EvaluationOutcome> {
+  const draft = {
+    rule: snapshotOf(rule),
+    level: message.level,
+    resourceId: message.resourceId,
+    studyInstanceUid: resource.studyInstanceUid,
+    lastUpdate: resource.lastUpdate,
+    source: message.source,
+    forced: message.force,
+  };
+  const job = newJob(draft, jobIdFor(draft), at);
+  const { job: stored, created } = await deps.ledger.createJob(job);
+  if (created || stalledBeforeStart(stored, at)) {
+    await deps.queues.send(QUEUES.step(stored.currentStep), { jobId: stored.id, step: stored.currentStep });
+    return { ruleId: rule.id, outcome: created ? 'job-created' : 'job-exists', jobId: stored.id, detail: created ? undefined : 'first step re-sent' };
+  }
+  return { ruleId: rule.id, outcome: 'job-exists', jobId: stored.id, detail: `already ${stored.status}` };
+}
+
+function stalledBeforeStart(job: Job, at: Date): boolean {
+  return job.status === 'queued' && job.attempts === 0 && at.getTime() - Date.parse(job.createdAt) > STALLED_START_MS;
+}

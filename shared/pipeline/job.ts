@@ -1,0 +1,246 @@
+/**
+ * The job model and its state transitions, as pure functions (the ledger stores the result).
+ * A job is one rule's pipeline for one state of one resource: (rule, resource, LastUpdate).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { EventSource, ResourceLevel } from './messages';
+
+/** Step names map to queues `step-<name>`; a new step is a new function plus a new handler. */
+export type PipelineStep = 'download' | 'anonymise' | 'zip' | 'forward' | 'publish';
+
+export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+export type StepStatus = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped';
+
+export interface StepRecord {
+  name: PipelineStep;
+  status: StepStatus;
+  attempts: number;
+  startedAt?: string;
+  /** Refreshed while the step runs; a stale heartbeat means its host died and the step may be taken over. */
+  heartbeatAt?: string;
+  endedAt?: string;
+  durationMs?: number;
+  instances?: number;
+  bytes?: number;
+  /** Progress of a running step, e.g. instances done / total. */
+  progress?: { done: number; total: number };
+  detail?: Record<string, unknown>;
+  error?: string;
+}
+
+/** What a job needs of its rule, frozen when the job is created: editing the rule later changes nothing. */
+export interface RuleSnapshot {
+  id: string;
+  checkOn: ResourceLevel;
+  steps: PipelineStep[];
+  destinations: string[];
+  anonymise?: unknown;
+  zip?: { level: number; keepFolder: boolean };
+  outputName?: string;
+}
+
+export interface Job {
+  id: string;
+  ruleId: string;
+  level: ResourceLevel;
+  resourceId: string;
+  studyInstanceUid?: string;
+  lastUpdate: string;
+  source: EventSource;
+  forced: boolean;
+  status: JobStatus;
+  currentStep: PipelineStep;
+  steps: StepRecord[];
+  rule: RuleSnapshot;
+  /** Absolute path of the published result (folder or zip) once known. */
+  outputPath?: string;
+  error?: string;
+  warnings: string[];
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface NewJob {
+  rule: RuleSnapshot;
+  level: ResourceLevel;
+  resourceId: string;
+  studyInstanceUid?: string;
+  lastUpdate: string;
+  source: EventSource;
+  forced: boolean;
+}
+
+/** Same rule + resource + LastUpdate → same id, so duplicate events collapse onto one job. */
+export function jobIdFor(job: Pick<NewJob, 'rule' | 'level' | 'resourceId' | 'lastUpdate' | 'forced'>, nonce?: string): string {
+  const parts = [job.rule.id, job.level, job.resourceId, job.lastUpdate];
+  if (job.forced) parts.push(nonce ?? `${Date.now()}-${randomBytes(6).toString('hex')}`);
+  return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32);
+}
+
+/** The ordered steps of a rule's pipeline; a pipeline that writes files ends with publish. */
+export function pipelineOf(rule: Pick<RuleSnapshot, 'steps'>): PipelineStep[] {
+  const steps = rule.steps.filter((s) => s !== 'publish');
+  return steps.includes('download') ? [...steps, 'publish'] : steps;
+}
+
+export function newJob(input: NewJob, id: string, now = new Date()): Job {
+  const steps = pipelineOf(input.rule);
+  if (steps.length === 0) throw new Error(`Rule '${input.rule.id}' has no steps`);
+  const at = now.toISOString();
+  return {
+    id,
+    ruleId: input.rule.id,
+    level: input.level,
+    resourceId: input.resourceId,
+    studyInstanceUid: input.studyInstanceUid,
+    lastUpdate: input.lastUpdate,
+    source: input.source,
+    forced: input.forced,
+    status: 'queued',
+    currentStep: steps[0],
+    steps: steps.map((name) => ({ name, status: 'pending', attempts: 0 })),
+    rule: input.rule,
+    warnings: [],
+    attempts: 0,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+export function isTerminal(job: Job): boolean {
+  return job.status === 'succeeded' || job.status === 'failed';
+}
+
+export function stepRecord(job: Job, step: PipelineStep): StepRecord {
+  const record = job.steps.find((s) => s.name === step);
+  if (!record) throw new Error(`Job ${job.id} (rule '${job.ruleId}') has no step '${step}'`);
+  return record;
+}
+
+export function nextStepOf(job: Job, step: PipelineStep): PipelineStep | undefined {
+  const index = job.steps.findIndex((s) => s.name === step);
+  return index >= 0 ? job.steps[index + 1]?.name : undefined;
+}
+
+/** What the runner should do with a step message, given the job as stored. */
+export type StepDecision =
+  | { kind: 'run' }
+  | { kind: 'ignore'; reason: string }
+  /** The step already succeeded (a crash came before its follow-up message was sent): send it again. */
+  | { kind: 'resend-next'; next: PipelineStep };
+
+export function decideStep(job: Job, step: PipelineStep): StepDecision {
+  if (isTerminal(job)) return { kind: 'ignore', reason: `job is ${job.status}` };
+  const record = job.steps.find((s) => s.name === step);
+  if (!record) return { kind: 'ignore', reason: `job has no step '${step}'` };
+  if (job.currentStep === step) return { kind: 'run' };
+  if (record.status === 'succeeded') {
+    const next = nextStepOf(job, step);
+    if (next !== undefined && job.currentStep === next && stepRecord(job, next).status === 'pending') return { kind: 'resend-next', next };
+    return { kind: 'ignore', reason: `step '${step}' already done; job is at '${job.currentStep}'` };
+  }
+  return { kind: 'ignore', reason: `job is at step '${job.currentStep}', not '${step}'` };
+}
+
+export function startStep(job: Job, step: PipelineStep, now = new Date()): void {
+  const record = stepRecord(job, step);
+  record.status = 'running';
+  record.attempts += 1;
+  record.startedAt = now.toISOString();
+  record.endedAt = undefined;
+  record.durationMs = undefined;
+  record.error = undefined;
+  record.progress = undefined;
+  job.status = 'running';
+  job.attempts += 1;
+  job.error = undefined;
+  job.updatedAt = now.toISOString();
+}
+
+export interface StepResult {
+  instances?: number;
+  bytes?: number;
+  detail?: Record<string, unknown>;
+  warnings?: string[];
+  outputPath?: string;
+  /** Remaining steps to skip (e.g. nothing left to forward after every instance was excluded). */
+  skipRest?: boolean;
+}
+
+export function finishStep(job: Job, step: PipelineStep, result: StepResult, now = new Date()): PipelineStep | undefined {
+  const record = stepRecord(job, step);
+  record.status = 'succeeded';
+  record.endedAt = now.toISOString();
+  record.durationMs = record.startedAt ? now.getTime() - Date.parse(record.startedAt) : undefined;
+  if (result.instances !== undefined) record.instances = result.instances;
+  if (result.bytes !== undefined) record.bytes = result.bytes;
+  if (result.detail !== undefined) record.detail = result.detail;
+  record.progress = undefined;
+  if (result.warnings?.length) job.warnings.push(...result.warnings.map((w) => `${step}: ${w}`));
+  if (result.outputPath !== undefined) job.outputPath = result.outputPath;
+  job.updatedAt = now.toISOString();
+  const next = nextStepOf(job, step);
+  if (next === undefined) {
+    job.status = 'succeeded';
+    job.finishedAt = now.toISOString();
+    return undefined;
+  }
+  job.currentStep = next;
+  job.status = 'queued';
+  return next;
+}
+
+/** A step that hands work to someone else (e.g. an Orthanc job) and checks back later. */
+export function waitStep(job: Job, step: PipelineStep, detail: Record<string, unknown>, progress?: { done: number; total: number }, now = new Date()): void {
+  const record = stepRecord(job, step);
+  record.status = 'waiting';
+  record.detail = detail;
+  record.progress = progress;
+  job.status = 'running';
+  job.updatedAt = now.toISOString();
+}
+
+/** A failed attempt: the message is retried by the host, so the job stays open. */
+export function recordAttemptFailure(job: Job, step: PipelineStep, error: string, now = new Date()): void {
+  const record = stepRecord(job, step);
+  record.status = 'failed';
+  record.error = error;
+  record.endedAt = now.toISOString();
+  job.error = `${step}: ${error}`;
+  job.updatedAt = now.toISOString();
+}
+
+/** The job gives up: the step's last error becomes the job's reason. */
+export function failJob(job: Job, reason: string, now = new Date()): void {
+  const record = job.steps.find((s) => s.name === job.currentStep);
+  if (record && record.status !== 'succeeded') {
+    record.status = 'failed';
+    record.error ??= reason;
+    record.endedAt ??= now.toISOString();
+  }
+  job.status = 'failed';
+  job.error = reason;
+  job.finishedAt = now.toISOString();
+  job.updatedAt = now.toISOString();
+}
+
+/** Operator retry of a failed job: resume at the step that failed, with fresh attempt counts. */
+export function resetForRetry(job: Job, now = new Date()): PipelineStep {
+  if (job.status !== 'failed') throw new Error(`Job ${job.id} is ${job.status}; only failed jobs can be retried`);
+  for (const record of job.steps) {
+    if (record.status !== 'succeeded' && record.status !== 'skipped') {
+      record.status = 'pending';
+      record.attempts = 0;
+      record.error = undefined;
+    }
+  }
+  const step = job.steps.find((s) => s.status === 'pending')?.name ?? job.currentStep;
+  job.currentStep = step;
+  job.status = 'queued';
+  job.error = undefined;
+  job.finishedAt = undefined;
+  job.updatedAt = now.toISOString();
+  return step;
+}

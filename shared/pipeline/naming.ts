@@ -1,0 +1,84 @@
+/**
+ * Where a job's files go. Plain pipelines use autorthanc's names; pipelines that anonymise use a
+ * pseudonymiser so that no PHI appears in any path, not even while the folder is `.WORKING`.
+ */
+import { promises as fs } from 'node:fs';
+import type { OrthancStudy } from '../orthanc/schemas';
+import {
+  WORKING_SUFFIX,
+  instanceFileName,
+  outputName,
+  outputPaths as layoutPaths,
+  pseudonymousOutputName,
+  seriesFolderName,
+  type OutputPaths,
+} from '../output/layout';
+import { sanitizeComponent } from '../output/sanitize';
+import type { Job } from './job';
+import { PermanentError } from './runner';
+
+/** Derives pseudonymous identifiers with the site's secret (shared/dicom provides it). */
+export interface Pseudonymiser {
+  /** The pseudonym that replaces PatientID for this job's rule settings. */
+  patientPseudonym(job: Job, patientId: string): Promise<string>;
+  /** The replacement of a DICOM UID (same function as inside the anonymised files). */
+  uid(uid: string): string;
+  /** A short opaque token for the study, for folder names. */
+  token(value: string): string;
+}
+
+export interface OutputNaming {
+  outputName(job: Job, study: OrthancStudy, seriesTags?: Record<string, string>): Promise<string>;
+  seriesFolder(job: Job, seriesTags: Record<string, string>): Promise<string>;
+  instanceFile(job: Job, sopInstanceUid: string): Promise<string>;
+}
+
+function anonymising(job: Job): boolean {
+  return job.rule.steps.includes('anonymise');
+}
+
+export function createOutputNaming(pseudonymiser: Pseudonymiser | undefined): OutputNaming {
+  function requirePseudonymiser(job: Job): Pseudonymiser {
+    if (!pseudonymiser) throw new PermanentError(`rule '${job.ruleId}' anonymises but AUTOMATION_ANONYMISATION_SECRET is not set`);
+    return pseudonymiser;
+  }
+  return {
+    async outputName(job, study, seriesTags) {
+      if (!anonymising(job)) {
+        return outputName(
+          { level: job.level, ...study.PatientMainDicomTags, ...study.MainDicomTags, ...(seriesTags ?? {}) },
+          job.rule.outputName,
+        );
+      }
+      const p = requirePseudonymiser(job);
+      const pseudonym = await p.patientPseudonym(job, study.PatientMainDicomTags.PatientID ?? '');
+      return pseudonymousOutputName(pseudonym, p.token(study.MainDicomTags.StudyInstanceUID ?? study.ID), job.level === 'Series' ? seriesTags?.SeriesNumber : undefined);
+    },
+    async seriesFolder(job, tags) {
+      if (!anonymising(job)) return seriesFolderName({ SeriesNumber: tags.SeriesNumber, SeriesDate: tags.SeriesDate, SeriesInstanceUID: tags.SeriesInstanceUID ?? 'NOUID' });
+      const p = requirePseudonymiser(job);
+      return `SE${sanitizeComponent(tags.SeriesNumber, '', 16)}-${p.uid(tags.SeriesInstanceUID ?? '')}`;
+    },
+    async instanceFile(job, sop) {
+      return instanceFileName(anonymising(job) ? requirePseudonymiser(job).uid(sop) : sop);
+    },
+  };
+}
+
+export function outputPaths(storagePath: string, job: Job, name: string): OutputPaths {
+  return layoutPaths(storagePath, job.ruleId, name);
+}
+
+/** The paths of a job whose download already chose its output. */
+export function jobPaths(job: Job): OutputPaths & { zip: string; zipWorking: string } {
+  if (!job.outputPath) throw new Error(`Job ${job.id} has no output yet (download has not completed)`);
+  const final = job.outputPath;
+  const ruleFolder = final.slice(0, final.lastIndexOf('/'));
+  return { ruleFolder, final, working: `${final}${WORKING_SUFFIX}`, zip: `${final}.zip`, zipWorking: `${final}.zip${WORKING_SUFFIX}` };
+}
+
+export async function prepareWorkingFor(paths: OutputPaths): Promise<void> {
+  await fs.mkdir(paths.ruleFolder, { recursive: true });
+  await fs.rm(paths.working, { recursive: true, force: true });
+  await fs.mkdir(paths.working);
+}

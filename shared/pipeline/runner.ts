@@ -1,0 +1,200 @@
+/**
+ * Runs one pipeline step for one queue message, with the rules every step shares:
+ * - the job record decides whether the message is current, stale or a duplicate;
+ * - a step already running elsewhere (fresh heartbeat) is not run twice;
+ * - success records the step and only then sends the next step's message; a crash in between is
+ *   repaired when the host redelivers this message (`resend-next`);
+ * - a transient failure is recorded and rethrown, so the host retries and finally poisons it;
+ *   a permanent failure fails the job at once with its reason.
+ */
+import type { Ledger } from './ledger';
+import {
+  decideStep,
+  failJob,
+  finishStep,
+  isTerminal,
+  recordAttemptFailure,
+  startStep,
+  stepRecord,
+  waitStep,
+  type Job,
+  type PipelineStep,
+  type StepResult,
+} from './job';
+import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
+import type { QueueSender } from '../storage/queues';
+
+/** An error that retrying cannot fix (bad data, bad rule): the job fails at once. */
+export class PermanentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** A step asks to be called again later (waiting for Orthanc, or for another job's output). */
+export interface StepWait {
+  wait: { delaySeconds: number; detail: Record<string, unknown>; progress?: { done: number; total: number } };
+}
+
+export interface StepContext {
+  job: Job;
+  log: Logger;
+  /** Records progress and keeps the step's heartbeat fresh; cheap to call often. */
+  progress(done: number, total: number): Promise<void>;
+}
+
+export type StepHandler = (context: StepContext) => Promise<StepResult | StepWait>;
+
+export interface RunnerDeps {
+  ledger: Ledger;
+  queues: QueueSender;
+  log: Logger;
+  /** Releases what a job holds when it ends (its output lock). */
+  onJobEnded?: (job: Job) => Promise<void>;
+  now?: () => Date;
+}
+
+/** A step whose heartbeat is older than this is presumed dead (its host crashed) and may be taken over. */
+export const STALE_HEARTBEAT_MS = 120_000;
+/** A finished step's follow-up is re-sent only when it should have started long ago. */
+const RESEND_AFTER_MS = 30_000;
+const BUSY_RECHECK_SECONDS = 15;
+const PROGRESS_INTERVAL_MS = 2_000;
+
+class NotRunnable extends Error {}
+
+export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: StepHandler, rawMessage: unknown): Promise<string> {
+  const now = deps.now ?? (() => new Date());
+  const message: StepMessage = parseMessage(stepMessageSchema, QUEUES.step(step), rawMessage);
+  if (message.step !== step) throw new Error(`Message for step '${message.step}' arrived on queue '${QUEUES.step(step)}'`);
+
+  const stored = await deps.ledger.getJob(message.jobId);
+  if (!stored) {
+    deps.log.warn(`Job ${message.jobId} is not in the ledger; message on '${QUEUES.step(step)}' dropped`);
+    return 'unknown-job';
+  }
+  const decision = decideStep(stored, step);
+  if (decision.kind === 'ignore') {
+    deps.log.info(`Job ${stored.id} (${stored.ruleId}) ${step}: nothing to do (${decision.reason})`);
+    return 'ignored';
+  }
+  if (decision.kind === 'resend-next') {
+    const ended = Date.parse(stepRecord(stored, step).endedAt ?? '') || 0;
+    if (now().getTime() - ended >= RESEND_AFTER_MS) {
+      await deps.queues.send(QUEUES.step(decision.next), { jobId: stored.id, step: decision.next });
+      deps.log.warn(`Job ${stored.id} (${stored.ruleId}): re-sent '${decision.next}', whose message was never sent`);
+      return 'resent-next';
+    }
+    return 'ignored';
+  }
+  const record = stepRecord(stored, step);
+  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < STALE_HEARTBEAT_MS) {
+    await deps.queues.send(QUEUES.step(step), message, { delaySeconds: BUSY_RECHECK_SECONDS });
+    return 'busy';
+  }
+
+  let job: Job;
+  try {
+    job = await deps.ledger.updateJob(stored.id, (j) => {
+      const again = decideStep(j, step);
+      if (again.kind !== 'run') throw new NotRunnable(again.kind);
+      startStep(j, step, now());
+      stepRecord(j, step).heartbeatAt = now().toISOString();
+    });
+  } catch (error) {
+    if (error instanceof NotRunnable) return 'ignored';
+    throw error;
+  }
+
+  const log = deps.log;
+  let lastProgress = 0;
+  const context: StepContext = {
+    job,
+    log,
+    async progress(done, total) {
+      const at = now();
+      if (at.getTime() - lastProgress < PROGRESS_INTERVAL_MS && done < total) return;
+      lastProgress = at.getTime();
+      await deps.ledger.updateJob(job.id, (j) => {
+        const r = stepRecord(j, step);
+        r.progress = { done, total };
+        r.heartbeatAt = at.toISOString();
+      });
+    },
+  };
+
+  let outcome: StepResult | StepWait;
+  try {
+    outcome = await handler(context);
+  } catch (error) {
+    const reason = describe(error);
+    if (error instanceof PermanentError) {
+      const failed = await deps.ledger.updateJob(job.id, (j) => {
+        recordAttemptFailure(j, step, reason, now());
+        failJob(j, `${step}: ${reason}`, now());
+      });
+      log.error(`Job ${job.id} (${job.ruleId}) failed at ${step}: ${reason}`);
+      await deps.onJobEnded?.(failed);
+      return 'failed';
+    }
+    await deps.ledger.updateJob(job.id, (j) => recordAttemptFailure(j, step, reason, now()));
+    log.warn(`Job ${job.id} (${job.ruleId}) ${step} attempt failed, will retry: ${reason}`);
+    throw error;
+  }
+
+  if ('wait' in outcome) {
+    const { delaySeconds, detail, progress } = outcome.wait;
+    await deps.ledger.updateJob(job.id, (j) => waitStep(j, step, detail, progress, now()));
+    await deps.queues.send(QUEUES.step(step), message, { delaySeconds });
+    return 'waiting';
+  }
+
+  const result = outcome;
+  let next: PipelineStep | undefined;
+  const finished = await deps.ledger.updateJob(job.id, (j) => {
+    next = finishStep(j, step, result, now());
+    if (result.skipRest && next !== undefined) {
+      for (const r of j.steps) if (r.status === 'pending') r.status = 'skipped';
+      j.status = 'succeeded';
+      j.finishedAt = now().toISOString();
+      next = undefined;
+    }
+  });
+  if (next !== undefined) await deps.queues.send(QUEUES.step(next), { jobId: job.id, step: next });
+  if (isTerminal(finished)) {
+    await deps.onJobEnded?.(finished);
+    log.info(`Job ${job.id} (${job.ruleId}) succeeded`);
+  }
+  return 'done';
+}
+
+/** A message that exhausted its attempts: the job fails with the last reason it recorded. */
+export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessage: unknown): Promise<string> {
+  const parsed = stepMessageSchema.safeParse(rawMessage);
+  if (!parsed.success) {
+    deps.log.error(`Undecodable or malformed message moved to '${queue}-poison'; no job can be marked`);
+    return 'unlinked';
+  }
+  const stored = await deps.ledger.getJob(parsed.data.jobId);
+  if (!stored || isTerminal(stored)) return 'nothing-to-do';
+  const failed = await deps.ledger.updateJob(stored.id, (j) => {
+    if (isTerminal(j)) return;
+    const last = j.steps.find((s) => s.name === j.currentStep)?.error;
+    failJob(j, `${j.currentStep}: ${last ?? 'gave up after repeated failures'} (moved to ${queue}-poison)`);
+  });
+  deps.log.error(`Job ${stored.id} (${stored.ruleId}) failed: ${failed.error}`);
+  await deps.onJobEnded?.(failed);
+  return 'failed';
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

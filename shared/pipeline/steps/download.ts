@@ -1,0 +1,65 @@
+/**
+ * The download step: every instance of the job's study or series is streamed from
+ * `/instances/{id}/file` into `<name>.WORKING/SE<n>-<date>-<uid>/<sop>.dcm`, a bounded number at a
+ * time, each checked against Orthanc's FileSize. Memory stays flat whatever the study size, and a
+ * retry starts from an empty working folder.
+ */
+import { createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { OrthancClient } from '../../orthanc/client';
+import type { OrthancInstance } from '../../orthanc/schemas';
+import { outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
+import { forEachLimit } from '../../util/concurrency';
+import type { Ledger } from '../ledger';
+import type { StepHandler } from '../runner';
+
+export interface DownloadDeps {
+  orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries' | 'listInstances' | 'instanceFile'>;
+  ledger: Pick<Ledger, 'acquireOutput'>;
+  naming: OutputNaming;
+  storagePath: string;
+  concurrency: number;
+}
+
+/** How long a job waits before checking again whether another job still writes the same output. */
+const OUTPUT_BUSY_RECHECK_SECONDS = 10;
+
+export function downloadStep(deps: DownloadDeps): StepHandler {
+  return async ({ job, progress }) => {
+    const instances = await deps.orthanc.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId);
+    const seriesIds = [...new Set(instances.map((i) => i.ParentSeries))];
+    const seriesTags = new Map<string, Record<string, string>>();
+    for (const id of seriesIds) seriesTags.set(id, (await deps.orthanc.getSeries(id)).MainDicomTags);
+
+    const studyId = job.level === 'Study' ? job.resourceId : (await deps.orthanc.getSeries(job.resourceId)).ParentStudy;
+    const study = await deps.orthanc.getStudy(studyId);
+    const paths = outputPaths(deps.storagePath, job, await deps.naming.outputName(job, study, job.level === 'Series' ? seriesTags.get(job.resourceId) : undefined));
+
+    const claim = await deps.ledger.acquireOutput(paths.final, job.id);
+    if (!claim.acquired) {
+      return { wait: { delaySeconds: OUTPUT_BUSY_RECHECK_SECONDS, detail: { waitingFor: claim.holder, reason: 'another job is writing the same output' } } };
+    }
+    await prepareWorkingFor(paths);
+
+    let done = 0;
+    let bytes = 0;
+    await progress(0, instances.length);
+    await forEachLimit(instances, deps.concurrency, async (instance: OrthancInstance) => {
+      const series = seriesTags.get(instance.ParentSeries) ?? {};
+      const folder = path.join(paths.working, await deps.naming.seriesFolder(job, series));
+      await fs.mkdir(folder, { recursive: true });
+      const target = path.join(folder, await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID));
+      const source = await deps.orthanc.instanceFile(instance.ID);
+      await pipeline(source, createWriteStream(target));
+      const written = (await fs.stat(target)).size;
+      if (written !== instance.FileSize) {
+        throw new Error(`instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`);
+      }
+      bytes += written;
+      done += 1;
+      await progress(done, instances.length);
+    });
+    return { instances: done, bytes, outputPath: paths.final };
+  };
+}

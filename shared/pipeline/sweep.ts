@@ -1,0 +1,44 @@
+/**
+ * The daily sweep: every study is evaluated again (rules added later, events missed for any reason).
+ * An hourly timer calls it; it acts only in master.json's DailyCheckHour, when the sweep is enabled.
+ * Jobs collapse on (rule, resource, LastUpdate), so a study already processed in its current state
+ * costs one evaluation, not a second download.
+ */
+import type { OrthancClient } from '../orthanc/client';
+import { QUEUES, type EvaluateMessage } from './messages';
+import type { Logger } from './runner';
+import type { QueueSender } from '../storage/queues';
+import { forEachLimit } from '../util/concurrency';
+
+export interface SweepSettings {
+  DailyCheckHour: number;
+  DailySweepEnabled: boolean;
+}
+
+export function sweepDue(settings: SweepSettings, now: Date): boolean {
+  return settings.DailySweepEnabled && now.getHours() === settings.DailyCheckHour;
+}
+
+export interface SweepDeps {
+  orthanc: Pick<OrthancClient, 'listStudies'>;
+  queues: QueueSender;
+  log: Logger;
+  pageSize: number;
+}
+
+export async function runSweep(deps: SweepDeps): Promise<{ studies: number }> {
+  let since = 0;
+  let studies = 0;
+  for (;;) {
+    const page = await deps.orthanc.listStudies({ since, limit: deps.pageSize });
+    await forEachLimit(page, 16, async (id) => {
+      const message: EvaluateMessage = { level: 'Study', resourceId: id, source: 'sweep', force: false, includeSeries: true };
+      await deps.queues.send(QUEUES.evaluate, message);
+    });
+    studies += page.length;
+    since += page.length;
+    if (page.length < deps.pageSize) break;
+  }
+  deps.log.info(`Sweep: ${studies} studies enqueued for evaluation`);
+  return { studies };
+}
