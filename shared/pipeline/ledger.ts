@@ -91,7 +91,7 @@ export async function createLedger(connectionString: string, tableName = 'automa
       } catch (error) {
         if (!isStatus(error, 409)) throw error;
         const existing = await read(job.id);
-        if (!existing) throw new Error(`Job ${job.id} reported as existing but cannot be read`);
+        if (!existing) throw new Error(`Job ${job.id} reported as existing but cannot be read`, { cause: error });
         return { job: existing.job, created: false };
       }
       // The index is written after the job; a crash in between only hides the job from listings
