@@ -1,0 +1,64 @@
+/** A real Azurite (blob, queue, table) on free loopback ports; in memory unless a folder is given. */
+import path from 'node:path';
+import net from 'node:net';
+import { freePort, spawnManaged, waitFor, type ManagedProcess } from './process';
+
+const REPO = path.resolve(__dirname, '../..');
+const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export interface AzuriteServer {
+  connectionString: string;
+  blobPort: number;
+  queuePort: number;
+  tablePort: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+export async function startAzurite(options: { persistentDir?: string } = {}): Promise<AzuriteServer> {
+  const [blobPort, queuePort, tablePort] = [await freePort(), await freePort(), await freePort()];
+  const args = [
+    '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl',
+    '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
+    '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
+    '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
+    ...(options.persistentDir ? ['--location', options.persistentDir] : ['--inMemoryPersistence']),
+  ];
+  let proc: ManagedProcess | undefined;
+  const server: AzuriteServer = {
+    connectionString: [
+      'DefaultEndpointsProtocol=http',
+      'AccountName=devstoreaccount1',
+      `AccountKey=${KEY}`,
+      `BlobEndpoint=http://127.0.0.1:${blobPort}/devstoreaccount1`,
+      `QueueEndpoint=http://127.0.0.1:${queuePort}/devstoreaccount1`,
+      `TableEndpoint=http://127.0.0.1:${tablePort}/devstoreaccount1`,
+    ].join(';'),
+    blobPort,
+    queuePort,
+    tablePort,
+    async start() {
+      if (proc?.running()) return;
+      proc = spawnManaged(path.join(REPO, 'node_modules/.bin/azurite'), args, { name: 'azurite' });
+      await waitFor(async () => {
+        if (!proc!.running()) throw new Error(`Azurite exited: ${proc!.output()}`);
+        return (await portOpen(blobPort)) && (await portOpen(queuePort)) && (await portOpen(tablePort));
+      }, { timeoutMs: 30_000, intervalMs: 100, description: 'Azurite to listen' });
+    },
+    async stop() {
+      await proc?.stop('SIGTERM', 10_000);
+    },
+  };
+  await server.start();
+  return server;
+}
