@@ -16,7 +16,7 @@ export async function storescu(files: string[], target: { host: string; port: nu
       await run(binary, ['-aec', target.calledAet, '-aet', target.callingAet ?? 'STORESCU', target.host, String(target.port), ...batch], { maxBuffer: 16 * 1024 * 1024 });
     } catch (error) {
       const e = error as { stderr?: string; message: string };
-      throw new Error(`storescu failed: ${e.stderr || e.message}`);
+      throw new Error(`storescu failed: ${e.stderr || e.message}`, { cause: error });
     }
   }
 }

@@ -224,3 +224,16 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
     files: series.flatMap((s) => s.files.map((f) => f.path)),
   };
 }
+
+/**
+ * The dataset bytes of a Part-10 file, after the 128-byte preamble, `DICM` and the file meta group.
+ * A receiver (Orthanc over C-STORE) writes its own meta header, so byte identity of what was sent is
+ * identity of the dataset.
+ */
+export function datasetBytes(file: Buffer): Buffer {
+  if (file.subarray(128, 132).toString('latin1') !== 'DICM') throw new Error('not a DICOM Part-10 file (no DICM marker)');
+  // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) length(2) value(4)
+  if (file.readUInt16LE(132) !== 0x0002 || file.readUInt16LE(134) !== 0x0000) throw new Error('file meta group length (0002,0000) missing');
+  const groupLength = file.readUInt32LE(140);
+  return file.subarray(144 + groupLength);
+}

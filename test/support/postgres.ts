@@ -3,7 +3,7 @@
  * PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
  */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from './process';
 
@@ -46,5 +46,18 @@ export async function startPostgres(): Promise<PostgresServer> {
   await waitFor(() => proc.output().includes('ready to accept connections'), { timeoutMs: 30_000, description: 'PostgreSQL to start', onTimeout: () => proc.output() });
   const [createCmd, createArgs] = run('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'orthanc', 'orthanc']);
   execFileSync(createCmd, createArgs, { env: { ...process.env, PGPASSWORD: password }, stdio: 'pipe' });
-  return { host: '127.0.0.1', port, database: 'orthanc', username: 'orthanc', password, stop: () => proc.stop('SIGINT') };
+  async function stop(): Promise<void> {
+    // runuser does not pass signals on to postgres: stop the postmaster itself (fast shutdown).
+    const pidFile = path.join(data, 'postmaster.pid');
+    if (existsSync(pidFile)) {
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        // already gone
+      }
+    }
+    await proc.stop('SIGINT');
+  }
+  return { host: '127.0.0.1', port, database: 'orthanc', username: 'orthanc', password, stop };
 }

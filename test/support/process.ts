@@ -48,6 +48,9 @@ export function spawnManaged(command: string, args: string[], options: { cwd?: s
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       live.delete(child);
+      // A grandchild may still hold the pipes; they must not keep the test process alive.
+      child.stdout?.destroy();
+      child.stderr?.destroy();
       resolve(code);
     });
     child.once('error', (error) => {
