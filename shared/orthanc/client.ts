@@ -162,6 +162,9 @@ export function createOrthancClient(options: OrthancClientOptions) {
     /** keyword → value (sequences as arrays of objects). */
     getInstanceTags: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/simplified-tags`, simplifiedTagsSchema),
 
+    /** `gggg,eeee` → value, for tags without a keyword (private, retired). */
+    getInstanceTagsByNumber: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/tags`, simplifiedTagsSchema, { params: { short: '' } }),
+
     /** One metadata value (e.g. RemoteAET), or undefined when Orthanc has none. */
     getMetadata: async (level: ResourceLevel, id: string, name: string): Promise<string | undefined> => {
       try {

@@ -1,0 +1,245 @@
+/**
+ * Storage-queue triggers and queue output bindings with the host's semantics (queue extension 5.x):
+ * base64 messages, batches of `batchSize` with `batchSize + newBatchThreshold` in flight, a 10-minute
+ * lease renewed while the handler runs, retry after `visibilityTimeout`, `<queue>-poison` after
+ * `maxDequeueCount` (or at once for an undecodable message), randomised exponential back-off polling
+ * from 100 ms to `maxPollingInterval`, an immediate poll after a write from this host.
+ */
+import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '@azure/storage-queue';
+import type { TypedData } from './core';
+import type { QueueOptions } from './settings';
+
+const LEASE_SECONDS = 600;
+const RENEW_EVERY_MS = 60_000;
+const MIN_POLL_MS = 100;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+export function decodeMessage(text: string, encoding: QueueOptions['messageEncoding']): string | undefined {
+  if (encoding === 'none') return text;
+  const compact = text.trim();
+  if (compact.length % 4 !== 0 || !BASE64.test(compact)) return undefined;
+  return Buffer.from(compact, 'base64').toString('utf8');
+}
+
+export function encodeMessage(text: string, encoding: QueueOptions['messageEncoding']): string {
+  return encoding === 'none' ? text : Buffer.from(text, 'utf8').toString('base64');
+}
+
+/**
+ * The messages a queue output value becomes. Arrays fan out to one message per element; objects are
+ * re-serialised as indented JSON (JToken.ToString()); strings that look like JSON are parsed first.
+ */
+export function outputMessages(data: TypedData): string[] {
+  let value: unknown;
+  if (data.json !== undefined) value = JSON.parse(data.json);
+  else if (data.string !== undefined) {
+    const trimmed = data.string.trim();
+    const looksJson = (trimmed.startsWith('{') && trimmed.endsWith('}')) || (trimmed.startsWith('[') && trimmed.endsWith(']'));
+    value = data.string;
+    if (looksJson) {
+      try {
+        value = JSON.parse(trimmed);
+      } catch {
+        value = data.string;
+      }
+    }
+  } else if (data.bytes !== undefined) return [Buffer.from(data.bytes).toString('utf8')];
+  else if (data.int !== undefined) value = data.int;
+  else if (data.double !== undefined) value = data.double;
+  else return [];
+  const one = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'boolean' ? (v ? 'True' : 'False') : typeof v === 'number' ? String(v) : JSON.stringify(v, null, 2));
+  return Array.isArray(value) ? value.map(one) : [one(value)];
+}
+
+export interface QueueMessageContext {
+  text: string;
+  message: DequeuedMessageItem;
+}
+
+export type QueueInvoker = (messageText: string, triggerMetadata: Record<string, TypedData>) => Promise<void>;
+
+export class QueueService {
+  private readonly service: QueueServiceClient;
+  private readonly wakers = new Map<string, Set<() => void>>();
+  private readonly created = new Set<string>();
+
+  constructor(connectionString: string, private readonly options: QueueOptions) {
+    this.service = QueueServiceClient.fromConnectionString(connectionString);
+  }
+
+  client(name: string): QueueClient {
+    return this.service.getQueueClient(name.toLowerCase());
+  }
+
+  /** Writes an output binding's messages (the target queue is created if needed), then wakes local listeners. */
+  async write(queueName: string, messages: string[]): Promise<void> {
+    const name = queueName.toLowerCase();
+    const client = this.client(name);
+    if (!this.created.has(name)) {
+      await client.createIfNotExists();
+      this.created.add(name);
+    }
+    for (const text of messages) await client.sendMessage(encodeMessage(text, this.options.messageEncoding), { messageTimeToLive: -1 });
+    for (const wake of this.wakers.get(name) ?? []) wake();
+  }
+
+  onWrite(queueName: string, wake: () => void): () => void {
+    const name = queueName.toLowerCase();
+    const set = this.wakers.get(name) ?? new Set();
+    set.add(wake);
+    this.wakers.set(name, set);
+    return () => set.delete(wake);
+  }
+
+  listen(queueName: string, invoker: QueueInvoker, log: (line: string) => void): QueueListener {
+    return new QueueListener(this, queueName.toLowerCase(), this.options, invoker, log);
+  }
+}
+
+export class QueueListener {
+  private stopped = false;
+  private inFlight = new Map<string, { message: DequeuedMessageItem; popReceipt: string; done: Promise<void> }>();
+  private wake?: () => void;
+  private delayMs = MIN_POLL_MS;
+  private readonly loop: Promise<void>;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly queues: QueueService,
+    readonly queueName: string,
+    private readonly options: QueueOptions,
+    private readonly invoker: QueueInvoker,
+    private readonly log: (line: string) => void,
+  ) {
+    this.unsubscribe = queues.onWrite(queueName, () => {
+      this.delayMs = MIN_POLL_MS;
+      this.wake?.();
+    });
+    this.loop = this.run();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private backoff(): number {
+    // min + rand(0.8-1.2) x 2^(n-1) x min, capped: the extension's RandomizedExponentialBackoffStrategy.
+    const next = Math.min(this.options.maxPollingIntervalMs, this.delayMs * 2 * (0.8 + Math.random() * 0.4));
+    this.delayMs = Math.max(MIN_POLL_MS, next);
+    return this.delayMs;
+  }
+
+  private async run(): Promise<void> {
+    const client = this.queues.client(this.queueName);
+    const maxInFlight = this.options.batchSize + this.options.newBatchThreshold;
+    while (!this.stopped) {
+      if (this.inFlight.size > this.options.newBatchThreshold) {
+        await Promise.race([...this.inFlight.values()].map((f) => f.done));
+        continue;
+      }
+      let received: DequeuedMessageItem[];
+      try {
+        const wanted = Math.min(this.options.batchSize, maxInFlight - this.inFlight.size);
+        received = (await client.receiveMessages({ numberOfMessages: Math.max(1, wanted), visibilityTimeout: LEASE_SECONDS })).receivedMessageItems;
+      } catch (error) {
+        // A missing queue is not created by a trigger; poll again later, as the host does.
+        if ((error as { statusCode?: number }).statusCode !== 404) this.log(`Queue '${this.queueName}': ${(error as Error).message}`);
+        await this.sleep(this.backoff());
+        continue;
+      }
+      if (this.stopped) {
+        await Promise.all(received.map((m) => client.updateMessage(m.messageId, m.popReceipt, undefined, 0).catch(() => undefined)));
+        break;
+      }
+      if (received.length === 0) {
+        await this.sleep(this.backoff());
+        continue;
+      }
+      this.delayMs = MIN_POLL_MS;
+      for (const message of received) {
+        const entry = { message, popReceipt: message.popReceipt, done: Promise.resolve() };
+        entry.done = this.process(client, entry).finally(() => this.inFlight.delete(message.messageId));
+        this.inFlight.set(message.messageId, entry);
+      }
+    }
+  }
+
+  private async poison(client: QueueClient, entry: { message: DequeuedMessageItem; popReceipt: string }, why: string): Promise<void> {
+    const poisonName = `${this.queueName}-poison`;
+    if (this.queueName.endsWith('-poison')) return; // no poison queue for a poison queue: the message stays invisible
+    const poison = this.queues.client(poisonName);
+    await poison.createIfNotExists();
+    await poison.sendMessage(entry.message.messageText, { messageTimeToLive: -1 });
+    await client.deleteMessage(entry.message.messageId, entry.popReceipt);
+    this.log(`${why} Moving message to queue '${poisonName}'.`);
+    await this.queues.write(poisonName, []);
+  }
+
+  private async process(client: QueueClient, entry: { message: DequeuedMessageItem; popReceipt: string }): Promise<void> {
+    const { message } = entry;
+    if (message.dequeueCount > this.options.maxDequeueCount) {
+      await this.poison(client, entry, `Message has reached MaxDequeueCount of ${this.options.maxDequeueCount}.`);
+      return;
+    }
+    const text = decodeMessage(message.messageText, this.options.messageEncoding);
+    if (text === undefined) {
+      await this.poison(client, entry, `Message '${message.messageId}' on '${this.queueName}' is not valid base64 (MessageDecodingFailed).`);
+      return;
+    }
+    const renew = setInterval(() => {
+      client.updateMessage(message.messageId, entry.popReceipt, undefined, LEASE_SECONDS).then((r) => {
+        if (r.popReceipt) entry.popReceipt = r.popReceipt;
+      }, () => undefined);
+    }, RENEW_EVERY_MS);
+    const metadata: Record<string, TypedData> = {
+      QueueTrigger: { string: text },
+      DequeueCount: { int: message.dequeueCount },
+      Id: { string: message.messageId },
+      PopReceipt: { string: message.popReceipt },
+      InsertionTime: { string: message.insertedOn.toISOString() },
+      ExpirationTime: { string: message.expiresOn.toISOString() },
+      NextVisibleTime: { string: message.nextVisibleOn.toISOString() },
+    };
+    // Top-level non-array properties of a JSON object message are merged into the binding data.
+    try {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        for (const [key, value] of Object.entries(parsed)) {
+          if (!Array.isArray(value)) metadata[key] = typeof value === 'string' ? { string: value } : { json: JSON.stringify(value) };
+        }
+      }
+    } catch {
+      // not JSON: nothing to merge
+    }
+    try {
+      await this.invoker(text, metadata);
+      clearInterval(renew);
+      await client.deleteMessage(message.messageId, entry.popReceipt);
+    } catch {
+      clearInterval(renew);
+      if (message.dequeueCount >= this.options.maxDequeueCount) {
+        await this.poison(client, entry, `Message has reached MaxDequeueCount of ${this.options.maxDequeueCount}.`);
+      } else {
+        await client.updateMessage(message.messageId, entry.popReceipt, undefined, this.options.visibilityTimeoutSeconds).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Stops fetching; waits for running handlers up to `graceMs`, then makes the rest visible again. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe();
+    this.wake?.();
+    const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+    const client = this.queues.client(this.queueName);
+    await Promise.all([...this.inFlight.values()].map((f) => client.updateMessage(f.message.messageId, f.popReceipt, undefined, 0).catch(() => undefined)));
+    await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 2000))]);
+  }
+}

@@ -1,0 +1,27 @@
+/** Queue `evaluate`: one stable study or series against every active rule; matches become jobs. */
+import { app, type InvocationContext } from '@azure/functions';
+import { loggerFor } from '../shared/app/logging';
+import { getServices } from '../shared/app/services';
+import { STORAGE_CONNECTION } from '../shared/app/steps';
+import { evaluateResource } from '../shared/pipeline/evaluate';
+import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/messages';
+
+export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
+  const services = await getServices();
+  const parsed = parseMessage(evaluateMessageSchema, QUEUES.evaluate, message);
+  await evaluateResource({ ...services, log: loggerFor(context) }, parsed);
+}
+
+app.storageQueue('evaluate', { queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION, handler: evaluate });
+
+app.storageQueue('evaluatePoison', {
+  queueName: QUEUES.poison(QUEUES.evaluate),
+  connection: STORAGE_CONNECTION,
+  handler: (message: unknown, context: InvocationContext) => {
+    // No job exists yet for a failed evaluation; the resource id (never PHI) tells operators what to re-run.
+    const parsed = evaluateMessageSchema.safeParse(message);
+    context.error(parsed.success
+      ? `Evaluation of ${parsed.data.level} ${parsed.data.resourceId} failed repeatedly; re-run it with POST /api/${parsed.data.level === 'Study' ? 'studies' : 'series'}/${parsed.data.resourceId}/run`
+      : 'A malformed message reached evaluate-poison and was dropped');
+  },
+});

@@ -1,0 +1,28 @@
+/**
+ * POST /api/studies/{id}/run and /api/series/{id}/run: an operator (or Orthanc Explorer's button)
+ * forces the rules to run again; a forced evaluation makes new jobs even for an unchanged resource.
+ * Optional body: {"rules": ["ruleId", ...]} to run only some rules.
+ */
+import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { z } from 'zod';
+import { STORAGE_CONNECTION } from '../shared/app/steps';
+import { readJsonBody } from '../shared/app/http';
+import { QUEUES, orthancIdSchema, type EvaluateMessage, type ResourceLevel } from '../shared/pipeline/messages';
+
+const evaluateQueue = output.storageQueue({ queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION });
+const runBodySchema = z.object({ rules: z.array(z.string().min(1)).min(1).optional() }).strict();
+
+function runHandler(level: ResourceLevel) {
+  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    const id = orthancIdSchema.safeParse(request.params.id);
+    if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id}' is not an Orthanc ${level.toLowerCase()} id` } };
+    const body = await readJsonBody(request, runBodySchema, { optional: true });
+    if (!body.ok) return body.response;
+    const message: EvaluateMessage = { level, resourceId: id.data, source: 'manual', force: true, includeSeries: false, ruleIds: body.value?.rules };
+    context.extraOutputs.set(evaluateQueue, message);
+    return { status: 202, jsonBody: { accepted: message } };
+  };
+}
+
+app.http('runStudy', { methods: ['POST'], route: 'studies/{id}/run', authLevel: 'function', extraOutputs: [evaluateQueue], handler: runHandler('Study') });
+app.http('runSeries', { methods: ['POST'], route: 'series/{id}/run', authLevel: 'function', extraOutputs: [evaluateQueue], handler: runHandler('Series') });

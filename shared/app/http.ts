@@ -1,0 +1,37 @@
+/**
+ * Request bodies are untrusted: bounded in size, parsed as JSON, validated with zod, and every
+ * rejection is a 4xx with a plain-English reason (never a 500, never an enqueue).
+ */
+import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import type { z } from 'zod';
+
+export const MAX_JSON_BODY_BYTES = 64 * 1024;
+
+export type BodyResult<T> = { ok: true; value: T } | { ok: false; response: HttpResponseInit };
+
+function reject(status: number, error: string): { ok: false; response: HttpResponseInit } {
+  return { ok: false, response: { status, jsonBody: { error } } };
+}
+
+export async function readJsonBody<S extends z.ZodType>(request: HttpRequest, schema: S): Promise<BodyResult<z.infer<S>>>;
+export async function readJsonBody<S extends z.ZodType>(request: HttpRequest, schema: S, options: { optional: true }): Promise<BodyResult<z.infer<S> | undefined>>;
+export async function readJsonBody<S extends z.ZodType>(request: HttpRequest, schema: S, options: { optional?: boolean } = {}): Promise<BodyResult<z.infer<S> | undefined>> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_JSON_BODY_BYTES) return reject(413, `body larger than ${MAX_JSON_BODY_BYTES} bytes`);
+  const bytes = Buffer.from(await request.arrayBuffer());
+  if (bytes.length > MAX_JSON_BODY_BYTES) return reject(413, `body larger than ${MAX_JSON_BODY_BYTES} bytes`);
+  if (bytes.length === 0) return options.optional ? { ok: true, value: undefined } : reject(400, 'a JSON body is required');
+  const text = bytes.toString('utf8');
+  if (Buffer.from(text, 'utf8').length !== bytes.length || text.includes('\u0000')) return reject(400, 'body is not UTF-8 text');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return reject(400, 'body is not valid JSON');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    return reject(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  }
+  return { ok: true, value: parsed.data };
+}

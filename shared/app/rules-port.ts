@@ -1,0 +1,29 @@
+/**
+ * Adapts shared/rules (loader, tag collection, matcher) to what evaluation needs.
+ */
+import type { OrthancClient } from '../orthanc/client';
+import type { RuleVerdict, RulesPort } from '../pipeline/evaluate';
+import type { SweepSettings } from '../pipeline/sweep';
+import { createRuleLoader } from '../rules/loader';
+import { matchRule } from '../rules/matcher';
+import { collectResourceTags, type ResourceTags } from '../rules/resource-tags';
+import type { Rule } from '../rules/model';
+
+export interface AppRulesPort extends RulesPort<Rule, ResourceTags> {
+  master(): Promise<SweepSettings>;
+}
+
+export function createRulesPort(rulesPath: string, orthanc: OrthancClient): AppRulesPort {
+  const loader = createRuleLoader(rulesPath);
+  return {
+    load: () => loader.load(),
+    async master() {
+      return (await loader.load()).master;
+    },
+    collectTags: (level, resourceId, rules) => collectResourceTags(orthanc, level, resourceId, rules),
+    match(rule, tags): RuleVerdict {
+      const result = matchRule(rule, tags);
+      return { matched: result.matched, failures: result.reasons.filter((r) => !r.passed).map((r) => r.explanation) };
+    },
+  };
+}

@@ -1,0 +1,6 @@
+export * from './model';
+export * from './loader';
+export * from './matcher';
+export * from './resource-tags';
+export * from './schema';
+export * from './tags';

@@ -1,0 +1,58 @@
+/** A rule as the rest of the system sees it, after validation and normalisation. */
+import type { AnonymiseSettings } from '../dicom/options';
+import type { ResolvedTag } from './tags';
+
+export type StepName = 'download' | 'anonymise' | 'zip' | 'forward';
+export const STEP_ORDER: StepName[] = ['download', 'anonymise', 'zip', 'forward'];
+
+export const OPERATORS = ['contains', 'equals', 'startsWith', 'endsWith', 'regex', 'notContains', 'notEquals', 'notStartsWith', 'notEndsWith', 'notRegex'] as const;
+export type Operator = (typeof OPERATORS)[number];
+
+export interface Condition {
+  tag: ResolvedTag;
+  level: 'Study' | 'Series';
+  operator: Operator;
+  value: string;
+  /** Compiled for regex operators. */
+  pattern?: RegExp;
+}
+
+export interface Rule {
+  id: string;
+  file: string;
+  checkOn: 'Study' | 'Series';
+  active: boolean;
+  comment?: string;
+  steps: StepName[];
+  destinations: string[];
+  conditions: Condition[];
+  anyOf: Condition[][];
+  anonymise?: AnonymiseSettings;
+  zip: { level: number; keepFolder: boolean };
+  outputName?: string;
+  includeDerived: boolean;
+}
+
+export interface MasterSettings {
+  DailyCheckHour: number;
+  DailySweepEnabled: boolean;
+}
+
+export const DEFAULT_MASTER: MasterSettings = { DailyCheckHour: 2, DailySweepEnabled: true };
+
+export interface RuleFileProblem {
+  file: string;
+  /** JSON path inside the file, e.g. `Tags[1].Operator`; empty for the file as a whole. */
+  path: string;
+  message: string;
+  severity: 'error' | 'warning';
+}
+
+export interface RuleSetSnapshot {
+  rules: Rule[];
+  problems: RuleFileProblem[];
+  /** Files in the folder that are not rules: master*, *template*, non-JSON. */
+  ignored: string[];
+  master: MasterSettings;
+  loadedAt: string;
+}

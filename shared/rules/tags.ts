@@ -1,0 +1,64 @@
+/**
+ * Tag names in rules: DICOM keywords (from dcmjs's dictionary) or `(gggg,eeee)`, plus the sending
+ * AE title. Which level a tag lives at follows Orthanc's main DICOM tags: patient and study tags are
+ * known for the study, series tags per series, anything else is read from one instance per series.
+ */
+import dcmjs from 'dcmjs';
+
+export const REMOTE_AET = 'RemoteAET';
+const REMOTE_AET_ALIASES = new Set(['remoteaet', 'sendingaet', 'callingaet', 'sendingaetitle']);
+
+/** Orthanc 1.10's main DICOM tags (the ones its index answers without reading a file). */
+export const ORTHANC_MAIN_TAGS = {
+  Study: new Set([
+    'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs',
+    'StudyDate', 'StudyTime', 'StudyID', 'StudyDescription', 'AccessionNumber', 'StudyInstanceUID',
+    'RequestedProcedureDescription', 'InstitutionName', 'RequestingPhysician', 'ReferringPhysicianName',
+  ]),
+  Series: new Set([
+    'SeriesDate', 'SeriesTime', 'Modality', 'Manufacturer', 'StationName', 'SeriesDescription', 'BodyPartExamined',
+    'SequenceName', 'ProtocolName', 'SeriesNumber', 'CardiacNumberOfImages', 'ImagesInAcquisition',
+    'NumberOfTemporalPositions', 'NumberOfSlices', 'NumberOfTimeSlices', 'SeriesInstanceUID', 'ImageOrientationPatient',
+    'SeriesType', 'OperatorsName', 'PerformedProcedureStepDescription', 'AcquisitionDeviceProcessingDescription', 'ContrastBolusAgent',
+  ]),
+};
+
+export interface ResolvedTag {
+  /** What the rule wrote. */
+  name: string;
+  /** The DICOM keyword when there is one; lookups use it. */
+  keyword?: string;
+  /** `GGGGEEEE`, upper-case hex, when known. */
+  hex?: string;
+  remoteAet?: true;
+  /** Needs one instance per series to be read (not an Orthanc main tag). */
+  fromInstance: boolean;
+  inferredLevel: 'Study' | 'Series';
+}
+
+const byKeyword = dcmjs.data.DicomMetaDictionary.nameMap;
+const byTag = dcmjs.data.DicomMetaDictionary.dictionary;
+const lowerKeyword = new Map(Object.keys(byKeyword).map((k) => [k.toLowerCase(), k]));
+
+/** Resolves a rule's TagName, or returns an error message naming what is accepted. */
+export function resolveTag(name: string): ResolvedTag | string {
+  const trimmed = name.trim();
+  if (REMOTE_AET_ALIASES.has(trimmed.toLowerCase())) return { name: trimmed, keyword: REMOTE_AET, remoteAet: true, fromInstance: true, inferredLevel: 'Series' };
+  const hexMatch = /^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$/.exec(trimmed);
+  if (hexMatch) {
+    const hex = `${hexMatch[1]}${hexMatch[2]}`.toUpperCase();
+    const entry = byTag[`(${hex.slice(0, 4)},${hex.slice(4)})`];
+    const keyword = entry?.name;
+    return describe(trimmed, keyword, hex);
+  }
+  const keyword = byKeyword[trimmed] ? trimmed : lowerKeyword.get(trimmed.toLowerCase());
+  if (!keyword) return `'${trimmed}' is not a DICOM keyword (e.g. StudyDescription) or a tag like (0008,103E)`;
+  const tag = byKeyword[keyword].tag.replace(/[(),]/g, '').toUpperCase();
+  return describe(trimmed, keyword, /^[0-9A-F]{8}$/.test(tag) ? tag : undefined);
+}
+
+function describe(name: string, keyword: string | undefined, hex: string | undefined): ResolvedTag {
+  if (keyword && ORTHANC_MAIN_TAGS.Study.has(keyword)) return { name, keyword, hex, fromInstance: false, inferredLevel: 'Study' };
+  if (keyword && ORTHANC_MAIN_TAGS.Series.has(keyword)) return { name, keyword, hex, fromInstance: false, inferredLevel: 'Series' };
+  return { name, keyword, hex, fromInstance: true, inferredLevel: 'Series' };
+}

@@ -1,0 +1,3 @@
+import { definePipelineSuite } from './pipeline.scenarios';
+
+definePipelineSuite({ postgres: false });
