@@ -183,8 +183,9 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
       const study = await generateStudy({ patientID: 'P-E2E-OUT', studyDescription: 'outage test', series: [{ seriesNumber: 1, modality: 'CT', instances: 40 }] });
       await stack.sendStudy(study);
       await waitFor(async () => (await stack.jobs((j) => j.ruleId === 'outage')).length > 0, { timeoutMs: 30_000, intervalMs: 5, description: 'the job to be created' });
+      // Frozen longer than the client's own retries (4 tries x 3 s timeout + back-off ~ 14 s), so the step itself fails and is retried.
       await stack.orthanc.pause();
-      await new Promise((resolve) => setTimeout(resolve, 8000));
+      await new Promise((resolve) => setTimeout(resolve, 20_000));
       await stack.orthanc.resume();
       const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'outage');
       assert.equal(job.status, 'succeeded', job.error);

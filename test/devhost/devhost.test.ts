@@ -1,0 +1,219 @@
+/**
+ * The devhost against the checklist of the Functions host's semantics, driving a plain-JS sample app
+ * (not this project's) on real Azurite.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { QueueServiceClient } from '@azure/storage-queue';
+import { startAzurite, type AzuriteServer } from '../support/azurite';
+import { freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
+
+const REPO = path.resolve(__dirname, '../..');
+const APP = path.join(__dirname, 'sample-app');
+
+interface Host {
+  url: string;
+  proc: ManagedProcess;
+}
+
+describe('devhost', { timeout: 180_000 }, () => {
+  let azurite: AzuriteServer;
+  let queues: QueueServiceClient;
+  let work: string;
+  let logFile: string;
+  let secrets: string;
+  const keys = { masterKey: 'sample-master-key', functionKeys: { default: 'sample-function-key' } };
+  const hosts: ManagedProcess[] = [];
+
+  async function startHost(options: { enforceAuth?: boolean } = {}): Promise<Host> {
+    const port = await freePort();
+    const args = ['--import', 'tsx', path.join(REPO, 'devhost/cli.ts'), '--app', APP, '--port', String(port), '--secrets', secrets];
+    if (options.enforceAuth) args.push('--enforce-auth');
+    const proc = spawnManaged(process.execPath, args, {
+      cwd: REPO,
+      env: { ...process.env, AzureWebJobsStorage: azurite.connectionString, SAMPLE_LOG: logFile, AzureFunctionsWebHost__hostid: 'sample-host', AZURE_FUNCTIONS_ENVIRONMENT: 'Development' },
+      name: 'devhost',
+    });
+    hosts.push(proc);
+    await waitFor(() => proc.output().includes('Host started'), { timeoutMs: 30_000, description: 'the devhost', onTimeout: () => proc.output() });
+    return { url: `http://127.0.0.1:${port}`, proc };
+  }
+
+  function records(): Array<Record<string, unknown>> {
+    if (!existsSync(logFile)) return [];
+    return readFileSync(logFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+
+  async function peekAll(queue: string): Promise<string[]> {
+    const client = queues.getQueueClient(queue);
+    if (!(await client.exists())) return [];
+    const messages = await client.peekMessages({ numberOfMessages: 32 });
+    return messages.peekedMessageItems.map((m) => m.messageText);
+  }
+
+  async function send(queue: string, text: string, encode = true): Promise<void> {
+    const client = queues.getQueueClient(queue);
+    await client.createIfNotExists();
+    await client.sendMessage(encode ? Buffer.from(text).toString('base64') : text);
+  }
+
+  before(async () => {
+    azurite = await startAzurite();
+    queues = QueueServiceClient.fromConnectionString(azurite.connectionString);
+    work = makeTempDir('devhost-test-');
+    logFile = path.join(work, 'log.jsonl');
+    secrets = path.join(work, 'secrets.json');
+    writeFileSync(secrets, JSON.stringify(keys));
+  });
+  after(async () => {
+    for (const h of hosts) await h.stop('SIGKILL');
+    await azurite?.stop();
+  });
+
+  describe('HTTP', () => {
+    let host: Host;
+    before(async () => {
+      host = await startHost({ enforceAuth: true });
+    });
+    after(async () => host.proc.stop());
+
+    it('lists every function like func start', () => {
+      const out = host.proc.output();
+      assert.match(out, /hello: \[GET\] http:\/\/127\.0\.0\.1:\d+\/api\/hello\/\{name\}\/\{id:int\?\}/);
+      assert.match(out, /failing: queueTrigger \(fails\)/);
+      assert.match(out, /hourly: timerTrigger \(0 0 \* \* \* \*\)/);
+    });
+
+    it('routes with parameters, query and hooks through the real library', async () => {
+      const answer = await fetch(`${host.url}/api/hello/world/42?q=x`);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.headers.get('content-type'), 'application/json');
+      assert.equal(answer.headers.get('x-pre-invocation'), 'ran');
+      assert.deepEqual(await answer.json(), { name: 'world', id: '42', q: 'x' });
+      assert.equal((await fetch(`${host.url}/api/hello/world/notanint`)).status, 404, 'int constraint');
+    });
+
+    it('answers 404 with an empty body for unknown routes and other methods', async () => {
+      for (const [method, route] of [['GET', '/api/nope'], ['POST', '/api/hello/world'], ['GET', '/nope']]) {
+        const answer = await fetch(`${host.url}${route}`, { method });
+        assert.equal(answer.status, 404, `${method} ${route}`);
+        assert.equal(await answer.text(), '');
+      }
+    });
+
+    it('answers 401 with an empty body without a valid key, and accepts header or code', async () => {
+      const post = (headers: Record<string, string>, query = '') => fetch(`${host.url}/api/secure${query}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"c":3}' });
+      const missing = await post({});
+      assert.equal(missing.status, 401);
+      assert.equal(await missing.text(), '');
+      assert.equal((await post({ 'x-functions-key': 'wrong' })).status, 401);
+      const byHeader = await post({ 'x-functions-key': keys.functionKeys.default });
+      assert.equal(byHeader.status, 201);
+      assert.match(byHeader.headers.get('set-cookie') ?? '', /sample=yes.*HttpOnly/);
+      assert.equal((await post({}, `?code=${keys.masterKey}`)).status, 201);
+    });
+
+    it('fans an array output out to one message per element, objects as indented JSON', async () => {
+      const messages = (await peekAll('fanout-out')).map((m) => Buffer.from(m, 'base64').toString('utf8'));
+      assert.equal(messages.length, 6); // two successful POSTs above
+      assert.equal(messages[0], JSON.stringify({ a: 1, nested: { b: 2 } }, null, 2));
+      assert.equal(messages[1], 'plain text');
+      assert.deepEqual(JSON.parse(messages[2]), { c: 3 });
+    });
+
+    it('answers 500 with an empty body when the handler throws, 200 empty for undefined', async () => {
+      const boom = await fetch(`${host.url}/api/boom`);
+      assert.equal(boom.status, 500);
+      assert.equal(await boom.text(), '');
+      const nothing = await fetch(`${host.url}/api/nothing`);
+      assert.equal(nothing.status, 200);
+      assert.equal(await nothing.text(), '');
+    });
+  });
+
+  describe('HTTP without --enforce-auth', () => {
+    it('bypasses keys as func start does', async () => {
+      const host = await startHost();
+      const answer = await fetch(`${host.url}/api/secure`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(answer.status, 201);
+      await host.proc.stop();
+    });
+  });
+
+  describe('storage queues', () => {
+    let host: Host;
+    before(async () => {
+      host = await startHost();
+    });
+    after(async () => host.proc.stop());
+
+    it('moves a message that always fails to <queue>-poison unchanged after 5 attempts', async () => {
+      await send('fails', '{"n":1}');
+      await waitFor(async () => (await peekAll('fails-poison')).length === 1, { timeoutMs: 30_000, description: 'the poison message' });
+      const seen = records().filter((r) => r.fn === 'failing').map((r) => r.dequeueCount);
+      assert.deepEqual(seen, [1, 2, 3, 4, 5]);
+      assert.equal((await peekAll('fails-poison'))[0], Buffer.from('{"n":1}').toString('base64'));
+      assert.deepEqual(await peekAll('fails'), []);
+    });
+
+    it('poisons a non-base64 message at once, without invoking the function', async () => {
+      const before = records().filter((r) => r.fn === 'jsonQueue').length;
+      await send('json-in', 'this is not base64!', false);
+      await waitFor(async () => (await peekAll('json-in-poison')).length === 1, { timeoutMs: 15_000, description: 'the undecodable message in poison' });
+      assert.equal((await peekAll('json-in-poison'))[0], 'this is not base64!');
+      assert.equal(records().filter((r) => r.fn === 'jsonQueue').length, before);
+    });
+
+    it('hands a JSON message to the handler as an object with trigger metadata', async () => {
+      await send('json-in', '{"hello":"wörld","n":2}');
+      await waitFor(() => records().some((r) => r.fn === 'jsonQueue'), { timeoutMs: 15_000, description: 'the JSON message' });
+      const record = records().find((r) => r.fn === 'jsonQueue')!;
+      assert.equal(record.type, 'object');
+      assert.deepEqual(record.message, { hello: 'wörld', n: 2 });
+      assert.equal(record.dequeueCount, 1);
+      assert.equal(typeof record.id, 'string');
+    });
+
+    it('writes no output when the handler throws', async () => {
+      await send('throw-out', 'x');
+      await waitFor(async () => (await peekAll('throw-out-poison')).length === 1, { timeoutMs: 30_000, description: 'the failing message in poison' });
+      assert.deepEqual(await peekAll('leaked-out'), []);
+    });
+
+    it('finishes in-flight work before exiting on SIGTERM', async () => {
+      const slowHost = await startHost();
+      await send('slow-in', 'graceful');
+      await waitFor(() => records().some((r) => r.fn === 'slow' && r.phase === 'start'), { timeoutMs: 15_000, description: 'the slow handler to start' });
+      await slowHost.proc.stop('SIGTERM', 30_000);
+      assert.ok(records().some((r) => r.fn === 'slow' && r.phase === 'end'), 'the handler ran to completion');
+      assert.equal(slowHost.proc.child.exitCode, 0);
+      assert.ok(records().some((r) => r.hook === 'appTerminate'));
+    });
+  });
+
+  describe('timers', () => {
+    it('fires once with isPastDue when an occurrence was missed while the host was down', async () => {
+      const first = await startHost();
+      const blob = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('azure-webjobs-hosts').getBlockBlobClient('timers/sample-host/Host.Functions.hourly/status');
+      await waitFor(() => blob.exists(), { timeoutMs: 10_000, description: 'the schedule status blob' });
+      await first.proc.stop();
+      // The host was down across an occurrence: the recorded Next is now in the past.
+      const missed = new Date(Date.now() - 60_000);
+      const status = JSON.stringify({ Last: new Date(Date.now() - 3_660_000).toISOString(), Next: missed.toISOString(), LastUpdated: new Date(Date.now() - 3_660_000).toISOString() });
+      await blob.upload(status, Buffer.byteLength(status));
+      const second = await startHost();
+      await waitFor(() => records().some((r) => r.fn === 'hourly'), { timeoutMs: 15_000, description: 'the past-due run' });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const runs = records().filter((r) => r.fn === 'hourly');
+      assert.equal(runs.length, 1, 'exactly one catch-up run');
+      assert.equal(runs[0].isPastDue, true);
+      assert.equal(runs[0].next, missed.toISOString());
+      const recorded = JSON.parse((await blob.downloadToBuffer()).toString()) as { Next: string };
+      assert.ok(Date.parse(recorded.Next) > Date.now(), 'next occurrence recorded');
+      await second.proc.stop();
+    });
+  });
+});

@@ -1,0 +1,41 @@
+const { app, output } = require('@azure/functions');
+const fs = require('node:fs');
+
+const record = (entry) => fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify(entry) + '\n');
+const leaked = output.storageQueue({ queueName: 'leaked-out', connection: 'AzureWebJobsStorage' });
+
+app.storageQueue('failing', {
+  queueName: 'fails',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message, context) => {
+    record({ fn: 'failing', message, dequeueCount: context.triggerMetadata.dequeueCount });
+    throw new Error('always fails');
+  },
+});
+
+app.storageQueue('jsonQueue', {
+  queueName: 'json-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message, context) => record({ fn: 'jsonQueue', type: typeof message, message, id: context.triggerMetadata.id, dequeueCount: context.triggerMetadata.dequeueCount }),
+});
+
+app.storageQueue('throwAfterOutput', {
+  queueName: 'throw-out',
+  connection: 'AzureWebJobsStorage',
+  extraOutputs: [leaked],
+  handler: async (message, context) => {
+    context.extraOutputs.set(leaked, { should: 'never be written' });
+    record({ fn: 'throwAfterOutput', dequeueCount: context.triggerMetadata.dequeueCount });
+    throw new Error('fails after setting an output');
+  },
+});
+
+app.storageQueue('slow', {
+  queueName: 'slow-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message) => {
+    record({ fn: 'slow', phase: 'start', message });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    record({ fn: 'slow', phase: 'end', message });
+  },
+});
