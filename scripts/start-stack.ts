@@ -18,7 +18,7 @@ if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.e
 const env = process.env;
 const orthancHttpPort = env.ORTHANC_HTTP_PORT ?? '8042';
 const functionsPort = env.FUNCTIONS_HTTP_PORT ?? '7071';
-const stateDir = path.join(root, '.devhost');
+const stateDir = path.resolve(root, env.DEVHOST_STATE_DIR ?? '.devhost');
 const orthancStorage = path.resolve(root, env.ORTHANC_DB_STORAGE_PATH ?? env.ORTAHNC_DB_STORAGE_PATH ?? path.join(stateDir, 'orthanc-db'));
 const azuriteDir = path.join(stateDir, 'azurite');
 const rulesDir = path.resolve(root, env.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 'automation/rules');
