@@ -2,14 +2,14 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { loggerFor } from '../shared/app/logging';
 import { getServices } from '../shared/app/services';
-import { STORAGE_CONNECTION } from '../shared/app/steps';
+import { STORAGE_CONNECTION, registeredSteps } from '../shared/app/steps';
 import { evaluateResource } from '../shared/pipeline/evaluate';
 import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/messages';
 
 export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
   const services = await getServices();
   const parsed = parseMessage(evaluateMessageSchema, QUEUES.evaluate, message);
-  await evaluateResource({ ...services, log: loggerFor(context) }, parsed);
+  await evaluateResource({ ...services, log: loggerFor(context), availableSteps: registeredSteps }, parsed);
 }
 
 app.storageQueue('evaluate', { queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION, handler: evaluate });

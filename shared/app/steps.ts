@@ -24,10 +24,14 @@ function runnerDeps(services: Services, context: InvocationContext) {
   };
 }
 
+/** Steps whose functions this app registered: a job needing another step fails at once with a reason. */
+export const registeredSteps = new Set<PipelineStep>();
+
 /** Registers `step<Name>` on queue `step-<name>` and `step<Name>Poison` on its poison queue. */
 export function registerStep(step: PipelineStep, makeHandler: (services: Services) => StepHandler): void {
   const name = `step${step[0].toUpperCase()}${step.slice(1)}`;
   const queueName = QUEUES.step(step);
+  registeredSteps.add(step);
   app.storageQueue(name, {
     queueName,
     connection: STORAGE_CONNECTION,

@@ -3,7 +3,7 @@
  * (insert-if-absent, so duplicate events collapse) whose first step is enqueued.
  */
 import type { Ledger } from './ledger';
-import { jobIdFor, newJob, type Job, type PipelineStep, type RuleSnapshot } from './job';
+import { failJob, jobIdFor, newJob, type Job, type PipelineStep, type RuleSnapshot } from './job';
 import { QUEUES, type EvaluateMessage } from './messages';
 import type { Logger } from './runner';
 import type { QueueSender } from '../storage/queues';
@@ -41,12 +41,14 @@ export interface EvaluateDeps<R extends EvaluableRule, T> {
   ledger: Ledger;
   queues: QueueSender;
   log: Logger;
+  /** Steps this app can run; a job needing another fails at creation with a clear reason. */
+  availableSteps?: ReadonlySet<string>;
   now?: () => Date;
 }
 
 export interface EvaluationOutcome {
   ruleId: string;
-  outcome: 'job-created' | 'job-exists' | 'no-match' | 'skipped-derived';
+  outcome: 'job-created' | 'job-exists' | 'job-failed' | 'no-match' | 'skipped-derived';
   jobId?: string;
   detail?: string;
 }
@@ -145,7 +147,13 @@ async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, ru
     forced: message.force,
   };
   const job = newJob(draft, jobIdFor(draft), at);
+  const missing = job.steps.map((s) => s.name).filter((s) => deps.availableSteps !== undefined && !deps.availableSteps.has(s));
+  if (missing.length > 0) failJob(job, `rule '${rule.id}' needs the ${missing.join(', ')} step(s), which this version of the function app does not provide`, at);
   const { job: stored, created } = await deps.ledger.createJob(job);
+  if (created && missing.length > 0) {
+    deps.log.error(`Job ${stored.id} (${rule.id}) failed: ${stored.error}`);
+    return { ruleId: rule.id, outcome: 'job-failed', jobId: stored.id, detail: stored.error };
+  }
   if (created || stalledBeforeStart(stored, at)) {
     await deps.queues.send(QUEUES.step(stored.currentStep), { jobId: stored.id, step: stored.currentStep });
     return { ruleId: rule.id, outcome: created ? 'job-created' : 'job-exists', jobId: stored.id, detail: created ? undefined : 'first step re-sent' };

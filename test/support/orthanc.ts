@@ -9,6 +9,19 @@ import type { PostgresServer } from './postgres';
 const REPO = path.resolve(__dirname, '../..');
 export const POSTGRES_INDEX_PLUGIN = '/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so';
 
+/** The settings that put Orthanc's index in PostgreSQL: the same variables docker-compose.yml sets. */
+export function postgresIndexEnv(postgres: Pick<PostgresServer, 'host' | 'port' | 'database' | 'username' | 'password'>, plugin: string): Record<string, string> {
+  return {
+    ORTHANC_PLUGINS: JSON.stringify(plugin),
+    ORTHANC_POSTGRESQL_ENABLED: 'true',
+    ORTHANC_POSTGRESQL_HOST: postgres.host,
+    ORTHANC_POSTGRESQL_PORT: String(postgres.port),
+    ORTHANC_POSTGRESQL_DATABASE: postgres.database,
+    ORTHANC_POSTGRESQL_USERNAME: postgres.username,
+    ORTHANC_POSTGRESQL_PASSWORD: postgres.password,
+  };
+}
+
 export interface OrthancOptions {
   stableAgeSeconds?: number;
   eventsUrl?: string;
@@ -58,17 +71,7 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     AUTOMATION_FUNCTION_KEY: options.functionKey ?? '',
     ORTHANC_HTTP_TIMEOUT: '10',
   };
-  if (options.postgres) {
-    Object.assign(env, {
-      ORTHANC_PLUGINS: JSON.stringify(POSTGRES_INDEX_PLUGIN),
-      ORTHANC_POSTGRESQL_ENABLED: 'true',
-      ORTHANC_POSTGRESQL_HOST: options.postgres.host,
-      ORTHANC_POSTGRESQL_PORT: String(options.postgres.port),
-      ORTHANC_POSTGRESQL_DATABASE: options.postgres.database,
-      ORTHANC_POSTGRESQL_USERNAME: options.postgres.username,
-      ORTHANC_POSTGRESQL_PASSWORD: options.postgres.password,
-    });
-  }
+  if (options.postgres) Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   let proc: ManagedProcess | undefined;
 
