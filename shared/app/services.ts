@@ -30,7 +30,7 @@ export async function buildServices(config: Config): Promise<Services> {
     ledger: await createLedger(config.storageConnectionString),
     queues: createQueueSender(config.storageConnectionString),
     rules,
-    naming: createOutputNaming(createPseudonymiser(config, rules)),
+    naming: createOutputNaming(createPseudonymiser(config)),
   };
 }
 
