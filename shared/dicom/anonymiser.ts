@@ -251,6 +251,12 @@ export function createAnonymiser(options: AnonymiserOptions) {
       const patientId = text(dataset[TAG.PatientID]) ?? '';
       const context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym: pseudonymOf(patientId) };
       processDataset(dataset, context);
+      // Replace also sets attributes the instance lacks (as Orthanc's Replace does), at the top level.
+      for (const [tag, replacement] of replace) {
+        if (dataset[tag] !== undefined) continue;
+        const vr = DicomMetaDictionary.dictionary[`(${tag.slice(0, 4)},${tag.slice(4)})`]?.vr ?? 'LO';
+        dataset[tag] = { vr, Value: [vr === 'PN' ? { Alphabetic: replacement } : replacement] };
+      }
       record(dataset);
       const sop = text(dataset[TAG.SOPInstanceUID]);
       const meta = parsed.meta;

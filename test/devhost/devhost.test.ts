@@ -184,6 +184,8 @@ describe('devhost', { timeout: 180_000 }, () => {
     });
 
     it('finishes in-flight work before exiting on SIGTERM', async () => {
+      // Only the host under test may pick up the message.
+      await host.proc.stop();
       const slowHost = await startHost();
       await send('slow-in', 'graceful');
       await waitFor(() => records().some((r) => r.fn === 'slow' && r.phase === 'start'), { timeoutMs: 15_000, description: 'the slow handler to start' });
