@@ -1,24 +1,89 @@
-/** Real DICOM peers from dcmtk: storescu (C-STORE), storescp (a receiving PACS), dcmdump. */
+/**
+ * Real DICOM peers from dcmtk: storescu (C-STORE sender), storescp (a receiving PACS), findscu
+ * (C-FIND), echoscu (C-ECHO) and dcmdump. Failures quote dcmtk's own stderr.
+ */
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
+import { FatalWaitError, freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
 
 const run = promisify(execFile);
 
-export async function storescu(files: string[], target: { host: string; port: number; calledAet: string; callingAet?: string }): Promise<void> {
+export interface DicomPeer {
+  host: string;
+  port: number;
+  calledAet: string;
+  callingAet?: string;
+}
+
+function dcmtkError(tool: string, args: string[], error: unknown): Error {
+  const e = error as { stderr?: string; stdout?: string; code?: number | string; message: string };
+  const detail = (e.stderr || e.stdout || e.message).trim();
+  return new Error(`${tool} ${args.filter((a) => !a.endsWith('.dcm')).join(' ')} failed (exit ${String(e.code)}): ${detail}`, { cause: error });
+}
+
+/**
+ * Sends files (or folders, recursively) to a DICOM node with C-STORE. One association per batch of
+ * 200 files keeps the command line short for large studies. Rejects on any failed store.
+ */
+export async function storescu(files: string[], target: DicomPeer): Promise<void> {
   const binary = requireBinary('storescu', 'dcmtk');
-  // Batches keep the command line short for large studies; one association per batch.
-  for (let i = 0; i < files.length; i += 200) {
-    const batch = files.slice(i, i + 200);
+  if (files.length === 0) throw new Error('storescu: no files to send');
+  const common = ['-aec', target.calledAet, '-aet', target.callingAet ?? 'STORESCU'];
+  const dirs = files.filter((f) => statSync(f).isDirectory());
+  const plain = files.filter((f) => !dirs.includes(f));
+  const batches: string[][] = [];
+  for (let i = 0; i < plain.length; i += 200) batches.push(plain.slice(i, i + 200));
+  // +sd scans folders, +r recursively; -nh: no error for non-DICOM files is NOT wanted, so not used.
+  for (const dir of dirs) batches.push(['+sd', '+r', dir]);
+  for (const batch of batches) {
+    const args = [...common, target.host, String(target.port), ...batch];
     try {
-      await run(binary, ['-aec', target.calledAet, '-aet', target.callingAet ?? 'STORESCU', target.host, String(target.port), ...batch], { maxBuffer: 16 * 1024 * 1024 });
+      await run(binary, args, { maxBuffer: 16 * 1024 * 1024 });
     } catch (error) {
-      const e = error as { stderr?: string; message: string };
-      throw new Error(`storescu failed: ${e.stderr || e.message}`, { cause: error });
+      throw dcmtkError('storescu', args, error);
     }
   }
+}
+
+/** C-ECHO; resolves true when the peer answers. */
+export async function echoscu(target: DicomPeer): Promise<boolean> {
+  const binary = requireBinary('echoscu', 'dcmtk');
+  return run(binary, ['-aec', target.calledAet, '-aet', target.callingAet ?? 'ECHOSCU', target.host, String(target.port)]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * C-FIND at the study root. `keys` are dcmtk `-k` keys, e.g. `{ QueryRetrieveLevel: 'STUDY',
+ * PatientID: 'X', StudyInstanceUID: '' }` (an empty value asks for that attribute back).
+ * Returns one object per match, keyed by the names dcmtk prints (StudyInstanceUID, PatientName...).
+ */
+export async function findscu(target: DicomPeer, keys: Record<string, string>): Promise<Record<string, string>[]> {
+  const binary = requireBinary('findscu', 'dcmtk');
+  const args = ['-S', '-aec', target.calledAet, '-aet', target.callingAet ?? 'FINDSCU', ...Object.entries(keys).flatMap(([k, v]) => ['-k', v === '' ? k : `${k}=${v}`]), target.host, String(target.port)];
+  let raw: Buffer;
+  try {
+    // findscu prints each response on stderr as "(gggg,eeee) VR [value] # len, vm Name" lines, in
+    // the bytes the peer sent: Orthanc answers in its DefaultEncoding (Latin-1) unless told otherwise.
+    raw = (await run(binary, args, { maxBuffer: 16 * 1024 * 1024, encoding: 'buffer' })).stderr;
+  } catch (error) {
+    throw dcmtkError('findscu', args, error);
+  }
+  const matches: Record<string, string>[] = [];
+  for (const block of raw.toString('latin1').split(/^.*Find Response:.*$/m).slice(1)) {
+    const utf8 = /\(0008,0005\)\s+CS\s+\[ISO_IR 192/.test(block);
+    const text = utf8 ? Buffer.from(block, 'latin1').toString('utf8') : block;
+    const match: Record<string, string> = {};
+    for (const line of text.split('\n')) {
+      const m = /\(([0-9a-f]{4}),([0-9a-f]{4})\)\s+\w\w\s+(?:\[(.*)\]|\(no value available\)|=?(\S+)).*#\s*\d+,\s*\d+\s+(\w+)\s*$/i.exec(line.replace(/^[IWE]: /, ''));
+      if (m) match[m[5]] = (m[3] ?? m[4] ?? '').replace(/[\s\0]+$/, '');
+    }
+    matches.push(match);
+  }
+  return matches;
 }
 
 export interface Storescp {
@@ -27,15 +92,23 @@ export interface Storescp {
   dir: string;
   stop(): Promise<void>;
   start(): Promise<void>;
-  /** Received files (named by SOP Instance UID via +uf). */
+  /** Paths of the received files: one per SOP instance, named `<modality>.<SOP Instance UID>` (storescp -uf). */
   receivedFiles(): string[];
+  logs(): string;
 }
 
-export async function startStorescp(options: { aet?: string; port?: number } = {}): Promise<Storescp> {
+/**
+ * A receiving DICOM node on a free loopback port. It accepts every storage SOP class dcmtk knows with
+ * every transfer syntax it supports (+xa), names each file `<modality>.<SOP Instance UID>` (-uf; `+uf`
+ * would make random names) and serves
+ * concurrent associations (--fork: Orthanc may open several at once).
+ */
+export async function startStorescp(options: { aet?: string; port?: number; outDir?: string } = {}): Promise<Storescp> {
   const binary = requireBinary('storescp', 'dcmtk');
   const port = options.port ?? (await freePort());
   const aet = options.aet ?? 'SINK';
-  const dir = makeTempDir('storescp-');
+  const dir = options.outDir ?? makeTempDir('storescp-');
+  mkdirSync(dir, { recursive: true });
   let proc: ManagedProcess | undefined;
   const server: Storescp = {
     port,
@@ -43,24 +116,37 @@ export async function startStorescp(options: { aet?: string; port?: number } = {
     dir,
     async start() {
       if (proc?.running()) return;
-      // +uf: files named <modality prefix>.<SOP Instance UID>; -aet: our AE title; +xa: accept all transfer syntaxes.
-      proc = spawnManaged(binary, ['-aet', aet, '+xa', '-od', dir, '+uf', '--fork', String(port)], { name: 'storescp' });
-      await waitFor(async () => {
-        if (!proc!.running()) throw new Error(`storescp exited: ${proc!.output()}`);
-        const echo = await run(requireBinary('echoscu', 'dcmtk'), ['-aec', aet, '127.0.0.1', String(port)]).then(() => true, () => false);
-        return echo;
-      }, { timeoutMs: 15_000, intervalMs: 100, description: 'storescp to accept associations' });
+      proc = spawnManaged(binary, ['-aet', aet, '+xa', '-od', dir, '-uf', '--fork', String(port)], { name: 'storescp' });
+      await waitFor(
+        async () => {
+          if (!proc!.running()) throw new FatalWaitError(`storescp exited on port ${port}: ${proc!.output()}`);
+          return echoscu({ host: '127.0.0.1', port, calledAet: aet });
+        },
+        { timeoutMs: 15_000, intervalMs: 100, description: `storescp ${aet} to accept associations on port ${port}` },
+      );
     },
     async stop() {
       await proc?.stop('SIGTERM', 5_000);
     },
-    receivedFiles: () => readdirSync(dir).filter((f) => !f.startsWith('.')).map((f) => path.join(dir, f)),
+    receivedFiles: () =>
+      readdirSync(dir)
+        .filter((f) => !f.startsWith('.'))
+        .map((f) => path.join(dir, f)),
+    logs: () => proc?.output() ?? '',
   };
   await server.start();
   return server;
 }
 
-export async function dcmdump(file: string): Promise<string> {
-  const { stdout } = await run(requireBinary('dcmdump', 'dcmtk'), ['+U8', file], { maxBuffer: 64 * 1024 * 1024 });
-  return stdout;
+/** dcmdump's text for a file (UTF-8 output); rejects when dcmdump cannot parse it. */
+export async function dcmdump(file: string, extraArgs: string[] = []): Promise<string> {
+  const args = ['+U8', ...extraArgs, file];
+  try {
+    const { stdout, stderr } = await run(requireBinary('dcmdump', 'dcmtk'), args, { maxBuffer: 64 * 1024 * 1024 });
+    // dcmdump exits 0 on some parse problems but reports them on stderr: treat those as failures.
+    if (/^E: /m.test(stderr)) throw Object.assign(new Error(stderr), { stderr, code: 0 });
+    return stdout;
+  } catch (error) {
+    throw dcmtkError('dcmdump', args, error);
+  }
 }

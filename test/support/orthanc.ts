@@ -2,8 +2,10 @@
  * A real Orthanc (Debian's binary) for tests, run with the project's own deploy/orthanc/orthanc.json
  * and Lua hook: the same files compose mounts. Differences are environment variables only.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
+import axios, { type AxiosInstance } from 'axios';
+import { FatalWaitError, freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
 import type { PostgresServer } from './postgres';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -28,6 +30,8 @@ export interface OrthancOptions {
   functionKey?: string;
   postgres?: PostgresServer;
   aet?: string;
+  /** Storage and SQLite index folder; a fresh temporary one by default. Reuse one to simulate a redeploy. */
+  storageDir?: string;
 }
 
 export interface OrthancServer {
@@ -48,11 +52,14 @@ export interface OrthancServer {
   logs(): string;
 }
 
+const CONFIG = path.join(REPO, 'deploy/orthanc/orthanc.json');
+const LUA = path.join(REPO, 'deploy/orthanc/automation.lua');
+
 export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
   const binary = requireBinary('Orthanc', 'orthanc');
   const httpPort = await freePort();
   const dicomPort = await freePort();
-  const storageDir = makeTempDir('orthanc-');
+  const storageDir = options.storageDir ?? makeTempDir('orthanc-');
   const aet = options.aet ?? 'ORTHANCTEST';
   const username = 'orthanc';
   const password = 'orthanc-test-password';
@@ -66,12 +73,17 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     ORTHANC_USERNAME: username,
     ORTHANC_PASSWORD: password,
     ORTHANC_STABLE_AGE: String(options.stableAgeSeconds ?? 2),
-    ORTHANC_LUA_SCRIPT: path.join(REPO, 'deploy/orthanc/automation.lua'),
+    ORTHANC_LUA_SCRIPT: LUA,
     AUTOMATION_EVENTS_URL: options.eventsUrl ?? 'http://127.0.0.1:9/unused',
     AUTOMATION_FUNCTION_KEY: options.functionKey ?? '',
     ORTHANC_HTTP_TIMEOUT: '10',
   };
-  if (options.postgres) Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
+  if (options.postgres) {
+    if (!existsSync(POSTGRES_INDEX_PLUGIN)) {
+      throw new Error(`Required Orthanc plugin ${POSTGRES_INDEX_PLUGIN} is missing (Debian package 'orthanc-postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`);
+    }
+    Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
+  }
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   let proc: ManagedProcess | undefined;
 
@@ -94,15 +106,22 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     },
     async start() {
       if (proc?.running()) return;
-      proc = spawnManaged(binary, [path.join(REPO, 'deploy/orthanc/orthanc.json')], { cwd: storageDir, env, name: 'orthanc' });
+      proc = spawnManaged(binary, [CONFIG], { cwd: storageDir, env, name: 'orthanc' });
+      let system: { DatabaseBackendPlugin?: string | null } = {};
       await waitFor(
         async () => {
-          if (!proc!.running()) throw new Error(`Orthanc exited:\n${proc!.output().slice(-3000)}`);
+          if (!proc!.running()) throw new FatalWaitError(`Orthanc exited during startup (config ${CONFIG}):\n${proc!.output().slice(-3000)}`);
           const answer = await fetch(`${url}/system`, { headers: { Authorization: auth } });
+          if (answer.ok) system = (await answer.json()) as typeof system;
           return answer.ok;
         },
-        { timeoutMs: 60_000, intervalMs: 100, description: 'Orthanc to answer /system', onTimeout: () => proc!.output().slice(-3000) },
+        { timeoutMs: 60_000, intervalMs: 100, description: `Orthanc to answer ${url}/system`, onTimeout: () => proc!.output().slice(-3000) },
       );
+      // A misnamed plugin or setting would leave Orthanc on SQLite without complaint: check it took effect.
+      if (options.postgres && !system.DatabaseBackendPlugin) {
+        await proc.stop();
+        throw new Error(`Orthanc started without its PostgreSQL index (DatabaseBackendPlugin is ${String(system.DatabaseBackendPlugin)}):\n${proc.output().slice(-3000)}`);
+      }
     },
     async stop() {
       await proc?.stop('SIGTERM', 20_000);
@@ -117,4 +136,44 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
   };
   await server.start();
   return server;
+}
+
+function rest(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>): AxiosInstance {
+  return axios.create({ baseURL: orthanc.url, auth: { username: orthanc.username, password: orthanc.password }, timeout: 10_000 });
+}
+
+/** The Orthanc ID of a study given its StudyInstanceUID (POST /tools/lookup), or undefined when Orthanc does not hold it. */
+export async function orthancIdOfStudy(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>, studyInstanceUID: string): Promise<string | undefined> {
+  const { data } = await rest(orthanc).post<{ ID: string; Type: string }[]>('/tools/lookup', studyInstanceUID, { headers: { 'Content-Type': 'text/plain' } });
+  return data.find((r) => r.Type === 'Study')?.ID;
+}
+
+const ORTHANC_ID = /^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/;
+
+/**
+ * Waits until Orthanc has logged StableStudy for the study in /changes (given as StudyInstanceUID or
+ * Orthanc ID) and reports it IsStable. Returns the study's Orthanc ID.
+ */
+export async function waitForStableStudy(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>, study: string, timeoutMs = 30_000): Promise<string> {
+  const http = rest(orthanc);
+  let id: string | undefined = ORTHANC_ID.test(study) ? study : undefined;
+  let since = 0;
+  let seen = false;
+  await waitFor(
+    async () => {
+      id ??= await orthancIdOfStudy(orthanc, study);
+      if (!id) return false;
+      for (;;) {
+        const { data } = await http.get<{ Changes: { ChangeType: string; ID: string; Seq: number }[]; Done: boolean; Last: number }>('/changes', { params: { since, limit: 500 } });
+        if (data.Changes.some((c) => c.ChangeType === 'StableStudy' && c.ID === id)) seen = true;
+        since = data.Last;
+        if (data.Done || data.Changes.length === 0) break;
+      }
+      if (!seen) return false;
+      const { data } = await http.get<{ IsStable: boolean }>(`/studies/${id}`);
+      return data.IsStable;
+    },
+    { timeoutMs, intervalMs: 250, description: `StableStudy for study ${study} in ${orthanc.url}/changes` },
+  );
+  return id!;
 }
