@@ -54,8 +54,9 @@ export function profileRow(tagHex: string): Row | undefined {
   if (row) return row;
   const group = tag.slice(0, 4);
   if (/^50[0-9A-F]{2}$/.test(group)) return rows.find((r) => r.id === '50xxxxxx');
-  if (/^60[0-9A-F]{2}$/.test(group) && tag.endsWith('4000')) return rows.find((r) => r.id === '60xx4000');
-  if (/^60[0-9A-F]{2}$/.test(group) && tag.endsWith('3000')) return rows.find((r) => r.id === '60xx3000');
+  // Overlay groups go whole: the table names Overlay Data and Comments, but the rest of a 60xx group
+  // (rows, origin, description, label) only describes that overlay.
+  if (/^60[0-9A-F]{2}$/.test(group)) return rows.find((r) => r.id === (tag.endsWith('4000') ? '60xx4000' : '60xx3000'));
   return undefined;
 }
 

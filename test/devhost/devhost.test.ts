@@ -96,6 +96,11 @@ describe('devhost', { timeout: 180_000 }, () => {
       assert.equal((await fetch(`${host.url}/api/hello/world/notanint`)).status, 404, 'int constraint');
     });
 
+    it('loads ES module files of the app (import) beside CommonJS ones (require)', async () => {
+      const answer = await fetch(`${host.url}/api/esm`);
+      assert.equal(await answer.text(), 'loaded as ESM');
+    });
+
     it('answers 404 with an empty body for unknown routes and other methods', async () => {
       for (const [method, route] of [['GET', '/api/nope'], ['POST', '/api/hello/world'], ['GET', '/nope']]) {
         const answer = await fetch(`${host.url}${route}`, { method });

@@ -37,7 +37,8 @@ function envExample(): string {
 
 /** Orthanc's `${VAR}` / `${VAR:-default}` substitution, as it applies it to the raw file. */
 function orthancSubstitute(text: string, env: Record<string, string | undefined>): string {
-  return text.replace(/\$\{([A-Za-z0-9_]+)(?::-([^}]*))?\}/g, (_m, name: string, fallback?: string) => env[name] ?? fallback ?? '');
+  // Defaults may hold one level of braces, e.g. ${ORTHANC_DICOM_MODALITIES:-{}} (verified on Orthanc 1.10.1).
+  return text.replace(/\$\{([A-Za-z0-9_]+)(?::-((?:[^{}]|\{[^{}]*\})*))?\}/g, (_m, name: string, fallback?: string) => env[name] ?? fallback ?? '');
 }
 
 describe('docker-compose.yml', () => {
@@ -82,6 +83,9 @@ describe('docker-compose.yml', () => {
     const pick = (value: string) => execFileSync('sh', ['-c', `${script.replace(/exec Orthanc.*$/, 'echo $ORTHANC_STORAGE_DIR')}`], { env: { PATH: process.env.PATH, ORTHANC_DB_STORAGE_PATH: value }, encoding: 'utf8' }).trim();
     assert.equal(pick(''), '/storage/legacy');
     assert.equal(pick('/data/new'), '/storage/new');
+    const modalities = (value: string) => execFileSync('sh', ['-c', `${script.replace(/exec Orthanc.*$/, 'echo $ORTHANC_DICOM_MODALITIES')}`], { env: { PATH: process.env.PATH, ORTHANC_DICOM_MODALITIES: value }, encoding: 'utf8' }).trim();
+    assert.equal(modalities(''), '{}', 'no modalities still gives Orthanc valid JSON');
+    assert.equal(modalities('{"A": ["B", "h", 1]}'), '{"A": ["B", "h", 1]}');
   });
 
   it('gives Orthanc a config that is valid JSON, with the PostgreSQL index the tests also use', () => {
@@ -94,6 +98,7 @@ describe('docker-compose.yml', () => {
     assert.equal(config.DicomPort, 4006);
     assert.deepEqual(config.Plugins, ['/usr/share/orthanc/plugins-available/libOrthancPostgreSQLIndex.so']);
     assert.equal((config.PostgreSQL as { EnableIndex: boolean }).EnableIndex, true);
+    assert.deepEqual(config.DicomModalities, { PACS: ['PACSAET', '192.168.1.50', 104] }, "autorthanc's ORTHANC_DICOM_MODALITIES reaches Orthanc");
     const testKeys = Object.keys(postgresIndexEnv({ host: 'h', port: 1, database: 'd', username: 'u', password: 'p' }, '/x.so')).sort();
     const composeKeys = Object.keys(env).filter((k) => k === 'ORTHANC_PLUGINS' || k.startsWith('ORTHANC_POSTGRESQL_')).sort();
     assert.deepEqual(composeKeys, testKeys, 'compose and the test harness set the same PostgreSQL settings');

@@ -1,0 +1,102 @@
+/**
+ * Our anonymiser against Orthanc's own `/studies/{id}/anonymize` (PS3.15 2021b basic profile in
+ * Orthanc 1.10.1) on the same study: every attribute Orthanc removes or empties, ours removes,
+ * empties or replaces with a dummy that carries no information, unless listed below with the reason.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import dcmjs, { type DicomDataset } from 'dcmjs';
+import { createAnonymiser, dummyValue } from '../../shared/dicom/anonymiser';
+import { anonymiseSettingsSchema } from '../../shared/dicom/options';
+import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
+import { storescu } from '../support/dcmtk';
+import { generateStudy } from '../support/dicom';
+import { startOrthanc, type OrthancServer } from '../support/orthanc';
+
+/** Where ours deliberately differs from Orthanc 1.10.1, and why. */
+const JUSTIFIED_DIFFERENCES: Record<string, string> = {};
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null || value === '') return true;
+  if (Array.isArray(value)) return value.length === 0 || value.every((v) => isEmpty(v));
+  if (typeof value === 'object' && 'Alphabetic' in (value as object)) return isEmpty((value as { Alphabetic: unknown }).Alphabetic);
+  return false;
+}
+
+describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, () => {
+  let orthanc: OrthancServer;
+  let client: OrthancClient;
+  let originalStudy: string;
+  let orthancStudy: string;
+
+  before(async () => {
+    orthanc = await startOrthanc();
+    client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
+    const study = await generateStudy({
+      privateTags: true,
+      nestedSequences: true,
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 2, extra: { OperatorsName: 'Weiß^Bernd', DeviceSerialNumber: 'SN-1', PerformedProcedureStepDescription: 'brain', RequestingPhysician: 'Doe^John' } },
+        { seriesNumber: 2, modality: 'CT', instances: 2 },
+      ],
+    });
+    await storescu(study.files, { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet });
+    originalStudy = (await client.lookup(study.studyInstanceUID))[0].ID;
+    const { data } = await client.raw<{ ID: string }>('POST', `/studies/${originalStudy}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+    orthancStudy = data.ID;
+  });
+  after(async () => orthanc?.stop());
+
+  it('removes or empties everything Orthanc removes or empties', async () => {
+    const anonymiser = createAnonymiser({ secret: 'compare', settings: anonymiseSettingsSchema.parse({}) });
+    const originals = await client.listInstances('studies', originalStudy);
+    const theirs = await client.listInstances('studies', orthancStudy);
+    assert.equal(theirs.length, originals.length);
+    const checked = new Set<string>();
+    const differences: string[] = [];
+    for (const original of originals) {
+      const key = `${original.MainDicomTags.InstanceNumber}`;
+      const seriesNumber = (await client.getSeries(original.ParentSeries)).MainDicomTags.SeriesNumber;
+      let counterpart;
+      for (const t of theirs) {
+        if (t.MainDicomTags.InstanceNumber === key && (await client.getSeries(t.ParentSeries)).MainDicomTags.SeriesNumber === seriesNumber) counterpart = t;
+      }
+      assert.ok(counterpart, `Orthanc's copy of instance ${seriesNumber}/${key}`);
+      const before = (await client.raw<Record<string, unknown>>('GET', `/instances/${original.ID}/tags`, { params: { short: '' } })).data;
+      const orthancAfter = (await client.raw<Record<string, unknown>>('GET', `/instances/${counterpart.ID}/tags`, { params: { short: '' } })).data;
+      const file = await readAll(await client.instanceFile(original.ID));
+      const ours: DicomDataset = dcmjs.data.DicomMessage.readFile(ours_(anonymiser, file)).dict;
+      for (const [tag, value] of Object.entries(before)) {
+        if (isEmpty(value)) continue;
+        if (!(tag in orthancAfter) || isEmpty(orthancAfter[tag])) {
+          checked.add(tag);
+          const hex = tag.replace(',', '').toUpperCase();
+          const element = ours[hex];
+          const emptied = element === undefined || isEmpty(element.Value);
+          const dummy = element !== undefined && JSON.stringify(element.Value) === JSON.stringify(dummyValue(element.vr, 'compare'));
+          if (!emptied && !dummy && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${tag} (${typeof value === 'string' ? 'kept' : 'sequence kept'})`);
+        }
+      }
+    }
+    console.log(`anonymiser-vs-orthanc: ${checked.size} attributes Orthanc removes or empties, all removed or emptied by ours too: ${[...checked].sort().join(" ")}`);
+    assert.ok(checked.size >= 15, `compared ${checked.size} attributes Orthanc removes or empties`);
+    assert.deepEqual(differences, []);
+  });
+
+  it('stores nothing in Orthanc, unlike /anonymize (which made a new study)', async () => {
+    const studies = await client.listStudies({ since: 0, limit: 100 });
+    assert.deepEqual(studies.sort(), [originalStudy, orthancStudy].sort());
+    assert.ok((await client.getStudy(orthancStudy)).AnonymizedFrom, 'Orthanc marks its copy AnonymizedFrom (the pipeline skips such studies)');
+  });
+});
+
+function ours_(anonymiser: ReturnType<typeof createAnonymiser>, file: Buffer): ArrayBuffer {
+  const out = anonymiser.anonymiseBuffer(file, 'instance').output!;
+  return out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer;
+}
