@@ -41,6 +41,8 @@ export interface StudySpec {
   series: SeriesSpec[];
   /** Extra attributes on every instance. */
   extra?: Record<string, unknown>;
+  /** Extra attributes for one instance (applied last, so they win); indexes are 0-based. */
+  instanceExtra?: (where: { seriesNumber: number; seriesIndex: number; instanceIndex: number }) => Record<string, unknown> | undefined;
   /** A private creator block whose values repeat the patient's identity. */
   privateTags?: boolean;
   /** Identifiers inside sequences (OtherPatientIDsSequence, RequestAttributesSequence, ...). */
@@ -85,7 +87,20 @@ export function newUid(seed?: string): string {
   return `2.25.${BigInt(`0x${bytes.toString('hex')}`).toString(10)}`;
 }
 
-function pixels(rows: number, columns: number, seriesIndex: number, instanceIndex: number): ArrayBuffer {
+/** A small deterministic PRNG (mulberry32) so that seeded fixtures are byte-identical run to run. */
+function prng(seed: string): () => number {
+  let state = createHash('sha256').update(seed).digest().readUInt32LE(0);
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** MR: unsigned 12-bit in 16, a bright blob moving through the slices over a textured background. */
+function mrPixels(rows: number, columns: number, seriesIndex: number, instanceIndex: number): ArrayBuffer {
   const data = new Uint16Array(rows * columns);
   const cx = columns / 2 + instanceIndex * 3;
   const cy = rows / 2 - seriesIndex * 5;
@@ -93,6 +108,31 @@ function pixels(rows: number, columns: number, seriesIndex: number, instanceInde
     for (let x = 0; x < columns; x += 1) {
       const d = Math.hypot(x - cx, y - cy);
       data[y * columns + x] = (Math.max(0, 2000 - d * 12) + ((x * 7 + y * 13 + instanceIndex * 31) % 97)) & 0xfff;
+    }
+  }
+  return data.buffer;
+}
+
+/**
+ * CT: signed 16-bit stored values (RescaleIntercept -1024, so HU = stored - 1024): padding -2000
+ * outside the field of view, air, a soft-tissue body with a bone ring and a contrast spot that moves
+ * with the slice.
+ */
+function ctPixels(rows: number, columns: number, seriesIndex: number, instanceIndex: number): ArrayBuffer {
+  const data = new Int16Array(rows * columns);
+  const cx = columns / 2;
+  const cy = rows / 2;
+  const fov = Math.min(rows, columns) / 2 - 2;
+  for (let y = 0; y < rows; y += 1) {
+    for (let x = 0; x < columns; x += 1) {
+      const d = Math.hypot(x - cx, y - cy);
+      let hu: number;
+      if (d > fov) hu = -3024;
+      else if (d > fov * 0.8) hu = -1000;
+      else if (d > fov * 0.7) hu = 700 + ((x + y) % 50);
+      else hu = 40 + ((x * 3 + y * 5 + instanceIndex * 7 + seriesIndex) % 21) - 10;
+      if (Math.hypot(x - cx - instanceIndex * 4, y - cy + 20) < 12) hu = 300;
+      data[y * columns + x] = d > fov ? -2000 : hu + 1024;
     }
   }
   return data.buffer;
@@ -122,7 +162,8 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
   const patientID = spec.patientID ?? 'PAT-0001';
   const patientName = spec.patientName ?? 'Müller^Jürgen';
   const patientBirthDate = spec.patientBirthDate ?? '19700215';
-  const studyID = spec.studyID ?? String(1000 + Math.floor(Math.random() * 9000));
+  const random = seed ? prng(seed) : Math.random;
+  const studyID = spec.studyID ?? String(1000 + Math.floor(random() * 9000));
   const studyDate = spec.studyDate ?? '20240131';
   const accessionNumber = spec.accessionNumber ?? `ACC${studyID}`;
   const institutionName = spec.institutionName ?? 'Klinikum Süd Research Imaging';
@@ -181,13 +222,13 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
         Columns: columns,
         PixelSpacing: ['0.9', '0.9'],
         BitsAllocated: 16,
-        BitsStored: 12,
-        HighBit: 11,
-        PixelRepresentation: 0,
-        ...(modality === 'CT' ? { RescaleIntercept: '-1024', RescaleSlope: '1', KVP: '120' } : { MagneticFieldStrength: '3', EchoTime: '4.5', RepetitionTime: '2000' }),
+        ...(modality === 'CT'
+          ? { BitsStored: 16, HighBit: 15, PixelRepresentation: 1, RescaleIntercept: '-1024', RescaleSlope: '1', RescaleType: 'HU', WindowCenter: '40', WindowWidth: '400', KVP: '120', ConvolutionKernel: 'B30f' }
+          : { BitsStored: 12, HighBit: 11, PixelRepresentation: 0, MagneticFieldStrength: '3', EchoTime: '4.5', RepetitionTime: '2000', ScanningSequence: 'GR', SequenceVariant: 'SP', ScanOptions: '', MRAcquisitionType: '3D' }),
         ...(spec.extra ?? {}),
         ...(s.extra ?? {}),
-        PixelData: [pixels(rows, columns, seriesIndex, i)],
+        ...(spec.instanceExtra?.({ seriesNumber: s.seriesNumber, seriesIndex, instanceIndex: i }) ?? {}),
+        PixelData: [modality === 'CT' ? ctPixels(rows, columns, seriesIndex, i) : mrPixels(rows, columns, seriesIndex, i)],
         _vrMap: { PixelData: 'OW' },
       };
       if (spec.nestedSequences) {
