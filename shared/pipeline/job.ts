@@ -39,29 +39,6 @@ export interface RuleSnapshot {
   outputName?: string;
 }
 
-export interface Job {
-  id: string;
-  ruleId: string;
-  level: ResourceLevel;
-  resourceId: string;
-  studyInstanceUid?: string;
-  lastUpdate: string;
-  source: EventSource;
-  forced: boolean;
-  status: JobStatus;
-  currentStep: PipelineStep;
-  steps: StepRecord[];
-  rule: RuleSnapshot;
-  /** Absolute path of the published result (folder or zip) once known. */
-  outputPath?: string;
-  error?: string;
-  warnings: string[];
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-}
-
 export interface NewJob {
   rule: RuleSnapshot;
   level: ResourceLevel;
@@ -70,6 +47,22 @@ export interface NewJob {
   lastUpdate: string;
   source: EventSource;
   forced: boolean;
+}
+
+export interface Job extends NewJob {
+  id: string;
+  ruleId: string;
+  status: JobStatus;
+  currentStep: PipelineStep;
+  steps: StepRecord[];
+  /** Absolute path of the published result (folder or zip) once known. */
+  outputPath?: string;
+  error?: string;
+  warnings: string[];
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
 }
 
 /** Same rule + resource + LastUpdate → same id, so duplicate events collapse onto one job. */

@@ -3,10 +3,10 @@
  * Orthanc's default SQLite index and, as compose runs it, with its index in PostgreSQL.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { readAll, sha256 } from '../support/bytes';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { waitFor } from '../support/process';
 import { startStack, type Stack } from './stack';
@@ -22,13 +22,6 @@ async function listTree(root: string): Promise<string[]> {
   }
   await walk(root, '');
   return out.sort();
-}
-
-async function sha256(data: Buffer | NodeJS.ReadableStream): Promise<string> {
-  const hash = createHash('sha256');
-  if (Buffer.isBuffer(data)) return hash.update(data).digest('hex');
-  for await (const chunk of data) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function exists(target: string): Promise<boolean> {
@@ -77,7 +70,7 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
         const sop = path.basename(rel, '.dcm');
         const instance = (await stack.client.lookup(sop)).find((r) => r.Type === 'Instance');
         assert.ok(instance, `Orthanc holds ${sop}`);
-        assert.equal(await sha256(await fs.readFile(path.join(folder, rel))), await sha256(await stack.client.instanceFile(instance.ID)), `${rel} is byte-identical to Orthanc's copy`);
+        assert.equal(sha256(await fs.readFile(path.join(folder, rel))), sha256(await readAll(await stack.client.instanceFile(instance.ID))), `${rel} is byte-identical to Orthanc's copy`);
       }
       assert.deepEqual((await fs.readdir(path.join(stack.storageDir, 'brain'))).sort(), ['P-E2E-1-Müller-EX4711']);
       assert.deepEqual((await fs.readdir(path.join(stack.storageDir, 't1-series'))).sort(), ['P-E2E-1-Müller-EX4711-SE1', 'P-E2E-1-Müller-EX4711-SE3']);

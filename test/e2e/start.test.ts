@@ -1,21 +1,10 @@
 /** `npm start` (after its build): Orthanc, Azurite and the function app up on loopback, all down on Ctrl-C. */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
+import { freePort, makeTempDir, portOpen, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
 
 const REPO = path.resolve(__dirname, '../..');
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
-}
 
 describe('npm start', { timeout: 180_000 }, () => {
   let stack: ManagedProcess | undefined;

@@ -9,18 +9,13 @@ import dcmjs, { type DicomDataset } from 'dcmjs';
 import { createAnonymiser, dummyValue } from '../../shared/dicom/anonymiser';
 import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
+import { readAll } from '../support/bytes';
 import { storescu } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
 
 /** Where ours deliberately differs from Orthanc 1.10.1, and why. */
 const JUSTIFIED_DIFFERENCES: Record<string, string> = {};
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null || value === '') return true;

@@ -1,7 +1,6 @@
 /** A real Azurite (blob, queue, table) on free loopback ports; in memory unless a folder is given. */
 import path from 'node:path';
-import net from 'node:net';
-import { freePort, spawnManaged, waitFor, type ManagedProcess } from './process';
+import { freePort, portOpen, spawnManaged, waitFor, type ManagedProcess } from './process';
 
 const REPO = path.resolve(__dirname, '../..');
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
@@ -13,16 +12,6 @@ export interface AzuriteServer {
   tablePort: number;
   start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on('error', () => resolve(false));
-  });
 }
 
 export async function startAzurite(options: { persistentDir?: string } = {}): Promise<AzuriteServer> {
