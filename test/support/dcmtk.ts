@@ -60,6 +60,7 @@ export async function echoscu(target: DicomPeer): Promise<boolean> {
  * C-FIND at the study root. `keys` are dcmtk `-k` keys, e.g. `{ QueryRetrieveLevel: 'STUDY',
  * PatientID: 'X', StudyInstanceUID: '' }` (an empty value asks for that attribute back).
  * Returns one object per match, keyed by the names dcmtk prints (StudyInstanceUID, PatientName...).
+ * Orthanc answers C-FIND only from AETs it knows (register the calling AET with PUT /modalities).
  */
 export async function findscu(target: DicomPeer, keys: Record<string, string>): Promise<Record<string, string>[]> {
   const binary = requireBinary('findscu', 'dcmtk');
@@ -72,6 +73,9 @@ export async function findscu(target: DicomPeer, keys: Record<string, string>): 
   } catch (error) {
     throw dcmtkError('findscu', args, error);
   }
+  // findscu exits 0 even when the association is refused or the query fails; it says so with "E:".
+  const errors = raw.toString('utf8').split('\n').filter((l) => l.startsWith('E: ') && !l.startsWith('E: (') && !l.startsWith('E: #') && l.trim() !== 'E:');
+  if (errors.length > 0) throw dcmtkError('findscu', args, { stderr: errors.join('\n'), code: 0, message: 'C-FIND failed' });
   const matches: Record<string, string>[] = [];
   for (const block of raw.toString('latin1').split(/^.*Find Response:.*$/m).slice(1)) {
     const utf8 = /\(0008,0005\)\s+CS\s+\[ISO_IR 192/.test(block);
