@@ -24,7 +24,7 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 
 function fileMeta(file: Buffer): Record<string, unknown> {
   const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
-  const parsed = DicomMessage.readFile(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength), { untilTag: '00080005' });
+  const parsed = DicomMessage.readFile(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer, { untilTag: '00080005' });
   return DicomMetaDictionary.naturalizeDataset(parsed.meta);
 }
 
