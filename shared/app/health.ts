@@ -2,6 +2,7 @@
  * The health report: is Orthanc reachable (and which version), is storage reachable. Each check is
  * bounded in time so a hung dependency gives a clear 503 instead of a hung probe.
  */
+import { destinationStates, type EchoState } from './destinations';
 import type { Services } from './services';
 
 export interface HealthReport {
@@ -10,6 +11,8 @@ export interface HealthReport {
   orthanc: { ok: boolean; version?: string; error?: string };
   storage: { ok: boolean; error?: string };
   settings?: { ok: boolean; error?: string };
+  /** DICOM destinations from the environment and their C-ECHO at start-up (not part of `ok`). */
+  destinations?: Record<string, EchoState>;
 }
 
 const CHECK_TIMEOUT_MS = 5_000;
@@ -43,5 +46,5 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
       .then(() => ({ ok: true }))
       .catch((error: Error) => ({ ok: false, error: error.message })),
   ]);
-  return { ok: orthanc.ok && storage.ok, checkedAt, orthanc, storage };
+  return { ok: orthanc.ok && storage.ok, checkedAt, orthanc, storage, destinations: destinationStates() };
 }

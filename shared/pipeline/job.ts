@@ -227,6 +227,7 @@ export function resetForRetry(job: Job, now = new Date()): PipelineStep {
       record.status = 'pending';
       record.attempts = 0;
       record.error = undefined;
+      record.detail = undefined; // e.g. forward's per-destination attempts: a retry starts afresh
     }
   }
   const step = job.steps.find((s) => s.status === 'pending')?.name ?? job.currentStep;

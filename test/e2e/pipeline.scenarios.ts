@@ -187,16 +187,6 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
       assert.equal(download?.instances, 40);
     });
 
-    it('fails at once, with the reason, a job whose rule needs a step this app does not provide', async () => {
-      await stack.writeRule('needs-zip', { CheckOn: 'Study', Steps: ['download', 'zip'], Tags: [{ TagName: 'StudyDescription', Value: 'zip me' }] });
-      const study = await generateStudy({ patientID: 'P-E2E-ZIP', studyDescription: 'zip me', series: [{ seriesNumber: 1, modality: 'MR', instances: 1 }] });
-      await stack.sendStudy(study);
-      const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'needs-zip');
-      assert.equal(job.status, 'failed');
-      assert.match(job.error ?? '', /needs the zip step\(s\), which this version of the function app does not provide/);
-      assert.equal(await exists(path.join(stack.storageDir, 'needs-zip')), false, 'nothing was downloaded');
-    });
-
     it('fails a permanently failing job with a readable reason in the ledger', async () => {
       await stack.writeRule('blocked', studyRule('blocked output'));
       await fs.writeFile(path.join(stack.storageDir, 'blocked'), 'a file where the rule folder should be');

@@ -1,0 +1,77 @@
+/**
+ * Zips a folder by streaming one file at a time through archiver (memory stays flat whatever the
+ * study size), with a SHA-256 of every file computed on the way and a MANIFEST.json as the last entry:
+ * files, sizes, hashes, instances per series folder and totals. ZIP64 is used when the archive may
+ * pass 4 GiB or 65,535 entries.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { once } from 'node:events';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import archiver from 'archiver';
+
+export interface ManifestEntry {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface Manifest {
+  format: 'autorthanc-functions/zip-manifest@1';
+  name: string;
+  createdAt: string;
+  files: ManifestEntry[];
+  series: Record<string, number>;
+  totals: { files: number; bytes: number };
+}
+
+async function listFiles(root: string): Promise<string[]> {
+  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(root, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+const ZIP64_BYTES = 3.5 * 1024 ** 3;
+
+export async function zipFolder(source: string, target: string, options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> }): Promise<Manifest> {
+  const files = await listFiles(source);
+  let total = 0;
+  for (const f of files) total += (await fs.stat(path.join(source, f))).size;
+  const archive = archiver('zip', { zlib: { level: options.level }, forceZip64: total > ZIP64_BYTES || files.length > 65_000 });
+  const output = createWriteStream(target);
+  const finished = once(output, 'close');
+  const failed = new Promise<never>((_, reject) => {
+    archive.on('error', reject);
+    archive.on('warning', reject);
+    output.on('error', reject);
+  });
+  archive.pipe(output);
+  const manifest: Manifest = { format: 'autorthanc-functions/zip-manifest@1', name: options.name, createdAt: new Date().toISOString(), files: [], series: {}, totals: { files: 0, bytes: 0 } };
+  let done = 0;
+  for (const rel of files) {
+    const hash = createHash('sha256');
+    let size = 0;
+    const tee = new PassThrough();
+    tee.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      size += chunk.length;
+    });
+    createReadStream(path.join(source, rel)).on('error', (e) => tee.destroy(e)).pipe(tee);
+    archive.append(tee, { name: `${options.name}/${rel}` });
+    await Promise.race([once(archive, 'entry'), failed]);
+    manifest.files.push({ path: `${options.name}/${rel}`, size, sha256: hash.digest('hex') });
+    const folder = rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '.';
+    if (rel.toLowerCase().endsWith('.dcm')) manifest.series[folder] = (manifest.series[folder] ?? 0) + 1;
+    manifest.totals.files += 1;
+    manifest.totals.bytes += size;
+    done += 1;
+    await options.progress?.(done, files.length);
+  }
+  archive.append(`${JSON.stringify(manifest, null, 2)}\n`, { name: `${options.name}/MANIFEST.json` });
+  await Promise.race([archive.finalize(), failed]);
+  await Promise.race([finished, failed]);
+  return manifest;
+}

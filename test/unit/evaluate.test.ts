@@ -1,0 +1,59 @@
+/** Evaluation with fakes: matches become jobs once, derived studies are skipped, missing steps fail at once. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { evaluateResource, type EvaluableRule } from '../../shared/pipeline/evaluate';
+import type { Job } from '../../shared/pipeline/job';
+import type { Ledger } from '../../shared/pipeline/ledger';
+
+const STUDY = '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d';
+
+function harness(rules: EvaluableRule[], study: Record<string, unknown> = {}) {
+  const jobs = new Map<string, Job>();
+  const sent: Array<{ queue: string; message: unknown }> = [];
+  const ledger = {
+    async createJob(job: Job) {
+      if (jobs.has(job.id)) return { job: jobs.get(job.id)!, created: false };
+      jobs.set(job.id, job);
+      return { job, created: true };
+    },
+  } as unknown as Ledger;
+  const deps = {
+    orthanc: { getStudy: async () => ({ ID: STUDY, LastUpdate: '20260101T000000', MainDicomTags: { StudyInstanceUID: '1.2.3' }, Series: [], ...study }), getSeries: async () => { throw new Error('unused'); } },
+    rules: { load: async () => ({ rules }), collectTags: async () => ({}), match: (rule: EvaluableRule) => ({ matched: rule.id !== 'nomatch', failures: rule.id === 'nomatch' ? ['StudyDescription contains "x": failed'] : [] }) },
+    ledger,
+    queues: { send: async (queue: string, message: unknown) => void sent.push({ queue, message }), depth: async () => 0 },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+  };
+  return { deps: deps as unknown as Parameters<typeof evaluateResource>[0], jobs, sent };
+}
+
+const rule = (id: string, over: Partial<EvaluableRule> = {}): EvaluableRule => ({ id, checkOn: 'Study', active: true, steps: ['download'], destinations: [], includeDerived: false, ...over });
+const message = { level: 'Study' as const, resourceId: STUDY, source: 'webhook' as const, force: false, includeSeries: false };
+
+describe('evaluateResource', () => {
+  it('creates one job per matching rule and enqueues its first step, once', async () => {
+    const { deps, jobs, sent } = harness([rule('a'), rule('nomatch'), rule('inactive', { active: false }), rule('series', { checkOn: 'Series' })]);
+    const first = await evaluateResource(deps, message);
+    assert.deepEqual(first.map((o) => `${o.ruleId}:${o.outcome}`), ['a:job-created', 'nomatch:no-match']);
+    await evaluateResource(deps, message);
+    assert.equal(jobs.size, 1);
+    assert.deepEqual(sent.map((s) => s.queue), ['step-download']);
+  });
+
+  it('skips studies Orthanc made by anonymising or modifying, unless the rule opts in', async () => {
+    const { deps, jobs } = harness([rule('plain'), rule('derived-ok', { includeDerived: true })], { AnonymizedFrom: 'x' });
+    const outcomes = await evaluateResource(deps, message);
+    assert.deepEqual(outcomes.map((o) => `${o.ruleId}:${o.outcome}`), ['plain:skipped-derived', 'derived-ok:job-created']);
+    assert.equal(jobs.size, 1);
+  });
+
+  it('fails at once, with the reason, a job whose pipeline needs a step this app does not register', async () => {
+    const { deps, jobs, sent } = harness([rule('zips', { steps: ['download', 'zip'] })]);
+    const [outcome] = await evaluateResource({ ...deps, availableSteps: new Set(['download', 'publish']) }, message);
+    assert.equal(outcome.outcome, 'job-failed');
+    const job = [...jobs.values()][0];
+    assert.equal(job.status, 'failed');
+    assert.match(job.error ?? '', /rule 'zips' needs the zip step\(s\), which this version of the function app does not provide/);
+    assert.deepEqual(sent, []);
+  });
+});
