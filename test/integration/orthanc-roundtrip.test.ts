@@ -4,23 +4,15 @@
  * Orthanc declares it stable in /changes, and everything is read back through shared/orthanc.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import dcmjs from 'dcmjs';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
+import { readAll, sha256 } from '../support/bytes';
 import { findscu, storescu } from '../support/dcmtk';
 import { datasetBytes, generateStudy, type GeneratedStudy } from '../support/dicom';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
 import { waitFor } from '../support/process';
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 function fileMeta(file: Buffer): Record<string, unknown> {
   const { DicomMessage, DicomMetaDictionary } = dcmjs.data;

@@ -1,6 +1,12 @@
-/** A real Azurite (blob, queue, table) on free loopback ports; in memory unless a folder is given. */
+/**
+ * A real Azurite (blob, queue, table) on free loopback ports. In memory unless `persistentDir` is
+ * given; with a folder, stop() + start() keeps queues, tables and blobs (a restart of storage).
+ * The account is Azurite's well-known devstoreaccount1; the connection string names all three
+ * endpoints explicitly, because the ports are not the defaults.
+ */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { freePort, portOpen, spawnManaged, waitFor, type ManagedProcess } from './process';
+import { FatalWaitError, freePort, portOpen, spawnManaged, waitFor, type ManagedProcess } from './process';
 
 const REPO = path.resolve(__dirname, '../..');
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
@@ -12,9 +18,12 @@ export interface AzuriteServer {
   tablePort: number;
   start(): Promise<void>;
   stop(): Promise<void>;
+  logs(): string;
 }
 
 export async function startAzurite(options: { persistentDir?: string } = {}): Promise<AzuriteServer> {
+  const binary = path.join(REPO, 'node_modules/.bin/azurite');
+  if (!existsSync(binary)) throw new Error(`Required ${binary} is missing (npm dev dependency 'azurite'). Run: npm ci`);
   const [blobPort, queuePort, tablePort] = [await freePort(), await freePort(), await freePort()];
   const args = [
     '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl',
@@ -38,15 +47,16 @@ export async function startAzurite(options: { persistentDir?: string } = {}): Pr
     tablePort,
     async start() {
       if (proc?.running()) return;
-      proc = spawnManaged(path.join(REPO, 'node_modules/.bin/azurite'), args, { name: 'azurite' });
+      proc = spawnManaged(binary, args, { name: 'azurite' });
       await waitFor(async () => {
-        if (!proc!.running()) throw new Error(`Azurite exited: ${proc!.output()}`);
+        if (!proc!.running()) throw new FatalWaitError(`Azurite exited during startup: ${proc!.output()}`);
         return (await portOpen(blobPort)) && (await portOpen(queuePort)) && (await portOpen(tablePort));
-      }, { timeoutMs: 30_000, intervalMs: 100, description: 'Azurite to listen' });
+      }, { timeoutMs: 30_000, intervalMs: 100, description: `Azurite to listen on 127.0.0.1:${blobPort}/${queuePort}/${tablePort}`, onTimeout: () => proc!.output() });
     },
     async stop() {
       await proc?.stop('SIGTERM', 10_000);
     },
+    logs: () => proc?.output() ?? '',
   };
   await server.start();
   return server;
