@@ -36,6 +36,8 @@ export interface FunctionHost {
   kill(): Promise<void>;
   running(): boolean;
   logs(): string;
+  /** The host's process id (for memory measurements). */
+  pid(): number | undefined;
 }
 
 export interface Stack {
@@ -119,6 +121,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     running: () => child?.running() ?? false,
     logs: () => child?.output() ?? '',
+    pid: () => child?.pid,
   };
   await host.start();
 

@@ -1,0 +1,241 @@
+/**
+ * npm run bench [-- --quick] [-- --runs 5]
+ *
+ * Every performance claim as a ratio against a reference a user could pick instead, measured in the
+ * same run on the same machine (absolute times on shared machines are noise). Generates its own data,
+ * starts the stack as the tests do (Orthanc, Azurite, the function app under the devhost), runs each
+ * comparison after a warm-up, and writes bench/results/latest.json and latest.md.
+ */
+import { execFile } from 'node:child_process';
+import { createWriteStream, cpSync, mkdirSync, promises as fs, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { zipFolder } from '../shared/archive/zip';
+import { createAnonymiser } from '../shared/dicom/anonymiser';
+import { anonymiseFolder } from '../shared/dicom/folder';
+import { anonymiseSettingsSchema } from '../shared/dicom/options';
+import { jobIdFor, newJob } from '../shared/pipeline/job';
+import type { Ledger } from '../shared/pipeline/ledger';
+import { QUEUES } from '../shared/pipeline/messages';
+import { createOutputNaming } from '../shared/pipeline/naming';
+import { downloadStep } from '../shared/pipeline/steps/download';
+import { forEachLimit } from '../shared/util/concurrency';
+import { startStack, type Stack } from '../test/e2e/stack';
+import { generateStudy, type GeneratedStudy } from '../test/support/dicom';
+import { makeTempDir, requireBinary, waitFor } from '../test/support/process';
+
+const run = promisify(execFile);
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' } } });
+const quick = values.quick;
+const SIZES = quick
+  ? { runs: 3, mrSeries: 2, mrPerSeries: 20, ctInstances: 120, latencyStudies: 20, sweepStudies: 300 }
+  : { runs: 5, mrSeries: 4, mrPerSeries: 30, ctInstances: 500, latencyStudies: 30, sweepStudies: 2000 };
+if (values.runs) SIZES.runs = Number(values.runs);
+
+interface Stat { median: number; min: number; max: number }
+const stat = (xs: number[]): Stat => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1] };
+};
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** Warm-up once, then `runs` timed runs; `prepare` runs untimed before each. */
+async function compare(runs: number, fn: () => Promise<unknown>, prepare: () => Promise<void> = async () => undefined): Promise<number[]> {
+  const seconds: number[] = [];
+  for (let i = 0; i <= runs; i += 1) {
+    await prepare();
+    const s = await timed(fn);
+    if (i > 0) seconds.push(s);
+  }
+  return seconds;
+}
+
+async function rssKb(pid: number): Promise<number> {
+  const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+/** Samples a process's resident memory every 100 ms while `work` runs; returns the peak in MB. */
+async function peakRss(pid: number, work: () => Promise<unknown>): Promise<number> {
+  let peak = await rssKb(pid);
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await rssKb(pid));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  try {
+    await work();
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  return peak / 1024;
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) total += (await fs.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).size;
+  }
+  return total;
+}
+
+const noLedger = { acquireOutput: async () => ({ acquired: true as const }) } as unknown as Ledger;
+
+async function main(): Promise<void> {
+  requireBinary('zip', 'zip');
+  const results: Record<string, unknown> = { quick, sizes: SIZES, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version }, at: new Date().toISOString() };
+  const rows: string[] = [];
+  const stack: Stack = await startStack({ stableAgeSeconds: 3600, env: { AUTOMATION_DOWNLOAD_CONCURRENCY: '8' } });
+  try {
+    console.log('bench: generating data');
+    const mr = await generateStudy({ studyDescription: 'bench mr', series: Array.from({ length: SIZES.mrSeries }, (_, i) => ({ seriesNumber: i + 1, modality: 'MR' as const, instances: SIZES.mrPerSeries })) });
+    const ct = await generateStudy({ patientID: 'BENCH-CT', studyID: '1', studyDescription: 'bench ct', series: [{ seriesNumber: 1, modality: 'CT', instances: SIZES.ctInstances }] });
+    await stack.sendStudy(mr);
+    await stack.sendStudy(ct);
+    const mrId = await stack.studyId(mr.studyInstanceUID);
+    const ctId = await stack.studyId(ct.studyInstanceUID);
+    const ctBytes = ct.series[0].files.reduce((n, f) => n + f.size, 0);
+    const work = makeTempDir('bench-');
+
+    // 1. Download: our step vs Orthanc's archive vs the raw limit (parallel /file fetches).
+    console.log('bench: download');
+    const naming = createOutputNaming(undefined);
+    const draft = { rule: { id: 'bench', checkOn: 'Study' as const, steps: ['download' as const], destinations: [] }, level: 'Study' as const, resourceId: ctId, lastUpdate: 'x', source: 'manual' as const, forced: false };
+    const job = newJob(draft, jobIdFor(draft));
+    const oursDownload = await compare(SIZES.runs, () => downloadStep({ orthanc: stack.client, ledger: noLedger, naming, storagePath: path.join(work, 'dl'), concurrency: 8 })({ job, log: console, progress: async () => undefined }));
+    const auth = `Basic ${Buffer.from(`${stack.orthanc.username}:${stack.orthanc.password}`).toString('base64')}`;
+    const archive = await compare(SIZES.runs, async () => {
+      const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, { headers: { Authorization: auth } });
+      await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(work, 'archive.zip')));
+    });
+    const instances = await stack.client.listInstances('studies', ctId);
+    const raw = await compare(SIZES.runs, async () => {
+      const dir = path.join(work, 'raw');
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.mkdir(dir, { recursive: true });
+      await forEachLimit(instances, 8, async (instance) => {
+        const response = await fetch(`${stack.orthanc.url}/instances/${instance.ID}/file`, { headers: { Authorization: auth } });
+        await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(dir, `${instance.ID}.dcm`)));
+      });
+    });
+    const mbps = (s: Stat) => ctBytes / 1e6 / s.median;
+    const d = { ours: stat(oursDownload), orthancArchive: stat(archive), rawParallel: stat(raw), megabytes: ctBytes / 1e6 };
+    results.download = { ...d, ratioToRaw: d.rawParallel.median / d.ours.median, ratioToArchive: d.orthancArchive.median / d.ours.median };
+    rows.push(`| Download ${SIZES.ctInstances} CT 512x512 (${(ctBytes / 1e6).toFixed(0)} MB), MB/s | ${mbps(d.ours).toFixed(0)} | raw parallel /file ${mbps(d.rawParallel).toFixed(0)}; Orthanc /archive ${mbps(d.orthancArchive).toFixed(0)} | ${(d.rawParallel.median / d.ours.median).toFixed(2)}x raw, ${(d.orthancArchive.median / d.ours.median).toFixed(2)}x archive | >= 0.9x raw, > 1x archive |`);
+
+    // 2. Anonymise: our step vs Orthanc /anonymize, instances per second.
+    console.log('bench: anonymise');
+    const mrCount = SIZES.mrSeries * SIZES.mrPerSeries;
+    const anonymiser = createAnonymiser({ secret: 'bench', settings: anonymiseSettingsSchema.parse({}) });
+    let anonDir = '';
+    const oursAnon = await compare(SIZES.runs, () => anonymiseFolder(anonDir, anonymiser, { concurrency: 4 }), async () => {
+      anonDir = makeTempDir('bench-anon-');
+      cpSync(mr.dir, anonDir, { recursive: true });
+    });
+    const orthancAnon = await compare(SIZES.runs, async () => {
+      const { data } = await stack.client.raw<{ ID: string }>('POST', `/studies/${mrId}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+      await stack.client.raw('DELETE', `/studies/${data.ID}`);
+    });
+    const a = { ours: stat(oursAnon), orthanc: stat(orthancAnon), instances: mrCount };
+    results.anonymise = { ...a, ratio: a.orthanc.median / a.ours.median };
+    rows.push(`| Anonymise ${mrCount} MR 256x256, instances/s | ${(mrCount / a.ours.median).toFixed(0)} | Orthanc /anonymize ${(mrCount / a.orthanc.median).toFixed(0)} (includes its storing) | ${(a.orthanc.median / a.ours.median).toFixed(2)}x | >= 1x |`);
+
+    // 3. Zip: our step vs Info-ZIP at the same level, on the downloaded CT folder.
+    console.log('bench: zip');
+    const source = path.join(work, 'dl', 'bench', (await fs.readdir(path.join(work, 'dl', 'bench')))[0]);
+    const zipBytes = await folderBytes(source);
+    const oursZip = await compare(SIZES.runs, () => zipFolder(source, path.join(work, 'ours.zip'), { level: 1, name: 'study' }), () => fs.rm(path.join(work, 'ours.zip'), { force: true }));
+    const infoZip = await compare(SIZES.runs, () => run('zip', ['-r', '-1', '-q', path.join(work, 'infozip.zip'), '.'], { cwd: source }), () => fs.rm(path.join(work, 'infozip.zip'), { force: true }));
+    const z = { ours: stat(oursZip), infoZip: stat(infoZip), megabytes: zipBytes / 1e6 };
+    results.zip = { ...z, ratio: z.infoZip.median / z.ours.median };
+    rows.push(`| Zip ${(zipBytes / 1e6).toFixed(0)} MB at level 1, MB/s | ${(zipBytes / 1e6 / z.ours.median).toFixed(0)} | Info-ZIP zip -r -1 ${(zipBytes / 1e6 / z.infoZip.median).toFixed(0)} | ${(z.infoZip.median / z.ours.median).toFixed(2)}x | >= 0.9x |`);
+
+    // 4. Latency: event accepted by orthancEvents to job published, small studies, one at a time.
+    console.log('bench: latency');
+    await stack.writeRule('bench-latency', { CheckOn: 'Study', Steps: ['download'], Tags: [{ TagName: 'StudyDescription', Value: 'bench latency' }] });
+    const small: GeneratedStudy[] = [];
+    for (let i = 0; i < SIZES.latencyStudies; i += 1) small.push(await generateStudy({ studyDescription: 'bench latency', series: [{ seriesNumber: 1, modality: 'MR', instances: 2 }] }));
+    for (const s of small) await stack.sendStudy(s);
+    const latencies: number[] = [];
+    const overheads: number[] = [];
+    for (const s of small) {
+      const id = await stack.studyId(s.studyInstanceUID);
+      const t0 = Date.now();
+      const answer = await stack.post('orthanc/events', { changeType: 'StableStudy', resourceId: id });
+      if (answer.status !== 202) throw new Error(`orthancEvents answered ${answer.status}`);
+      const [done] = await stack.waitForJobs(1, (j) => j.resourceId === id && j.ruleId === 'bench-latency', { timeoutMs: 30_000 });
+      const total = Date.parse(done.finishedAt!) - t0;
+      const stepsMs = done.steps.reduce((n, st) => n + (st.durationMs ?? 0), 0);
+      latencies.push(total);
+      overheads.push(total - stepsMs);
+    }
+    results.latency = { studies: latencies.length, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95), overheadP50Ms: percentile(overheads, 50), overheadP95Ms: percentile(overheads, 95) };
+    rows.push(`| Latency, event to published (${latencies.length} small studies), ms | p50 ${percentile(latencies, 50)}, p95 ${percentile(latencies, 95)}; outside the steps p50 ${percentile(overheads, 50)}, p95 ${percentile(overheads, 95)} | (steps' own work) | | overhead p95 < 1000 ms |`);
+
+    // 5. Peak memory of the function host: the large CT study through download, anonymise, zip.
+    console.log('bench: memory');
+    await stack.writeRule('bench-large', { CheckOn: 'Study', Steps: ['download', 'anonymise', 'zip'], Tags: [{ TagName: 'StudyDescription', Value: 'bench ct' }] });
+    const pid = stack.host.pid()!;
+    const rssBefore = (await rssKb(pid)) / 1024;
+    const peak = await peakRss(pid, async () => {
+      await stack.post('orthanc/events', { changeType: 'StableStudy', resourceId: ctId });
+      const [done] = await stack.waitForJobs(1, (j) => j.ruleId === 'bench-large', { timeoutMs: 600_000 });
+      if (done.status !== 'succeeded') throw new Error(`large job ${done.status}: ${done.error}`);
+    });
+    results.memory = { studyMegabytes: ctBytes / 1e6, hostRssBeforeMb: rssBefore, hostPeakRssMb: peak };
+    rows.push(`| Peak RSS of the function host, ${(ctBytes / 1e6).toFixed(0)} MB study through download, anonymise, zip | ${peak.toFixed(0)} MB (idle ${rssBefore.toFixed(0)} MB) | | | < 300 MB |`);
+
+    // 6. Sweep over many small studies: wall time until every evaluation ran, and peak memory.
+    console.log(`bench: sweep over ${SIZES.sweepStudies} studies (storing them first)`);
+    const sweepFiles: string[] = [];
+    for (let i = 0; i < SIZES.sweepStudies; i += 1) {
+      const s = await generateStudy({ studyDescription: 'bench sweep', series: [{ seriesNumber: 1, modality: 'MR', instances: 1, rows: 32, columns: 32 }] });
+      sweepFiles.push(...s.files);
+    }
+    await stack.sendStudy(mr, sweepFiles);
+    await fs.writeFile(path.join(stack.rulesDir, 'master.json'), JSON.stringify({ DailyCheckHour: new Date().getHours(), DailySweepEnabled: true }));
+    const totalStudies = (await stack.client.listStudies({ since: 0, limit: 100_000 })).length;
+    let sweepSeconds = 0;
+    const sweepPeak = await peakRss(pid, async () => {
+      sweepSeconds = await timed(async () => {
+        const invoked = await fetch(`${stack.host.url}/admin/functions/dailySweep`, { method: 'POST', headers: { 'x-functions-key': stack.masterKey, 'Content-Type': 'application/json' }, body: '{"input":""}' });
+        if (invoked.status !== 202) throw new Error(`sweep invocation answered ${invoked.status}`);
+        // Done when the sweep has queued everything and the evaluate queue has stayed empty for a while.
+        let emptySince = 0;
+        await waitFor(async () => {
+          const depth = (await stack.queues.depth(QUEUES.evaluate)) ?? 0;
+          if (depth > 0) emptySince = 0;
+          else emptySince ||= Date.now();
+          return emptySince > 0 && Date.now() - emptySince > 3000 && stack.host.logs().includes(`Sweep: ${totalStudies} studies enqueued`);
+        }, { timeoutMs: 900_000, intervalMs: 250, description: 'the sweep to finish' });
+      }) - 3;
+    });
+    results.sweep = { studies: totalStudies, seconds: sweepSeconds, studiesPerSecond: totalStudies / sweepSeconds, hostPeakRssMb: sweepPeak };
+    rows.push(`| Sweep over ${totalStudies} studies | ${sweepSeconds.toFixed(1)} s (${(totalStudies / sweepSeconds).toFixed(0)} studies/s), peak RSS ${sweepPeak.toFixed(0)} MB | | | |`);
+  } finally {
+    await stack.stop();
+  }
+  const table = ['| comparison | ours | reference (same run) | ratio (ours faster when > 1) | target |', '|---|---|---|---|---|', ...rows].join('\n');
+  mkdirSync(path.join(__dirname, 'results'), { recursive: true });
+  writeFileSync(path.join(__dirname, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(__dirname, 'results', 'latest.md'), `${table}\n\nMachine: ${JSON.stringify(results.machine)}; ${quick ? 'quick' : 'full'} sizes ${JSON.stringify(SIZES)}; ${results.at}\n`);
+  console.log(table);
+}
+
+main().then(() => process.exit(0), (error: Error) => {
+  console.error(error);
+  process.exit(1);
+});
