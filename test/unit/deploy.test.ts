@@ -57,16 +57,16 @@ describe('docker-compose.yml', () => {
     assert.match(stderr, /deploy\/generate-keys\.sh or set AUTOMATION_FUNCTION_KEY/);
   });
 
-  it('documents every variable it uses in .env.example and docs/deployment.md (merged into the README)', () => {
+  it('documents every variable it uses in .env.example and the README', () => {
     // Uses only: comments are not uses, and $${...} is expanded inside the container, not by compose.
     const compose = read('docker-compose.yml').split('\n').filter((line) => !line.trim().startsWith('#')).join('\n').replace(/\$\$\{[^}]*\}/g, '');
     const used = [...new Set([...compose.matchAll(/\$\{([A-Za-z0-9_]+)/g)].map((m) => m[1]))].sort();
     assert.ok(used.length > 15, `found ${used.length} variables`);
     const example = envExample();
-    const guide = read('docs/deployment.md');
+    const guide = read('README.md');
     for (const variable of used) {
       assert.match(example, new RegExp(`^#? ?${variable}=`, 'm'), `${variable} is in .env.example`);
-      assert.ok(guide.includes(`\`${variable}\``), `${variable} is in docs/deployment.md`);
+      assert.ok(guide.includes(`\`${variable}\``), `${variable} is in the README`);
     }
   });
 
