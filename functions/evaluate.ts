@@ -2,17 +2,17 @@
 import { app, type InvocationContext } from '@azure/functions';
 import { loggerFor } from '../shared/app/logging';
 import { getServices } from '../shared/app/services';
-import { STORAGE_CONNECTION, registeredSteps } from '../shared/app/steps';
+import { STORAGE_CONNECTION, handOnVia, registeredSteps, stepOutputs } from '../shared/app/steps';
 import { evaluateResource } from '../shared/pipeline/evaluate';
 import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/messages';
 
 export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
   const services = await getServices();
   const parsed = parseMessage(evaluateMessageSchema, QUEUES.evaluate, message);
-  await evaluateResource({ ...services, log: loggerFor(context), availableSteps: registeredSteps }, parsed);
+  await evaluateResource({ ...services, log: loggerFor(context), availableSteps: registeredSteps, handOn: handOnVia(context) }, parsed);
 }
 
-app.storageQueue('evaluate', { queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION, handler: evaluate });
+app.storageQueue('evaluate', { queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION, extraOutputs: Object.values(stepOutputs), handler: evaluate });
 
 app.storageQueue('evaluatePoison', {
   queueName: QUEUES.poison(QUEUES.evaluate),

@@ -3,8 +3,8 @@
  * a step is its queue, its handler and its poison queue; adding a step is a new file there
  * and its handler in shared/pipeline/steps, nothing else.
  */
-import { app, type InvocationContext } from '@azure/functions';
-import type { Job, PipelineStep } from '../pipeline/job';
+import { app, output, type InvocationContext, type StorageQueueOutput } from '@azure/functions';
+import { PIPELINE_STEPS, type Job, type PipelineStep } from '../pipeline/job';
 import { QUEUES } from '../pipeline/messages';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
 import { loggerFor } from './logging';
@@ -12,8 +12,29 @@ import { getServices, type Services } from './services';
 
 export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
 
+/** One queue output binding per step queue: a function hands on to whichever step comes next. */
+export const stepOutputs: Record<string, StorageQueueOutput> = Object.fromEntries(
+  PIPELINE_STEPS.map((step) => [QUEUES.step(step), output.storageQueue({ queueName: QUEUES.step(step), connection: STORAGE_CONNECTION })]),
+);
+
+/**
+ * Adds a message to the output binding of `queue` on this invocation; the host writes them (one
+ * message per element) after success, and polls the queue at once when it listens to it.
+ */
+export function handOnVia(context: InvocationContext): (queue: string, message: unknown) => void {
+  const pending = new Map<string, unknown[]>();
+  return (queue, message) => {
+    const binding = stepOutputs[queue];
+    if (!binding) throw new Error(`No output binding for queue '${queue}'`);
+    const messages = [...(pending.get(queue) ?? []), message];
+    pending.set(queue, messages);
+    context.extraOutputs.set(binding, messages);
+  };
+}
+
 function runnerDeps(services: Services, context: InvocationContext) {
   return {
+    handOn: handOnVia(context),
     ledger: services.ledger,
     queues: services.queues,
     log: loggerFor(context),
@@ -35,6 +56,7 @@ export function registerStep(step: PipelineStep, makeHandler: (services: Service
   app.storageQueue(name, {
     queueName,
     connection: STORAGE_CONNECTION,
+    extraOutputs: Object.values(stepOutputs),
     handler: async (message: unknown, context: InvocationContext) => {
       const services = await getServices();
       await runStep(runnerDeps(services, context), step, makeHandler(services), message);

@@ -43,6 +43,8 @@ export interface EvaluateDeps<R extends EvaluableRule, T> {
   log: Logger;
   /** Steps this app can run; a job needing another fails at creation with a clear reason. */
   availableSteps?: ReadonlySet<string>;
+  /** As RunnerDeps.handOn: the first step's message through an output binding. */
+  handOn?: (queue: string, message: unknown) => void;
   now?: () => Date;
 }
 
@@ -52,9 +54,6 @@ export interface EvaluationOutcome {
   jobId?: string;
   detail?: string;
 }
-
-/** A job created but never started (its first message lost in a crash) is re-sent after this long. */
-const STALLED_START_MS = 60_000;
 
 export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
   return {
@@ -154,13 +153,19 @@ async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, ru
     deps.log.error(`Job ${stored.id} (${rule.id}) failed: ${stored.error}`);
     return { ruleId: rule.id, outcome: 'job-failed', jobId: stored.id, detail: stored.error };
   }
-  if (created || stalledBeforeStart(stored, at)) {
-    await deps.queues.send(QUEUES.step(stored.currentStep), { jobId: stored.id, step: stored.currentStep });
+  if (created || notStarted(stored)) {
+    const first = { jobId: stored.id, step: stored.currentStep };
+    if (deps.handOn) deps.handOn(QUEUES.step(stored.currentStep), first);
+    else await deps.queues.send(QUEUES.step(stored.currentStep), first);
     return { ruleId: rule.id, outcome: created ? 'job-created' : 'job-exists', jobId: stored.id, detail: created ? undefined : 'first step re-sent' };
   }
   return { ruleId: rule.id, outcome: 'job-exists', jobId: stored.id, detail: `already ${stored.status}` };
 }
 
-function stalledBeforeStart(job: Job, at: Date): boolean {
-  return job.status === 'queued' && job.attempts === 0 && at.getTime() - Date.parse(job.createdAt) > STALLED_START_MS;
+/**
+ * The first message is written by the host only after a successful evaluation, so a job created by an
+ * evaluation that then failed has none: a later evaluation sends it again (steps ignore duplicates).
+ */
+function notStarted(job: Job): boolean {
+  return job.status === 'queued' && job.attempts === 0;
 }

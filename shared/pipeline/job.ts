@@ -6,7 +6,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { EventSource, ResourceLevel } from './messages';
 
 /** Step names map to queues `step-<name>`; a new step is a new function plus a new handler. */
-export type PipelineStep = 'download' | 'anonymise' | 'zip' | 'forward' | 'publish';
+export const PIPELINE_STEPS = ['download', 'anonymise', 'zip', 'forward', 'publish'] as const;
+export type PipelineStep = (typeof PIPELINE_STEPS)[number];
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type StepStatus = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped';

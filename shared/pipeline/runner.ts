@@ -56,6 +56,11 @@ export interface RunnerDeps {
   ledger: Ledger;
   queues: QueueSender;
   log: Logger;
+  /**
+   * Hands a message on without delay through the function's queue output binding, so the host
+   * writes it after success and polls the target at once; without it the message is sent directly.
+   */
+  handOn?: (queue: string, message: unknown) => void;
   /** Releases what a job holds when it ends (its output lock). */
   onJobEnded?: (job: Job) => Promise<void>;
   now?: () => Date;
@@ -88,7 +93,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   if (decision.kind === 'resend-next') {
     const ended = Date.parse(stepRecord(stored, step).endedAt ?? '') || 0;
     if (now().getTime() - ended >= RESEND_AFTER_MS) {
-      await deps.queues.send(QUEUES.step(decision.next), { jobId: stored.id, step: decision.next });
+      await handOn(deps, QUEUES.step(decision.next), { jobId: stored.id, step: decision.next });
       deps.log.warn(`Job ${stored.id} (${stored.ruleId}): re-sent '${decision.next}', whose message was never sent`);
       return 'resent-next';
     }
@@ -167,7 +172,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
       next = undefined;
     }
   });
-  if (next !== undefined) await deps.queues.send(QUEUES.step(next), { jobId: job.id, step: next });
+  if (next !== undefined) await handOn(deps, QUEUES.step(next), { jobId: job.id, step: next });
   if (isTerminal(finished)) {
     await deps.onJobEnded?.(finished);
     log.info(`Job ${job.id} (${job.ruleId}) succeeded`);
@@ -192,6 +197,11 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
   deps.log.error(`Job ${stored.id} (${stored.ruleId}) failed: ${failed.error}`);
   await deps.onJobEnded?.(failed);
   return 'failed';
+}
+
+async function handOn(deps: Pick<RunnerDeps, 'handOn' | 'queues'>, queue: string, message: unknown): Promise<void> {
+  if (deps.handOn) deps.handOn(queue, message);
+  else await deps.queues.send(queue, message);
 }
 
 export function describe(error: unknown): string {

@@ -31,13 +31,25 @@ const rule = (id: string, over: Partial<EvaluableRule> = {}): EvaluableRule => (
 const message = { level: 'Study' as const, resourceId: STUDY, source: 'webhook' as const, force: false, includeSeries: false };
 
 describe('evaluateResource', () => {
-  it('creates one job per matching rule and enqueues its first step, once', async () => {
+  it('creates one job per matching rule and enqueues its first step; a later evaluation re-sends it only while the job has not started', async () => {
     const { deps, jobs, sent } = harness([rule('a'), rule('nomatch'), rule('inactive', { active: false }), rule('series', { checkOn: 'Series' })]);
     const first = await evaluateResource(deps, message);
     assert.deepEqual(first.map((o) => `${o.ruleId}:${o.outcome}`), ['a:job-created', 'nomatch:no-match']);
     await evaluateResource(deps, message);
     assert.equal(jobs.size, 1);
-    assert.deepEqual(sent.map((s) => s.queue), ['step-download']);
+    assert.deepEqual(sent.map((s) => s.queue), ['step-download', 'step-download']);
+    [...jobs.values()][0].attempts = 1; // the step has started
+    await evaluateResource(deps, message);
+    assert.equal(sent.length, 2);
+  });
+
+  it('hands first steps on through the output binding when one is given, one message per job', async () => {
+    const { deps, sent } = harness([rule('a'), rule('b'), rule('c', { steps: ['forward'], destinations: ['PACS'] })]);
+    const handed: Array<[string, unknown]> = [];
+    await evaluateResource({ ...deps, handOn: (queue, m) => handed.push([queue, m]) }, message);
+    assert.deepEqual(handed.map(([q]) => q), ['step-download', 'step-download', 'step-forward']);
+    assert.equal(new Set(handed.map(([, m]) => (m as { jobId: string }).jobId)).size, 3);
+    assert.deepEqual(sent, []);
   });
 
   it('skips studies Orthanc made by anonymising or modifying, unless the rule opts in', async () => {
