@@ -28,8 +28,23 @@ const TAG = {
   MediaStorageSOPInstanceUID: '00020003',
 };
 
-/** Modalities that commonly burn identifying text into pixels (ultrasound, secondary capture, photos). */
-export const BURNED_IN_MODALITIES = new Set(['US', 'SC', 'XC', 'ES', 'OT', 'GM', 'SM']);
+/**
+ * Modalities that commonly burn identifying text into pixels or carry it in a rendered document:
+ * ultrasound, secondary capture (screenshots, scanned paper), external/endoscopy/general
+ * microscopy photos, slide microscopy (slide labels), "other", and encapsulated documents.
+ */
+export const BURNED_IN_MODALITIES = new Set(['US', 'IVUS', 'SC', 'XC', 'ES', 'GM', 'SM', 'OT', 'DOC']);
+
+/** Free-text VRs emptied under Clean Descriptors (see applyAction). */
+const FREE_TEXT_VRS = new Set(['ST', 'LT', 'UT']);
+
+/** File meta attributes that can name the sender or carry opaque private data; removed. */
+const META_REMOVED = ['00020016', '00020017', '00020018', '00020100', '00020102'];
+
+/** Registered DICOM UIDs (transfer syntaxes, SOP classes, well-known instances): never replaced. */
+export function isWellKnownUid(uid: string): boolean {
+  return uid.trim().startsWith('1.2.840.10008.');
+}
 
 /** CID 7050 De-identification Method codes (PS3.16). */
 const METHOD_CODES: Array<[string, string, (o: AnonymiseSettings) => boolean]> = [
@@ -70,6 +85,11 @@ export interface AnonymisedInstance {
   /** Undefined when the instance is excluded (burned-in annotation policy `exclude`). */
   output?: Buffer;
   sopInstanceUid?: string;
+  /**
+   * Original → new Study, Series and SOP Instance UIDs of this instance, so a caller can rename
+   * files and folders named after them (kept in memory only; never log it).
+   */
+  uidChanges?: Map<string, string>;
   excluded?: string;
   warnings: string[];
 }
@@ -128,10 +148,12 @@ export function createAnonymiser(options: AnonymiserOptions) {
 
   /** Identifier strings of this patient, removed from free text kept under Clean Descriptors. */
   function identifiersOf(dataset: DicomDataset): string[] {
-    const values = [TAG.PatientName, TAG.PatientID, '00101000', '00100030', '00080050', '00080090', '00200010']
-      .map((t) => text(dataset[t]))
-      .filter((v): v is string => v !== undefined && v.trim() !== '');
-    const parts = values.flatMap((v) => [v, ...v.split(/[\^\s=]+/)]).map((p) => p.trim()).filter((p) => p.length >= 2);
+    const values = [TAG.PatientName, TAG.PatientID, '00101000', '00101001', '00101060', '00100030', '00080050', '00080090', '00200010']
+      .flatMap((t) => (dataset[t]?.Value ?? []).map((v) => (v && typeof v === 'object' && 'Alphabetic' in v ? String((v as { Alphabetic?: string }).Alphabetic ?? '') : String(v))))
+      .filter((v) => v.trim() !== '');
+    const birth = /^(\d{4})(\d{2})(\d{2})$/.exec(text(dataset['00100030'])?.trim() ?? '');
+    if (birth) values.push(`${birth[1]}-${birth[2]}-${birth[3]}`, `${birth[3]}.${birth[2]}.${birth[1]}`, `${birth[3]}/${birth[2]}/${birth[1]}`, `${birth[2]}/${birth[3]}/${birth[1]}`);
+    const parts = values.flatMap((v) => [v, ...v.split(/[\^\s=,]+/)]).map((p) => p.trim()).filter((p) => p.length >= 2);
     return [...new Set(parts)].sort((a, b) => b.length - a.length);
   }
 
@@ -197,15 +219,23 @@ export function createAnonymiser(options: AnonymiserOptions) {
         return;
       case 'U':
         if (element.vr === 'SQ') break;
-        set(element, (element.Value ?? []).map((v) => (typeof v === 'string' && v.trim() !== '' ? anonymisedUid(secret, v) : v)));
+        set(element, (element.Value ?? []).map((v) => (typeof v === 'string' && v.trim() !== '' && !isWellKnownUid(v) ? anonymisedUid(secret, v) : v)));
         return;
       case 'C':
+        // Dates under Retain Longitudinal with Modified Dates move by the patient's offset; times stay.
         if (element.vr === 'DA' || element.vr === 'DT') {
           if (settings.RetainLongitudinal === 'shifted') set(element, (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)));
           return;
         }
         if (element.vr === 'SQ') break;
         if (element.vr === 'TM') return;
+        // Narrative text (comments, histories, notes) cannot be cleaned reliably: it is emptied.
+        if (FREE_TEXT_VRS.has(element.vr)) {
+          set(element, []);
+          return;
+        }
+        // Short descriptors (protocol, series, study descriptions) are kept with this patient's own
+        // identifiers (name parts, IDs, accession, birth date) cut out.
         set(element, (element.Value ?? []).map((v) => (typeof v === 'string' ? clean(v, context.identifiers) : typeof v === 'object' && v && 'Alphabetic' in v ? { Alphabetic: clean(String((v as { Alphabetic: string }).Alphabetic), context.identifiers) } : v)));
         return;
       case 'K':
@@ -248,8 +278,15 @@ export function createAnonymiser(options: AnonymiserOptions) {
         if (settings.BurnedInAnnotation === 'exclude') return { excluded: `${name}: ${why}`, warnings };
         warnings.push(`${name}: ${why}; kept (policy "warn"): pixels were not cleaned`);
       }
+      const originalUids = ['0020000D', '0020000E', TAG.SOPInstanceUID].map((t) => text(dataset[t])?.trim());
       const patientId = text(dataset[TAG.PatientID]) ?? '';
-      const context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym: pseudonymOf(patientId) };
+      let pseudonym: string;
+      try {
+        pseudonym = pseudonymOf(patientId);
+      } catch (error) {
+        throw new Error(`${name}: ${(error as Error).message}`, { cause: error });
+      }
+      const context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym };
       processDataset(dataset, context);
       // Replace also sets attributes the instance lacks (as Orthanc's Replace does), at the top level.
       for (const [tag, replacement] of replace) {
@@ -258,12 +295,29 @@ export function createAnonymiser(options: AnonymiserOptions) {
         dataset[tag] = { vr, Value: [vr === 'PN' ? { Alphabetic: replacement } : replacement] };
       }
       record(dataset);
+      const uidChanges = new Map<string, string>();
+      ['0020000D', '0020000E', TAG.SOPInstanceUID].forEach((t, i) => {
+        const now = text(dataset[t])?.trim();
+        const was = originalUids[i];
+        if (was && now && was !== now) uidChanges.set(was, now);
+      });
       const sop = text(dataset[TAG.SOPInstanceUID]);
       const meta = parsed.meta;
-      if (sop && meta[TAG.MediaStorageSOPInstanceUID]) set(meta[TAG.MediaStorageSOPInstanceUID], [sop]);
+      // The meta header must name the new instance; sender AE titles and opaque private meta data go.
+      if (sop) {
+        if (meta[TAG.MediaStorageSOPInstanceUID]) set(meta[TAG.MediaStorageSOPInstanceUID], [sop]);
+        else meta[TAG.MediaStorageSOPInstanceUID] = { vr: 'UI', Value: [sop] };
+      }
+      for (const tag of META_REMOVED) delete meta[tag];
       const out = new DicomDict(meta);
       out.dict = dataset;
-      return { output: Buffer.from(out.write({ allowInvalidVRLength: true })), sopInstanceUid: sop, warnings };
+      let output: Buffer;
+      try {
+        output = Buffer.from(out.write({ allowInvalidVRLength: true }));
+      } catch (error) {
+        throw new Error(`${name}: could not be written after de-identification (${(error as Error).message})`, { cause: error });
+      }
+      return { output, sopInstanceUid: sop, uidChanges, warnings };
     },
   };
 }

@@ -1,8 +1,15 @@
 /**
- * Anonymises every `.dcm` under a working folder in place: each file is rewritten to a temporary
- * name in the same folder and renamed over the original (atomic per file), a bounded number at a
- * time, so memory stays flat. Excluded instances are deleted. Errors name the file relative to the
- * folder (names there are already pseudonymous).
+ * Anonymises every `.dcm` under a working folder in place, a bounded number of files at a time (one
+ * file in memory per worker, so memory stays flat whatever the study size):
+ * - each file is written to a temporary name in its own folder, fsynced, then renamed over the
+ *   original (atomic per file: a crash leaves either the original or the anonymised file, plus at
+ *   worst a `*.anonymising` leftover that the next run deletes);
+ * - excluded instances (BurnedInAnnotation policy "exclude") are deleted;
+ * - any path component under the folder that contains an original Study, Series or SOP Instance
+ *   UID gets that UID replaced by its anonymised form (files right away, folders once every file is
+ *   done). The pipeline already names anonymising jobs' files `<new SOPInstanceUID>.dcm` and series
+ *   folders after the new SeriesInstanceUID, so for it this is a no-op; it protects other layouts.
+ * Errors name the file relative to the folder, never its content.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -17,17 +24,52 @@ export interface FolderResult {
   bytesOut: number;
 }
 
-async function dicomFiles(root: string): Promise<string[]> {
-  const out: string[] = [];
+const TEMPORARY_SUFFIX = '.anonymising';
+
+async function walk(root: string): Promise<{ dicom: string[]; leftovers: string[] }> {
+  const dicom: string[] = [];
+  const leftovers: string[] = [];
   for (const entry of await fs.readdir(root, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && entry.name.toLowerCase().endsWith('.dcm')) out.push(path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name));
+    if (!entry.isFile()) continue;
+    const full = path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
+    if (entry.name.endsWith(TEMPORARY_SUFFIX)) leftovers.push(full);
+    else if (entry.name.toLowerCase().endsWith('.dcm')) dicom.push(full);
   }
-  return out.sort();
+  return { dicom: dicom.sort(), leftovers };
 }
 
-export async function anonymiseFolder(root: string, anonymiser: Anonymiser, options: { concurrency: number; progress?: (done: number, total: number) => Promise<void> }): Promise<FolderResult> {
-  const files = await dicomFiles(root);
+function replaceUids(name: string, changes: Map<string, string>): string {
+  let out = name;
+  // Longest first, so a UID that is a prefix of another is not replaced inside it.
+  for (const [from, to] of [...changes].sort((a, b) => b[0].length - a[0].length)) out = out.split(from).join(to);
+  return out;
+}
+
+async function writeAtomically(file: string, data: Buffer): Promise<void> {
+  const temporary = `${file}${TEMPORARY_SUFFIX}`;
+  const handle = await fs.open(temporary, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(temporary, { force: true });
+    throw error;
+  }
+  await handle.close();
+  await fs.rename(temporary, file);
+}
+
+export async function anonymiseFolder(
+  root: string,
+  anonymiser: Anonymiser,
+  options: { concurrency: number; progress?: (done: number, total: number) => Promise<void> },
+): Promise<FolderResult> {
+  root = path.resolve(root);
+  const { dicom: files, leftovers } = await walk(root);
+  await Promise.all(leftovers.map((f) => fs.rm(f, { force: true })));
   const result: FolderResult = { instances: 0, excluded: [], warnings: [], bytesIn: 0, bytesOut: 0 };
+  const folderChanges = new Map<string, string>();
   let done = 0;
   await forEachLimit(files, options.concurrency, async (file) => {
     const name = path.relative(root, file);
@@ -39,14 +81,29 @@ export async function anonymiseFolder(root: string, anonymiser: Anonymiser, opti
       result.excluded.push(outcome.excluded ?? name);
       await fs.rm(file);
     } else {
-      const temporary = `${file}.anonymising`;
-      await fs.writeFile(temporary, outcome.output);
-      await fs.rename(temporary, file);
+      try {
+        await writeAtomically(file, outcome.output);
+      } catch (error) {
+        throw new Error(`${name}: could not be rewritten (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+      }
+      const changes = outcome.uidChanges ?? new Map<string, string>();
+      const renamed = replaceUids(path.basename(file), changes);
+      if (renamed !== path.basename(file)) await fs.rename(file, path.join(path.dirname(file), renamed));
+      // Folders between the root and the file: renamed after all files, deepest first.
+      let dir = path.dirname(file);
+      while (dir.length > root.length && dir.startsWith(root)) {
+        const target = replaceUids(path.basename(dir), changes);
+        if (target !== path.basename(dir)) folderChanges.set(dir, target);
+        dir = path.dirname(dir);
+      }
       result.bytesOut += outcome.output.length;
       result.instances += 1;
     }
     done += 1;
     await options.progress?.(done, files.length);
   });
+  for (const dir of [...folderChanges.keys()].sort((a, b) => b.length - a.length)) {
+    await fs.rename(dir, path.join(path.dirname(dir), folderChanges.get(dir)!));
+  }
   return result;
 }
