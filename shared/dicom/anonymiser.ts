@@ -116,7 +116,8 @@ function set(element: DicomElement, value: unknown[]): void {
 
 function shiftDate(value: string, days: number): string {
   const match = /^(\d{4})(\d{2})(\d{2})(.*)$/.exec(value.trim());
-  if (!match) return value;
+  // A value that is not a full date (a year-only DT, an old "2024-01-31") cannot be shifted: emptied.
+  if (!match) return '';
   const date = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3])) - days * 86_400_000);
   const out = `${date.getUTCFullYear().toString().padStart(4, '0')}${String(date.getUTCMonth() + 1).padStart(2, '0')}${String(date.getUTCDate()).padStart(2, '0')}`;
   return `${out}${match[4]}`;
@@ -224,7 +225,7 @@ export function createAnonymiser(options: AnonymiserOptions) {
       case 'C':
         // Dates under Retain Longitudinal with Modified Dates move by the patient's offset; times stay.
         if (element.vr === 'DA' || element.vr === 'DT') {
-          if (settings.RetainLongitudinal === 'shifted') set(element, (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)));
+          set(element, settings.RetainLongitudinal === 'shifted' ? (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)) : []);
           return;
         }
         if (element.vr === 'SQ') break;

