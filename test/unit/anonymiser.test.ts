@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import dcmjs, { type DicomDataset } from 'dcmjs';
@@ -44,7 +44,7 @@ describe('anonymiser', { timeout: 120_000 }, () => {
       ],
     });
     identifiers = [
-      'PID-8812-Z', 'Müller', 'Jürgen', 'Karl', '19610723', 'STUDY4711X', 'ACC-99-1234', 'Klinikum', 'Schäfer', 'Weiß', 'MR-ROOM-7', 'SN-77-01',
+      'PID-8812-Z', 'Müller', 'Jürgen', 'Karl', '19610723', 'STUDY4711X', 'ACC-99-1234', 'Klinikum', 'Süd', 'Schäfer', 'Weiß', 'MR-ROOM-7', 'SN-77-01', study.studyDate,
       study.studyInstanceUID, ...study.series.map((s) => s.seriesInstanceUID), ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID)),
     ];
   });
@@ -53,11 +53,19 @@ describe('anonymiser', { timeout: 120_000 }, () => {
     assert.equal(PROFILE_SIZE, 621);
   });
 
-  it('leaves no byte sequence of any original identifier in any output file (UTF-8 and Latin-1)', async () => {
+  it('leaves no byte sequence of any original identifier in any output file or path (UTF-8 and Latin-1)', async () => {
     const dir = makeTempDir('anon-phi-');
-    cpSync(study.dir, dir, { recursive: true });
+    // Lay the study out under its original UIDs, the worst case for paths.
+    for (const series of study.series) {
+      const folder = path.join(dir, study.studyInstanceUID, `SE-${series.seriesInstanceUID}`);
+      mkdirSync(folder, { recursive: true });
+      for (const f of series.files) cpSync(f.path, path.join(folder, `${f.sopInstanceUID}.dcm`));
+    }
     const result = await anonymiseFolder(dir, createAnonymiser({ secret: 'phi-test-secret', settings: settings() }), { concurrency: 2 });
     assert.equal(result.instances, 5);
+    const paths = readdirSync(dir, { recursive: true }).map(String);
+    assert.equal(paths.filter((p) => p.endsWith('.dcm')).length, 5);
+    for (const p of paths) for (const id of identifiers) assert.ok(!p.includes(id), `path ${p} contains an original identifier ${id}`);
     for (const file of files(dir)) {
       const bytes = readFileSync(file);
       for (const id of identifiers) {
