@@ -280,6 +280,11 @@ describe('anonymiser actions', () => {
     }
   });
 
+  it('fails an instance in an ISO 2022 code-extension character set (dcmjs cannot decode it) with its name', () => {
+    const input = instance({ '00080005': { vr: 'CS', Value: ['ISO 2022 IR 6', 'ISO 2022 IR 87'] } });
+    assert.throws(() => createAnonymiser({ secret: 'k', settings: settings() }).anonymiseBuffer(input, 'SE3/9.dcm'), /^Error: SE3\/9\.dcm: not readable as DICOM \(Using multiple character sets is not supported/);
+  });
+
   it('leaves pixel data bytes untouched', () => {
     const { bytes } = run();
     const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57, 0, 0]);
