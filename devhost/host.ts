@@ -2,16 +2,20 @@
  * The local Functions host: loads any @azure/functions v4 app folder through the real library and
  * runs its HTTP, storage-queue and timer triggers with the host's semantics, against the storage
  * account in the app's `AzureWebJobsStorage` (Azurite locally). It knows nothing of the app.
+ *
+ * Start-up follows the worker and the host: local.settings.json → environment, host.json, the
+ * `@azure/functions-core` shim, the `main` files, `appStart` hooks, the worker capabilities (which
+ * is where HTTP streaming would start its proxy), then the metadata read that locks registration,
+ * then listeners. Shutdown: stop HTTP and timers, stop fetching messages, let handlers finish within
+ * a bound, make the rest visible again, run `appTerminate`.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import fg from 'fast-glob';
-import { CoreRegistry, installCoreModule, type RegisteredFunction, type TypedData } from './core';
-import { authorised, compileRoute, emptyAnswer, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute, type Keys } from './http';
+import { activateRegistry, CoreRegistry, programmingModelOf, type LogCategory, type LogLevel, type RegisteredFunction, type TypedData } from './core';
+import { authorised, compileRoute, emptyAnswer, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
 import { invoke } from './invoke';
+import { loadKeys, type Keys } from './keys';
+import { loadApp } from './loader';
 import { QueueService, outputMessages, type QueueListener } from './queues';
 import { applyLocalSettings, readHostSettings, type HostSettings } from './settings';
 import { ScheduleMonitor, TimerListener, parseSchedule, usesMonitor } from './timers';
@@ -19,129 +23,175 @@ import { ScheduleMonitor, TimerListener, parseSchedule, usesMonitor } from './ti
 export interface HostOptions {
   appDir: string;
   port: number;
+  /** Environment for the app, set on process.env before anything loads (wins over local.settings.json). */
+  env?: Record<string, string>;
+  /** Check keys on `function`/`admin` routes and the admin API (the container does; `func start` does not). */
   enforceAuth?: boolean;
-  /** JSON file `{masterKey, functionKeys: {name: key}}`; created with random keys when absent. */
+  /** JSON file `{masterKey, functionKeys: {name: key}}`; created with random keys when absent. Default `<app>/.devhost/secrets.json`. */
   secretsFile?: string;
+  /** How long running handlers may take to finish at shutdown before their messages are released. */
+  shutdownGraceMs?: number;
   log?: (line: string) => void;
 }
 
 export interface RunningHost {
   url: string;
   keys: Keys;
+  masterKey: string;
+  /** The `default` function key (any function key works for `function`-level routes). */
+  functionKey: string;
+  hostId: string;
   functions: string[];
+  /** One line per function, as `func start` prints them. */
   listing: string[];
   stop(): Promise<void>;
 }
 
-const SHUTDOWN_GRACE_MS = 30_000;
-
-function loadKeys(file: string, log: (line: string) => void): Keys {
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Keys;
-  const keys: Keys = { masterKey: randomBytes(24).toString('base64url'), functionKeys: { default: randomBytes(24).toString('base64url') } };
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
-  log(`Created function keys in ${file}`);
-  return keys;
-}
-
-async function loadApp(appDir: string, registry: CoreRegistry): Promise<void> {
-  const pkg = JSON.parse(readFileSync(path.join(appDir, 'package.json'), 'utf8')) as { main?: string; type?: string };
-  if (!pkg.main) throw new Error(`${appDir}/package.json has no "main" (a glob of the function files)`);
-  const files = (await fg(pkg.main, { cwd: appDir, absolute: true })).sort();
-  if (files.length === 0) throw new Error(`Found zero files matching the supplied pattern "${pkg.main}" in ${appDir} (did you build?)`);
-  for (const file of files) {
-    const esm = file.endsWith('.mjs') || (pkg.type === 'module' && !file.endsWith('.cjs'));
-    if (esm) await import(pathToFileURL(file).href);
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- CommonJS app files load through require, as in the worker
-    else require(file);
-  }
-  registry.lock();
-}
-
-function bindingsOf(fn: RegisteredFunction, type: string) {
-  return Object.entries(fn.metadata.bindings).filter(([, b]) => b.type === type);
-}
+const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
+const SUPPORTED_TRIGGERS = new Set(['httpTrigger', 'queueTrigger', 'timerTrigger']);
 
 function triggerOf(fn: RegisteredFunction): [string, Record<string, unknown>] {
-  const entry = Object.entries(fn.metadata.bindings).find(([, b]) => b.direction === 'in' && /Trigger$/.test(b.type));
-  if (!entry) throw new Error(`Function '${fn.metadata.name}' has no trigger`);
+  const entry = Object.entries(fn.metadata.bindings).find(([, b]) => b.direction === 'in' && /Trigger$/i.test(b.type));
+  if (!entry) throw new Error(`Function '${fn.metadata.name}' has no trigger binding`);
   return entry;
+}
+
+/** `%Setting%` in binding properties names an app setting (the host's name resolver). */
+function resolveSettings(text: string, what: string): string {
+  return text.replace(/%([^%]+)%/g, (_m, name: string) => {
+    const value = process.env[name];
+    if (value === undefined) throw new Error(`${what} refers to app setting '${name}', which is not set`);
+    return value;
+  });
+}
+
+function levelPrefix(level: LogLevel): string {
+  return level === 'error' || level === 'critical' ? 'ERROR ' : level === 'warning' ? 'WARN ' : '';
 }
 
 export async function startHost(options: HostOptions): Promise<RunningHost> {
   const log = options.log ?? ((line: string) => console.log(`[${new Date().toISOString()}] ${line}`));
   const appDir = path.resolve(options.appDir);
+  for (const [key, value] of Object.entries(options.env ?? {})) process.env[key] = value;
   applyLocalSettings(appDir);
   const settings: HostSettings = readHostSettings(appDir);
-  const keys = loadKeys(options.secretsFile ?? path.join(appDir, '.devhost', 'secrets.json'), log);
+  const enforceAuth = options.enforceAuth ?? /^(1|true|yes)$/i.test(process.env.DEVHOST_ENFORCE_AUTH ?? '');
+  const keys = loadKeys(options.secretsFile ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json'), log);
+  const shutdownGraceMs = options.shutdownGraceMs ?? (Number(process.env.DEVHOST_SHUTDOWN_GRACE_MS) || DEFAULT_SHUTDOWN_GRACE_MS);
 
-  const registry = new CoreRegistry((level, category, message) => {
-    if (category !== 'user') log(`${level === 'error' ? 'ERROR ' : level === 'warning' ? 'WARN ' : ''}${message}`);
+  // Debug-level system lines (the library's own chatter) stay out of the console, as in func start.
+  const registry = new CoreRegistry((level: LogLevel, category: LogCategory, message: string, functionName?: string) => {
+    if (category === 'system' && (level === 'debug' || level === 'trace')) return;
+    log(`${levelPrefix(level)}${functionName && category === 'user' ? `${functionName}: ` : ''}${message}`);
   });
-  installCoreModule(registry);
-  await loadApp(appDir, registry);
-  const model = registry.programmingModel;
-  if (!model) throw new Error('The app loaded but registered nothing (no @azure/functions app.* calls)');
-  const capabilities = (await model.getCapabilities?.({})) ?? {};
-  if (capabilities.HttpUri !== undefined) throw new Error('This app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the devhost does not support; remove it to run locally');
+  const deactivate = activateRegistry(registry);
+  let started = false;
+  try {
+    await loadApp(appDir, (line) => registry.log('debug', 'system', line));
+    for (const hook of registry.hooks.appStart) await hook({ hookData: registry.appLevelOnlyHookData, appHookData: registry.appHookData, functionAppDirectory: appDir });
+    const model = programmingModelOf(registry);
+    if (!model) throw new Error(`The app in ${appDir} loaded but registered nothing (no @azure/functions app.* calls)`);
+    const capabilities = (await model.getCapabilities?.({})) ?? {};
+    if (capabilities.HttpUri !== undefined) {
+      throw new Error("This app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the devhost does not implement: requests would hang. Remove enableHttpStream (or make it conditional) to run the app locally.");
+    }
+    registry.lock();
+    const running = await startListeners(registry, settings, keys, enforceAuth, shutdownGraceMs, options.port, log);
+    started = true;
+    let stopping: Promise<void> | undefined;
+    return {
+      ...running,
+      keys,
+      masterKey: keys.masterKey,
+      functionKey: keys.functionKeys.default ?? Object.values(keys.functionKeys)[0] ?? '',
+      hostId: settings.hostId,
+      stop() {
+        stopping ??= running.stop().finally(deactivate);
+        return stopping;
+      },
+    };
+  } finally {
+    if (!started) deactivate();
+  }
+}
 
+async function startListeners(
+  registry: CoreRegistry,
+  settings: HostSettings,
+  keys: Keys,
+  enforceAuth: boolean,
+  shutdownGraceMs: number,
+  port: number,
+  log: (line: string) => void,
+): Promise<{ url: string; functions: string[]; listing: string[]; stop(): Promise<void> }> {
   const functions = [...registry.functions.values()];
-  const needsStorage = functions.some((fn) => !bindingsOf(fn, 'httpTrigger').length) || functions.some((fn) => bindingsOf(fn, 'queue').length > 0);
+  const usesStorage = functions.some((fn) => {
+    const type = triggerOf(fn)[1].type;
+    return type === 'queueTrigger' || type === 'timerTrigger' || Object.values(fn.metadata.bindings).some((b) => b.type === 'queue');
+  });
   const connection = process.env.AzureWebJobsStorage;
-  if (needsStorage && !connection) throw new Error('AzureWebJobsStorage is not set: queue and timer triggers need a storage account (Azurite locally)');
+  if (usesStorage && !connection) throw new Error('AzureWebJobsStorage is not set: queue and timer triggers and queue outputs need a storage account (Azurite locally, e.g. UseDevelopmentStorage=true)');
   const queues = connection ? new QueueService(connection, settings.queues) : undefined;
   const monitor = connection ? new ScheduleMonitor(connection, settings.hostId) : undefined;
 
+  /** Queue outputs ($return or extraOutputs), written after the handler succeeded, in binding order. */
   async function writeOutputs(fn: RegisteredFunction, outputData: Array<{ name: string; data: TypedData }>, returnValue?: TypedData): Promise<void> {
     const all = [...outputData];
     if (returnValue !== undefined && fn.metadata.bindings.$return?.type === 'queue') all.push({ name: '$return', data: returnValue });
     for (const { name, data } of all) {
       const binding = fn.metadata.bindings[name];
       if (binding?.type !== 'queue') continue;
-      if (!queues) throw new Error('queue output without storage');
-      await queues.write(String(binding.queueName), outputMessages(data));
+      await queues!.write(resolveSettings(String(binding.queueName), `Function '${fn.metadata.name}' output '${name}'`), outputMessages(data));
     }
   }
 
-  for (const hook of registry.hooks.appStart) await hook({ hookData: {}, appHookData: registry.appHookData, functionAppDirectory: appDir });
-
   const listing: string[] = [];
-  const url = `http://127.0.0.1:${options.port}`;
+  const url = `http://127.0.0.1:${port}`;
   const prefix = settings.routePrefix ? `/${settings.routePrefix}` : '';
-
-  // HTTP
-  const routes: HttpRoute[] = functions.map(compileRoute).filter((r): r is HttpRoute => r !== undefined);
-  for (const route of routes) listing.push(`${route.fn.metadata.name}: [${route.methods.join(',')}] ${url}${prefix}/${route.template}`);
-
-  // Queues
+  const routes: HttpRoute[] = [];
   const queueListeners: QueueListener[] = [];
+  const timers = new Map<string, TimerListener>();
   const byName = new Map<string, RegisteredFunction>();
+
   for (const fn of functions) {
-    byName.set(fn.metadata.name.toLowerCase(), fn);
+    const name = fn.metadata.name;
+    byName.set(name.toLowerCase(), fn);
     const [triggerName, trigger] = triggerOf(fn);
-    if (trigger.type !== 'queueTrigger') continue;
-    const queueName = String(trigger.queueName).replace(/%([^%]+)%/g, (_m, s: string) => process.env[s] ?? '').toLowerCase();
-    listing.push(`${fn.metadata.name}: queueTrigger (${queueName})`);
-    queueListeners.push(
-      queues!.listen(queueName, async (text, triggerMetadata) => {
-        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: text } }], triggerMetadata }, log, `New queue message detected on '${queueName}'.`);
+    if (trigger.type === 'httpTrigger') {
+      const route = compileRoute(fn)!;
+      routes.push(route);
+      listing.push(`${name}: [${route.methods.join(',')}] ${url}${prefix}/${route.template}`);
+    } else if (trigger.type === 'queueTrigger') {
+      // The host lowercases queue names and resolves %settings% (QueueTriggerAttributeBindingProvider).
+      const queueName = resolveSettings(String(trigger.queueName), `Function '${name}' queueName`).toLowerCase();
+      listing.push(`${name}: queueTrigger (${queueName})`);
+      queueListeners.push(
+        queues!.listen(queueName, async (text, triggerMetadata) => {
+          const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: text } }], triggerMetadata }, log, `New queue message detected on '${queueName}'.`);
+          await writeOutputs(fn, result.outputData, result.returnValue);
+        }, log),
+      );
+    } else if (trigger.type === 'timerTrigger') {
+      const schedule = parseSchedule(String(trigger.schedule));
+      listing.push(`${name}: timerTrigger (${schedule.text})`);
+      const listener = new TimerListener(name, schedule, { runOnStartup: trigger.runOnStartup === true, monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? monitor : undefined }, async (input) => {
+        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { json: JSON.stringify(input) } }] }, log, input.IsPastDue ? 'Timer fired (past due)' : 'Timer fired');
         await writeOutputs(fn, result.outputData, result.returnValue);
-      }, log),
-    );
+      }, log);
+      timers.set(name.toLowerCase(), listener);
+    } else if (!SUPPORTED_TRIGGERS.has(String(trigger.type))) {
+      // Not silently: the function exists in production but never runs here.
+      listing.push(`${name}: ${String(trigger.type)} (NOT SUPPORTED by the devhost: never triggered; POST /admin/functions/${name} invokes it)`);
+    }
   }
 
-  // Timers
-  const timers = new Map<string, TimerListener>();
-  for (const fn of functions) {
-    const [triggerName, trigger] = triggerOf(fn);
-    if (trigger.type !== 'timerTrigger') continue;
-    const schedule = parseSchedule(String(trigger.schedule));
-    listing.push(`${fn.metadata.name}: timerTrigger (${schedule.text})`);
-    const listener = new TimerListener(fn.metadata.name, schedule, { runOnStartup: trigger.runOnStartup === true, monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? monitor : undefined }, async (input) => {
-      const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { json: JSON.stringify(input) } }] }, log, input.IsPastDue ? 'Timer fired (past due)' : 'Timer fired');
-      await writeOutputs(fn, result.outputData, result.returnValue);
-    }, log);
-    timers.set(fn.metadata.name.toLowerCase(), listener);
+  /** The admin API's invoke (POST /admin/functions/{name}, body {"input": "..."}), answered 202 like the host. */
+  async function adminInvoke(fn: RegisteredFunction, input: string): Promise<void> {
+    const timer = timers.get(fn.metadata.name.toLowerCase());
+    if (timer) return timer.runNow();
+    const [triggerName] = triggerOf(fn);
+    const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: input } }] }, log, 'This function was programmatically called via the host APIs.');
+    await writeOutputs(fn, result.outputData, result.returnValue);
   }
 
   const server = http.createServer((request, response) => {
@@ -149,18 +199,21 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       const requestUrl = new URL(request.url ?? '/', url);
       const pathname = requestUrl.pathname.replace(/\/+$/, '');
       try {
-        // Admin API: invoke a non-HTTP function (master key), as the host's /admin/functions/{name}.
         const admin = /^\/admin\/functions\/([^/]+)$/i.exec(pathname);
-        if (admin && request.method === 'POST') {
-          if (requestKey(request, requestUrl) !== keys.masterKey && options.enforceAuth !== false) return emptyAnswer(response, 401);
+        if (admin) {
+          if (request.method !== 'POST') return emptyAnswer(response, 404);
+          if (enforceAuth && requestKey(request, requestUrl) !== keys.masterKey) return emptyAnswer(response, 401);
           const fn = byName.get(decodeURIComponent(admin[1]).toLowerCase());
           if (!fn) return emptyAnswer(response, 404);
-          const body = JSON.parse((await readBody(request)).toString('utf8') || '{}') as { input?: string };
-          const timer = timers.get(fn.metadata.name.toLowerCase());
-          const [triggerName] = triggerOf(fn);
+          const text = (await readBody(request)).toString('utf8');
+          let input = '';
+          try {
+            input = String((JSON.parse(text || '{}') as { input?: unknown }).input ?? '');
+          } catch {
+            return emptyAnswer(response, 400);
+          }
           response.writeHead(202, { 'Content-Length': '0' }).end();
-          if (timer) await timer.runNow();
-          else await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: body.input ?? '' } }] }, log, 'Manually invoked').then((r) => writeOutputs(fn, r.outputData, r.returnValue));
+          await adminInvoke(fn, input).catch(() => undefined); // failures are logged by the invocation
           return;
         }
         if (prefix && !(pathname === prefix || pathname.startsWith(`${prefix}/`))) return emptyAnswer(response, 404);
@@ -174,11 +227,11 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
           }
         }
         if (!found) return emptyAnswer(response, 404);
-        if (options.enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), keys)) return emptyAnswer(response, 401);
+        if (enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), keys)) return emptyAnswer(response, 401);
         const body = await readBody(request);
         const { fn, triggerName } = found.route;
-        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] }, log, `This function was programmatically called via the host APIs.`);
-        // Outputs are written before the HTTP response, and only on success.
+        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] }, log, 'This function was programmatically called via the host APIs.');
+        // Outputs are written before the HTTP response, and only on success (WorkerFunctionInvoker).
         await writeOutputs(fn, result.outputData);
         writeRpcResponse(response, result.returnValue);
       } catch (error) {
@@ -187,26 +240,30 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     })();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, '127.0.0.1', resolve);
+    server.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use (--port to choose another)`) : error));
+    server.listen(port, '127.0.0.1', resolve);
   });
-  for (const timer of timers.values()) await timer.start();
+  try {
+    for (const timer of timers.values()) await timer.start();
+  } catch (error) {
+    server.close();
+    await Promise.all(queueListeners.map((q) => q.stop(0)));
+    throw error;
+  }
 
-  let stopping: Promise<void> | undefined;
   return {
     url,
-    keys,
     functions: functions.map((f) => f.metadata.name),
     listing,
-    stop() {
-      stopping ??= (async () => {
-        server.close();
-        await Promise.all([...timers.values()].map((t) => t.stop()));
-        await Promise.all(queueListeners.map((q) => q.stop(SHUTDOWN_GRACE_MS)));
-        for (const hook of registry.hooks.appTerminate) await hook({ hookData: {}, appHookData: registry.appHookData });
-        server.closeAllConnections();
-      })();
-      return stopping;
+    async stop() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // A hung timer handler must not hold shutdown forever either.
+      await Promise.race([Promise.all([...timers.values()].map((t) => t.stop())), new Promise((resolve) => setTimeout(resolve, shutdownGraceMs).unref())]);
+      await Promise.all(queueListeners.map((q) => q.stop(shutdownGraceMs)));
+      for (const hook of registry.hooks.appTerminate) await hook({ hookData: registry.appLevelOnlyHookData, appHookData: registry.appHookData });
+      server.closeAllConnections();
+      await closed;
     },
   };
 }

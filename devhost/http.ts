@@ -6,11 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RegisteredFunction, TypedData } from './core';
-
-export interface Keys {
-  masterKey: string;
-  functionKeys: Record<string, string>;
-}
+import type { Keys } from './keys';
 
 interface RouteSegment {
   literal?: string;

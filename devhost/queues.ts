@@ -9,8 +9,10 @@ import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '
 import type { TypedData } from './core';
 import type { QueueOptions } from './settings';
 
+/** Messages are received invisible for 10 minutes (QueueListener) ... */
 const LEASE_SECONDS = 600;
-const RENEW_EVERY_MS = 60_000;
+/** ... and the lease is renewed at half that while the handler runs (UpdateQueueMessageVisibilityCommand). */
+const RENEW_EVERY_MS = (LEASE_SECONDS * 1000) / 2;
 const MIN_POLL_MS = 100;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -49,6 +51,11 @@ export function outputMessages(data: TypedData): string[] {
   else return [];
   const one = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'boolean' ? (v ? 'True' : 'False') : typeof v === 'number' ? String(v) : JSON.stringify(v, null, 2));
   return Array.isArray(value) ? value.map(one) : [one(value)];
+}
+
+/** A DateTimeOffset as the host serialises it (Json.NET): `2026-01-02T03:04:05+00:00`, fraction only when non-zero. */
+export function dotnetDate(date: Date): string {
+  return date.toISOString().replace(/\.000Z$|Z$/, '+00:00');
 }
 
 export interface QueueMessageContext {
@@ -98,9 +105,11 @@ export class QueueService {
 
 export class QueueListener {
   private stopped = false;
+  private released = false;
   private inFlight = new Map<string, { message: DequeuedMessageItem; popReceipt: string; done: Promise<void> }>();
   private wake?: () => void;
   private delayMs = MIN_POLL_MS;
+  private exponent = 1;
   private readonly loop: Promise<void>;
   private readonly unsubscribe: () => void;
 
@@ -112,7 +121,7 @@ export class QueueListener {
     private readonly log: (line: string) => void,
   ) {
     this.unsubscribe = queues.onWrite(queueName, () => {
-      this.delayMs = MIN_POLL_MS;
+      this.resetBackoff();
       this.wake?.();
     });
     this.loop = this.run();
@@ -128,11 +137,25 @@ export class QueueListener {
     });
   }
 
+  /**
+   * The extension's RandomizedExponentialBackoffStrategy: after n empty polls the delay is
+   * min + rand(0.8..1.2) x 2^(n-1) x min, capped at maxPollingInterval; any hit resets it.
+   */
   private backoff(): number {
-    // min + rand(0.8-1.2) x 2^(n-1) x min, capped: the extension's RandomizedExponentialBackoffStrategy.
-    const next = Math.min(this.options.maxPollingIntervalMs, this.delayMs * 2 * (0.8 + Math.random() * 0.4));
-    this.delayMs = Math.max(MIN_POLL_MS, next);
+    const max = this.options.maxPollingIntervalMs;
+    if (this.delayMs !== max) {
+      const next = MIN_POLL_MS + (0.8 + Math.random() * 0.4) * 2 ** (this.exponent - 1) * MIN_POLL_MS;
+      if (next < max) {
+        this.delayMs = next;
+        this.exponent += 1;
+      } else this.delayMs = max;
+    }
     return this.delayMs;
+  }
+
+  private resetBackoff(): void {
+    this.delayMs = MIN_POLL_MS;
+    this.exponent = 1;
   }
 
   private async run(): Promise<void> {
@@ -161,10 +184,12 @@ export class QueueListener {
         await this.sleep(this.backoff());
         continue;
       }
-      this.delayMs = MIN_POLL_MS;
+      this.resetBackoff();
       for (const message of received) {
         const entry = { message, popReceipt: message.popReceipt, done: Promise.resolve() };
-        entry.done = this.process(client, entry).finally(() => this.inFlight.delete(message.messageId));
+        entry.done = this.process(client, entry)
+          .catch((error: Error) => this.log(`Queue '${this.queueName}': message '${message.messageId}': ${error.message}`))
+          .finally(() => this.inFlight.delete(message.messageId));
         this.inFlight.set(message.messageId, entry);
       }
     }
@@ -202,9 +227,9 @@ export class QueueListener {
       DequeueCount: { int: message.dequeueCount },
       Id: { string: message.messageId },
       PopReceipt: { string: message.popReceipt },
-      InsertionTime: { string: message.insertedOn.toISOString() },
-      ExpirationTime: { string: message.expiresOn.toISOString() },
-      NextVisibleTime: { string: message.nextVisibleOn.toISOString() },
+      InsertionTime: { json: JSON.stringify(dotnetDate(message.insertedOn)) },
+      ExpirationTime: { json: JSON.stringify(dotnetDate(message.expiresOn)) },
+      NextVisibleTime: { json: JSON.stringify(dotnetDate(message.nextVisibleOn)) },
     };
     // Top-level non-array properties of a JSON object message are merged into the binding data.
     try {
@@ -217,17 +242,26 @@ export class QueueListener {
     } catch {
       // not JSON: nothing to merge
     }
+    let failed = false;
     try {
       await this.invoker(text, metadata);
-      clearInterval(renew);
-      await client.deleteMessage(message.messageId, entry.popReceipt);
     } catch {
+      failed = true; // the invocation already logged why
+    } finally {
       clearInterval(renew);
-      if (message.dequeueCount >= this.options.maxDequeueCount) {
+    }
+    // Released at shutdown: the message is someone else's now, whatever the handler did.
+    if (this.released) return;
+    try {
+      if (!failed) await client.deleteMessage(message.messageId, entry.popReceipt);
+      else if (message.dequeueCount >= this.options.maxDequeueCount) {
         await this.poison(client, entry, `Message has reached MaxDequeueCount of ${this.options.maxDequeueCount}.`);
       } else {
-        await client.updateMessage(message.messageId, entry.popReceipt, undefined, this.options.visibilityTimeoutSeconds).catch(() => undefined);
+        // Visible again after visibilityTimeout (0 by default: retried at once).
+        await client.updateMessage(message.messageId, entry.popReceipt, undefined, this.options.visibilityTimeoutSeconds);
       }
+    } catch (error) {
+      this.log(`Queue '${this.queueName}': cannot complete message '${message.messageId}': ${(error as Error).message}`);
     }
   }
 
@@ -237,9 +271,14 @@ export class QueueListener {
     this.unsubscribe();
     this.wake?.();
     const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
-    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, graceMs))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
     const client = this.queues.client(this.queueName);
-    await Promise.all([...this.inFlight.values()].map((f) => client.updateMessage(f.message.messageId, f.popReceipt, undefined, 0).catch(() => undefined)));
+    const unfinished = [...this.inFlight.values()];
+    this.released = true;
+    if (unfinished.length > 0) this.log(`Queue '${this.queueName}': releasing ${unfinished.length} unfinished message(s) (visible again now)`);
+    await Promise.all(unfinished.map((f) => client.updateMessage(f.message.messageId, f.popReceipt, undefined, 0).catch(() => undefined)));
     await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 2000))]);
   }
 }

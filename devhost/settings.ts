@@ -39,7 +39,12 @@ export function parseTimeSpan(value: unknown, label: string): number {
 export function applyLocalSettings(appDir: string, env: NodeJS.ProcessEnv = process.env): string[] {
   const file = path.join(appDir, 'local.settings.json');
   if (!existsSync(file)) return [];
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> };
+  let parsed: { Values?: Record<string, string> };
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as { Values?: Record<string, string> };
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
   const applied: string[] = [];
   for (const [key, value] of Object.entries(parsed.Values ?? {})) {
     if (env[key] === undefined) {
@@ -50,28 +55,79 @@ export function applyLocalSettings(appDir: string, env: NodeJS.ProcessEnv = proc
   return applied;
 }
 
+/**
+ * App settings named `AzureFunctionsJobHost__a__b` override host.json's `a.b`, as in the real host
+ * (keys match case-insensitively). Tests and operators tune a setting without editing host.json.
+ */
+export function applyHostJsonOverrides(json: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const prefix = 'azurefunctionsjobhost__';
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined || !key.toLowerCase().startsWith(prefix)) continue;
+    const pathParts = key.slice(prefix.length).split('__').filter(Boolean);
+    if (pathParts.length === 0) continue;
+    let node: Record<string, unknown> = json;
+    for (const [i, part] of pathParts.entries()) {
+      const existing = Object.keys(node).find((k) => k.toLowerCase() === part.toLowerCase()) ?? part;
+      if (i === pathParts.length - 1) node[existing] = value;
+      else {
+        if (typeof node[existing] !== 'object' || node[existing] === null) node[existing] = {};
+        node = node[existing] as Record<string, unknown>;
+      }
+    }
+  }
+  return json;
+}
+
+function pick(obj: Record<string, unknown>, key: string): unknown {
+  const found = Object.keys(obj).find((k) => k.toLowerCase() === key.toLowerCase());
+  return found === undefined ? undefined : obj[found];
+}
+
+function section(obj: Record<string, unknown>, key: string): Record<string, unknown> {
+  const value = pick(obj, key);
+  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+}
+
+/** `<machine>-<hash of the app path>`, lowercased, [a-z0-9-] only, at most 32 characters (ScriptHostIdProvider). */
+export function defaultHostId(appDir: string): string {
+  const machine = os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '');
+  const hash = createHash('sha256').update(path.resolve(appDir).toLowerCase()).digest('hex').slice(0, 10);
+  return `${machine}-${hash}`.slice(0, 32).replace(/-+$/, '');
+}
+
 export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = process.env): HostSettings {
   const file = path.join(appDir, 'host.json');
-  const json = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
-  const extensions = (json.extensions ?? {}) as Record<string, Record<string, unknown>>;
-  const http = extensions.http ?? {};
-  const queues = extensions.queues ?? {};
-  const development = (env.AZURE_FUNCTIONS_ENVIRONMENT ?? 'Development') === 'Development';
+  let json: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (error) {
+      throw new Error(`${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  applyHostJsonOverrides(json, env);
+  // .NET configuration keys are case-insensitive: "MaxPollingInterval" works as well as "maxPollingInterval".
+  const extensions = section(json, 'extensions');
+  const http = section(extensions, 'http');
+  const queues = section(extensions, 'queues');
+  const q = (key: string): unknown => pick(queues, key);
+  const development = (env.AZURE_FUNCTIONS_ENVIRONMENT ?? 'Development').toLowerCase() === 'development';
   const cpus = env.WEBSITE_SKU === 'Dynamic' ? 1 : os.cpus().length;
-  const batchSize = Math.min(32, Math.max(1, Number(queues.batchSize ?? 16)));
-  const maxPolling = queues.maxPollingInterval !== undefined ? parseTimeSpan(queues.maxPollingInterval, 'extensions.queues.maxPollingInterval') : development ? 2000 : 60_000;
-  const hostId = (env.AzureFunctionsWebHost__hostid ?? `${os.hostname()}-${createHash('sha256').update(path.resolve(appDir)).digest('hex').slice(0, 10)}`).toLowerCase().slice(0, 32);
+  const batchSize = Math.min(32, Math.max(1, Number(q('batchSize') ?? 16)));
+  const maxPolling = q('maxPollingInterval') !== undefined ? parseTimeSpan(q('maxPollingInterval'), 'extensions.queues.maxPollingInterval') : development ? 2000 : 60_000;
+  const hostId = (env.AzureFunctionsWebHost__hostid ?? defaultHostId(appDir)).toLowerCase().slice(0, 32);
+  const routePrefix = pick(http, 'routePrefix');
   return {
-    routePrefix: typeof http.routePrefix === 'string' ? http.routePrefix.replace(/^\/+|\/+$/g, '') : 'api',
+    routePrefix: typeof routePrefix === 'string' ? routePrefix.replace(/^\/+|\/+$/g, '') : 'api',
     hostId,
     development,
     queues: {
       batchSize,
-      newBatchThreshold: queues.newBatchThreshold !== undefined ? Number(queues.newBatchThreshold) : Math.floor(batchSize / 2) * cpus,
-      maxDequeueCount: Number(queues.maxDequeueCount ?? 5),
-      visibilityTimeoutSeconds: queues.visibilityTimeout !== undefined ? parseTimeSpan(queues.visibilityTimeout, 'extensions.queues.visibilityTimeout') / 1000 : 0,
+      newBatchThreshold: q('newBatchThreshold') !== undefined ? Number(q('newBatchThreshold')) : Math.floor(batchSize / 2) * cpus,
+      maxDequeueCount: Number(q('maxDequeueCount') ?? 5),
+      visibilityTimeoutSeconds: q('visibilityTimeout') !== undefined ? parseTimeSpan(q('visibilityTimeout'), 'extensions.queues.visibilityTimeout') / 1000 : 0,
       maxPollingIntervalMs: Math.max(100, maxPolling),
-      messageEncoding: queues.messageEncoding === 'none' ? 'none' : 'base64',
+      messageEncoding: String(q('messageEncoding') ?? 'base64').toLowerCase() === 'none' ? 'none' : 'base64',
     },
   };
 }

@@ -85,10 +85,16 @@ export class ScheduleMonitor {
   }
 }
 
+/** .NET's default(DateTime), what the host records as `Last` before a first run. */
+const NEVER = '0001-01-01T00:00:00.000Z';
+/** setTimeout's ceiling (2^31-1 ms, about 24.8 days); longer waits are chained. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
 export class TimerListener {
   private stopped = false;
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  /** Every run, scheduled or manual, chains on this: runs never overlap (the listener's semaphore). */
+  private running: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly name: string,
@@ -103,11 +109,11 @@ export class TimerListener {
     const status = this.options.monitor ? await this.options.monitor.read(this.name) : undefined;
     if (status && now.getTime() > Date.parse(status.Next)) {
       this.log(`Timer '${this.name}' missed its occurrence at ${status.Next}; running now (isPastDue)`);
-      await this.fire(new Date(status.Next), true, status);
+      await this.serialise(() => this.fire(new Date(status.Next), true, status));
     } else if (this.options.runOnStartup) {
-      await this.fire(now, false, status ?? null);
+      await this.serialise(() => this.fire(now, false, status ?? null));
     } else if (this.options.monitor && !status) {
-      await this.options.monitor.write(this.name, { Last: new Date(0).toISOString(), Next: this.schedule.next(now).toISOString(), LastUpdated: now.toISOString() });
+      await this.options.monitor.write(this.name, { Last: NEVER, Next: this.schedule.next(now).toISOString(), LastUpdated: now.toISOString() });
     }
     this.arm();
   }
@@ -115,18 +121,36 @@ export class TimerListener {
   private arm(): void {
     if (this.stopped) return;
     const next = this.schedule.next(new Date());
-    this.timer = setTimeout(() => {
-      this.running = this.fire(next, false).finally(() => this.arm());
-    }, Math.max(0, next.getTime() - Date.now()));
+    const wait = (): void => {
+      if (this.stopped) return;
+      const remaining = next.getTime() - Date.now();
+      if (remaining > MAX_TIMEOUT_MS) {
+        this.timer = setTimeout(wait, MAX_TIMEOUT_MS);
+        return;
+      }
+      this.timer = setTimeout(() => {
+        // The next occurrence is computed only after this run ends, so slow runs skip occurrences.
+        this.serialise(() => this.fire(next, false))
+          .catch((e: Error) => this.log(`Timer '${this.name}': ${e.message}`))
+          .finally(() => this.arm());
+      }, Math.max(0, remaining));
+    };
+    wait();
   }
 
-  private async fire(occurrence: Date, isPastDue: boolean, status?: ScheduleStatus | null): Promise<void> {
+  private serialise(run: () => Promise<void>): Promise<void> {
+    const result = this.running.then(run);
+    this.running = result.catch(() => undefined);
+    return result;
+  }
+
+  private async fire(occurrence: Date, isPastDue: boolean, status?: ScheduleStatus | null, record = true): Promise<void> {
     const next = this.schedule.next(new Date(Math.max(Date.now(), occurrence.getTime())));
     const current = status ?? (this.options.monitor ? ((await this.options.monitor.read(this.name)) ?? null) : null);
     // During an invocation, ScheduleStatus.Next is the current occurrence (as in the host).
     const input: TimerInput = {
       Schedule: { AdjustForDST: true },
-      ScheduleStatus: this.options.monitor ? { Last: current?.Last ?? new Date(0).toISOString(), Next: occurrence.toISOString(), LastUpdated: current?.LastUpdated ?? new Date(0).toISOString() } : null,
+      ScheduleStatus: this.options.monitor ? { Last: current?.Last ?? NEVER, Next: occurrence.toISOString(), LastUpdated: current?.LastUpdated ?? NEVER } : null,
       IsPastDue: isPastDue,
     };
     try {
@@ -134,14 +158,12 @@ export class TimerListener {
     } catch {
       // Errors do not stop the schedule; the invocation already logged the failure.
     }
-    if (this.options.monitor) await this.options.monitor.write(this.name, { Last: occurrence.toISOString(), Next: next.toISOString(), LastUpdated: new Date().toISOString() }).catch((e: Error) => this.log(`Timer '${this.name}': cannot record schedule status: ${e.message}`));
+    if (this.options.monitor && record) await this.options.monitor.write(this.name, { Last: occurrence.toISOString(), Next: next.toISOString(), LastUpdated: new Date().toISOString() }).catch((e: Error) => this.log(`Timer '${this.name}': cannot record schedule status: ${e.message}`));
   }
 
-  /** Invokes now, outside the schedule (admin API), without overlapping a scheduled run. */
-  async runNow(): Promise<void> {
-    await this.running;
-    this.running = this.fire(new Date(), false);
-    await this.running;
+  /** Invokes now, outside the schedule (admin API), never overlapping a scheduled run; the recorded schedule is left alone. */
+  runNow(): Promise<void> {
+    return this.serialise(() => this.fire(new Date(), false, undefined, false));
   }
 
   async stop(): Promise<void> {
