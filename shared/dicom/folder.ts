@@ -38,10 +38,12 @@ async function walk(root: string): Promise<{ dicom: string[]; leftovers: string[
   return { dicom: dicom.sort(), leftovers };
 }
 
+/** Replaces whole UIDs only (not bounded by digits or dots), so `1.2.3` never matches inside `1.2.34` or a new `2.25.…`. */
 function replaceUids(name: string, changes: Map<string, string>): string {
   let out = name;
-  // Longest first, so a UID that is a prefix of another is not replaced inside it.
-  for (const [from, to] of [...changes].sort((a, b) => b[0].length - a[0].length)) out = out.split(from).join(to);
+  for (const [from, to] of [...changes].sort((a, b) => b[0].length - a[0].length)) {
+    out = out.replace(new RegExp(`(?<![0-9.])${from.replace(/\./g, '\\.')}(?![0-9])(?!\\.[0-9])`, 'g'), to);
+  }
   return out;
 }
 
