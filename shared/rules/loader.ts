@@ -65,7 +65,8 @@ export function createRuleLoader(dir: string): RuleLoader {
           continue;
         }
         seen.add(name);
-        const key = `${stat.mtimeMs}:${stat.size}`;
+        // Editors that save by rename change the inode even when mtime and size look alike.
+        const key = `${stat.mtimeMs}:${stat.size}:${stat.ino}`;
         let entry = cache.get(name);
         if (!entry || entry.key !== key) {
           let text: string;

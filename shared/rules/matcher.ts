@@ -1,20 +1,25 @@
 /**
  * Matching, autorthanc-compatible: case-insensitive substring by default, every tag must pass, a
  * Series-level tag on a study passes if any series passes, a missing tag fails (never throws).
- * Extensions: other operators, negations (pass when no series has the positive form) and AnyOf.
- * Every check says what it looked for and what it saw, so operators can debug a rule.
+ * Extensions: other operators, negations (pass when no series has the positive form) and AnyOf
+ * groups (at least one group must pass as a whole). Every check says what it looked for and what
+ * it saw, so operators can debug a rule without reading code.
  */
 import type { Condition, Operator, Rule } from './model';
 import type { ResourceTags } from './resource-tags';
 import { tagValues } from './resource-tags';
 
 export interface TagCheck {
+  /** The TagName as the rule wrote it. */
   tag: string;
   level: 'Study' | 'Series';
   operator: Operator;
   expected: string;
+  /** One value for a study-level tag; one per series (null where missing) for a series-level tag. */
   seen: Array<string | null>;
   passed: boolean;
+  /** Index of the AnyOf group this check belongs to; absent for the `Tags` list. */
+  group?: number;
   explanation: string;
 }
 
@@ -22,8 +27,13 @@ export interface MatchResult {
   ruleId: string;
   matched: boolean;
   reasons: TagCheck[];
+  /** Which AnyOf groups passed (absent when the rule has none). */
+  anyOf?: { passed: boolean; groups: boolean[] };
+  /** Set when the resource was made by Orthanc (anonymised/modified) and the rule does not IncludeDerived. */
+  skipped?: string;
 }
 
+/** Case-insensitive, and the same text in composed or decomposed Unicode compares equal. */
 const fold = (value: string) => value.normalize('NFC').toLocaleLowerCase('en-US');
 
 function positive(operator: Operator): Operator {
@@ -38,8 +48,8 @@ function test(operator: Operator, condition: Condition, value: string): boolean 
     case 'equals': return seen === expected;
     case 'startsWith': return seen.startsWith(expected);
     case 'endsWith': return seen.endsWith(expected);
-    case 'regex': return condition.pattern!.test(value.normalize('NFC'));
-    default: throw new Error(`operator ${operator} has no positive form`);
+    case 'regex': return condition.pattern ? condition.pattern.test(value.normalize('NFC')) : false;
+    default: return false;
   }
 }
 
@@ -49,10 +59,11 @@ export function checkCondition(condition: Condition, tags: ResourceTags): TagChe
   const negated = condition.operator.startsWith('not');
   const base = positive(condition.operator);
   let passed: boolean;
+  // A tag nobody carries fails even a negation: "not CT" on a study without Modality proves nothing.
   if (present.length === 0) passed = false;
   else if (negated) passed = !present.some((v) => test(base, condition, v));
   else passed = present.some((v) => test(base, condition, v));
-  const shown = seen.length === 0 || present.length === 0 ? 'missing' : seen.map((v) => (v === null ? 'missing' : JSON.stringify(v))).join(', ');
+  const shown = present.length === 0 ? 'missing' : seen.map((v) => (v === null ? 'missing' : JSON.stringify(v))).join(', ');
   return {
     tag: condition.tag.name,
     level: condition.level,
@@ -67,11 +78,22 @@ export function checkCondition(condition: Condition, tags: ResourceTags): TagChe
 export function matchRule(rule: Rule, tags: ResourceTags): MatchResult {
   const reasons = rule.conditions.map((c) => checkCondition(c, tags));
   let matched = reasons.every((r) => r.passed);
+  const result: MatchResult = { ruleId: rule.id, matched, reasons };
   if (rule.anyOf.length > 0) {
-    const groups = rule.anyOf.map((group) => group.map((c) => checkCondition(c, tags)));
-    const anyPassed = groups.some((g) => g.every((c) => c.passed));
+    const groups = rule.anyOf.map((group, g) => group.map((c) => {
+      const check = checkCondition(c, tags);
+      return { ...check, group: g, explanation: `AnyOf[${g}]: ${check.explanation}` };
+    }));
+    const passedGroups = groups.map((g) => g.every((c) => c.passed));
+    const anyPassed = passedGroups.some(Boolean);
+    result.anyOf = { passed: anyPassed, groups: passedGroups };
+    reasons.push(...groups.flat());
     matched = matched && anyPassed;
-    reasons.push(...groups.flat().map((c) => ({ ...c, explanation: `AnyOf: ${c.explanation}`, passed: anyPassed ? true : c.passed })));
   }
-  return { ruleId: rule.id, matched, reasons };
+  if (tags.derivedFrom !== undefined && !rule.includeDerived) {
+    result.skipped = 'made by Orthanc (AnonymizedFrom/ModifiedFrom); set IncludeDerived to true to process it';
+    matched = false;
+  }
+  result.matched = matched;
+  return result;
 }

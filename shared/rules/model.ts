@@ -31,6 +31,8 @@ export interface Rule {
   zip: { level: number; keepFolder: boolean };
   outputName?: string;
   includeDerived: boolean;
+  /** The file's JSON as written, for display and for keys this version does not know. */
+  raw: unknown;
 }
 
 export interface MasterSettings {
@@ -38,6 +40,7 @@ export interface MasterSettings {
   DailySweepEnabled: boolean;
 }
 
+/** Without master.json the daily sweep runs at 02:00, a quiet hour next to most scanners. */
 export const DEFAULT_MASTER: MasterSettings = { DailyCheckHour: 2, DailySweepEnabled: true };
 
 export interface RuleFileProblem {

@@ -1,26 +1,45 @@
 /**
- * The tags a rule sees for a study or series: Orthanc's main tags (patient and study for the study,
- * series tags per series) and, only when a rule asks for them, tags read from one instance per
- * series (simplified tags by keyword, `(gggg,eeee)` by number) and the sending AE title.
+ * The tags a rule sees for a study or series: Orthanc's main tags (patient, study, and per series)
+ * and, only when some rule asks for them, tags read from ONE instance per series (simplified tags
+ * by keyword, `(gggg,eeee)` by number) and the AE title that sent that instance. Reading one
+ * instance per series keeps a 2000-image study to a handful of requests.
  */
 import type { Condition, Rule } from './model';
-import { REMOTE_AET } from './tags';
+import { REMOTE_AET, resolveTag, type ResolvedTag } from './tags';
 
+/** DICOM keyword (or upper-case `GGGGEEEE` for tags without one) → value as text. */
 export type TagMap = Record<string, string>;
+
+export interface SeriesTags {
+  orthancId: string;
+  tags: TagMap;
+  /** The AE title that sent the series' first instance (Orthanc metadata `RemoteAET`), when read. */
+  remoteAet?: string;
+}
 
 export interface ResourceTags {
   level: 'Study' | 'Series';
   orthancId: string;
+  patient: TagMap;
   study: TagMap;
-  series: Array<{ orthancId: string; tags: TagMap }>;
+  /** Every series of the study, or just the one for a Series-level resource. */
+  series: SeriesTags[];
+  /** Set when Orthanc made this study itself (AnonymizedFrom / ModifiedFrom): the source's Orthanc id. */
+  derivedFrom?: string;
 }
 
-/** What collectResourceTags needs of the Orthanc client (the real client satisfies it). */
+/**
+ * What collectResourceTags needs of the Orthanc client. Declared here (structural typing) so the
+ * rules never depend on the client's implementation; `createOrthancClient` satisfies it.
+ */
 export interface OrthancTagSource {
-  getStudy(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string>; Series: string[] }>;
-  getSeries(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; ParentStudy: string; Instances: string[] }>;
+  getStudy(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string>; Series: string[]; AnonymizedFrom?: string; ModifiedFrom?: string }>;
+  getSeries(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; ParentStudy: string; Instances: string[]; AnonymizedFrom?: string; ModifiedFrom?: string }>;
+  /** GET /instances/{id}/simplified-tags: keyword → value. */
   getInstanceTags(id: string): Promise<Record<string, unknown>>;
+  /** GET /instances/{id}/tags?short: `gggg,eeee` → value (private and unnamed tags). */
   getInstanceTagsByNumber(id: string): Promise<Record<string, unknown>>;
+  /** GET /instances/{id}/metadata/{name}, undefined when absent. */
   getMetadata(level: 'instances', id: string, name: string): Promise<string | undefined>;
 }
 
@@ -30,66 +49,113 @@ export function valueText(value: unknown): string | undefined {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) {
     if (value.every((v) => typeof v !== 'object' || v === null)) return value.map(String).join('\\');
+    if (value.every((v) => typeof v === 'object' && v !== null && 'Alphabetic' in v)) return value.map((v) => String((v as { Alphabetic: unknown }).Alphabetic)).join('\\');
     return undefined; // a sequence: not matchable as text
   }
   if (typeof value === 'object' && 'Alphabetic' in (value as object)) return String((value as { Alphabetic: string }).Alphabetic);
   return undefined;
 }
 
-function lookup(map: TagMap, condition: Condition): string | undefined {
-  if (condition.tag.keyword && map[condition.tag.keyword] !== undefined) return map[condition.tag.keyword];
-  if (condition.tag.hex && map[condition.tag.hex] !== undefined) return map[condition.tag.hex];
+function lookup(map: TagMap, tag: ResolvedTag): string | undefined {
+  if (tag.keyword && map[tag.keyword] !== undefined) return map[tag.keyword];
+  if (tag.hex && map[tag.hex] !== undefined) return map[tag.hex];
   return undefined;
 }
 
-/** The values a condition is tested against: one for a Study-level tag, one per series otherwise. */
-export function tagValues(tags: ResourceTags, condition: Condition): Array<string | null> {
-  if (condition.level === 'Study') {
-    const own = lookup(tags.study, condition);
-    if (own !== undefined) return [own];
-    // A study-level condition on a tag only known per series: any series may carry it.
-    return tags.series.map((s) => lookup(s.tags, condition) ?? null);
-  }
-  return tags.series.map((s) => lookup(s.tags, condition) ?? lookup(tags.study, condition) ?? null);
+function seriesValue(series: SeriesTags, tag: ResolvedTag): string | undefined {
+  if (tag.remoteAet) return series.remoteAet ?? series.tags[REMOTE_AET];
+  return lookup(series.tags, tag);
 }
 
-function needsInstances(rules: Rule[]): { keywords: boolean; numbers: boolean; remoteAet: boolean } {
-  const all = rules.flatMap((r) => [...r.conditions, ...r.anyOf.flat()]);
+/**
+ * The values a condition is tested against: one for a Patient/Study-level tag, one per series
+ * otherwise (null where that series lacks it). Level is where to look first, not a wall: a
+ * Study-level condition on a tag only known per series sees every series, and a Series-level one
+ * on a study tag sees the study's value for each series.
+ */
+export function tagValues(tags: ResourceTags, condition: Condition): Array<string | null> {
+  // The sending AE is recorded per instance, so it is only ever a per-series value.
+  const upper = condition.tag.remoteAet ? undefined : (lookup(tags.patient, condition.tag) ?? lookup(tags.study, condition.tag));
+  if (condition.level === 'Study') {
+    if (upper !== undefined) return [upper];
+    return tags.series.map((s) => seriesValue(s, condition.tag) ?? null);
+  }
+  return tags.series.map((s) => seriesValue(s, condition.tag) ?? upper ?? null);
+}
+
+interface Needs {
+  keywords: boolean;
+  numbers: boolean;
+  remoteAet: boolean;
+}
+
+/** Which instance reads the rules (or the listed tag names) need; main tags need none. */
+export function instanceNeeds(needed: ReadonlyArray<Rule | string>): Needs {
+  const tags: ResolvedTag[] = [];
+  for (const item of needed) {
+    if (typeof item === 'string') {
+      const resolved = resolveTag(item);
+      if (typeof resolved !== 'string') tags.push(resolved);
+    } else {
+      tags.push(...[...item.conditions, ...item.anyOf.flat()].map((c) => c.tag));
+    }
+  }
   return {
-    keywords: all.some((c) => c.tag.fromInstance && c.tag.keyword && !c.tag.remoteAet),
-    numbers: all.some((c) => c.tag.fromInstance && !c.tag.keyword && c.tag.hex),
-    remoteAet: all.some((c) => c.tag.remoteAet),
+    keywords: tags.some((t) => t.fromInstance && t.keyword !== undefined && !t.remoteAet),
+    numbers: tags.some((t) => t.fromInstance && t.keyword === undefined && t.hex !== undefined),
+    remoteAet: tags.some((t) => t.remoteAet === true),
   };
 }
 
-export async function collectResourceTags(orthanc: OrthancTagSource, level: 'Study' | 'Series', id: string, rules: Rule[]): Promise<ResourceTags> {
-  const seriesList = level === 'Study' ? undefined : [await orthanc.getSeries(id)];
-  const study = await orthanc.getStudy(level === 'Study' ? id : seriesList![0].ParentStudy);
-  const series = seriesList ?? (await Promise.all(study.Series.map((s) => orthanc.getSeries(s))));
-  const need = needsInstances(rules);
-  const result: ResourceTags = { level, orthancId: id, study: { ...study.PatientMainDicomTags, ...study.MainDicomTags }, series: [] };
-  for (const s of series) {
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Gathers what the rules need to be matched against a study or series. `needed` is the rules to be
+ * evaluated (or tag names), so instances are read only when a rule uses a non-main tag.
+ */
+export async function collectResourceTags(orthanc: OrthancTagSource, level: 'Study' | 'Series', id: string, needed: ReadonlyArray<Rule | string>): Promise<ResourceTags> {
+  const own = level === 'Series' ? await orthanc.getSeries(id) : undefined;
+  const study = await orthanc.getStudy(own ? own.ParentStudy : id);
+  const seriesList = own ? [own] : await mapLimit(study.Series, 8, (s) => orthanc.getSeries(s));
+  const need = instanceNeeds(needed);
+  const series = await mapLimit(seriesList, 4, async (s): Promise<SeriesTags> => {
     const tags: TagMap = { ...s.MainDicomTags };
+    const entry: SeriesTags = { orthancId: s.ID, tags };
     const instance = s.Instances[0];
-    if (instance && (need.keywords || need.numbers || need.remoteAet)) {
-      if (need.keywords) {
-        for (const [key, value] of Object.entries(await orthanc.getInstanceTags(instance))) {
-          const text = valueText(value);
-          if (text !== undefined && tags[key] === undefined) tags[key] = text;
-        }
-      }
-      if (need.numbers) {
-        for (const [key, value] of Object.entries(await orthanc.getInstanceTagsByNumber(instance))) {
-          const text = valueText(value);
-          if (text !== undefined) tags[key.replace(',', '').toUpperCase()] = text;
-        }
-      }
-      if (need.remoteAet) {
-        const aet = await orthanc.getMetadata('instances', instance, 'RemoteAET');
-        if (aet !== undefined) tags[REMOTE_AET] = aet;
+    if (!instance) return entry;
+    if (need.keywords) {
+      for (const [key, value] of Object.entries(await orthanc.getInstanceTags(instance))) {
+        const text = valueText(value);
+        if (text !== undefined && tags[key] === undefined) tags[key] = text;
       }
     }
-    result.series.push({ orthancId: s.ID, tags });
-  }
-  return result;
+    if (need.numbers) {
+      for (const [key, value] of Object.entries(await orthanc.getInstanceTagsByNumber(instance))) {
+        const text = valueText(value);
+        if (text !== undefined) tags[key.replace(/[(),]/g, '').toUpperCase()] = text;
+      }
+    }
+    if (need.remoteAet) entry.remoteAet = await orthanc.getMetadata('instances', instance, 'RemoteAET');
+    return entry;
+  });
+  const derivedFrom = study.AnonymizedFrom ?? study.ModifiedFrom ?? own?.AnonymizedFrom ?? own?.ModifiedFrom;
+  return {
+    level,
+    orthancId: id,
+    patient: { ...study.PatientMainDicomTags },
+    study: { ...study.MainDicomTags },
+    series,
+    ...(derivedFrom !== undefined ? { derivedFrom } : {}),
+  };
 }

@@ -20,34 +20,43 @@ const caseInsensitive = <T extends string>(values: readonly T[], label: string) 
   });
 
 const tagConditionSchema = z.object({
-  TagName: z.string().min(1, 'TagName must not be empty'),
+  TagName: z.string({ message: 'TagName must be text, e.g. "StudyDescription"' }).trim().min(1, 'TagName must not be empty'),
+  /** autorthanc's levels; `Instance` reads like `Series` (one instance per series). */
   Level: caseInsensitive(['Patient', 'Study', 'Series', 'Instance'] as const, 'Level').optional(),
-  Value: z.union([z.string(), z.number()]).transform(String),
+  Value: z.union([z.string(), z.number()], { message: 'Value must be text (or a number)' }).transform(String),
   Operator: caseInsensitive(OPERATORS, 'Operator').default('contains'),
 });
+const TAG_KEYS = new Set(Object.keys(tagConditionSchema.shape));
 
 const ruleFileSchema = z.object({
   CheckOn: caseInsensitive(['Study', 'Series'] as const, 'CheckOn'),
-  IsActive: z.boolean().default(true),
+  IsActive: z.boolean({ message: 'IsActive must be true or false (without quotes)' }).optional(),
   Comment: z.string().optional(),
   Action: caseInsensitive(['DOWNLOAD', 'FORWARD'] as const, 'Action').optional(),
   DestinationModality: z.string().optional(),
-  Tags: z.array(tagConditionSchema).default([]),
-  AnyOf: z.array(z.union([tagConditionSchema, z.array(tagConditionSchema).min(1)])).optional(),
-  Steps: z.array(caseInsensitive(STEP_ORDER, 'Step')).min(1).optional(),
+  Tags: z.array(tagConditionSchema, { message: 'Tags must be a list of {TagName, Level, Value} objects' }).default([]),
+  AnyOf: z.array(z.union([tagConditionSchema, z.array(tagConditionSchema).min(1, 'an AnyOf group must not be empty')], { message: 'each AnyOf entry must be a tag object or a list of tag objects' })).optional(),
+  Steps: z.array(caseInsensitive(STEP_ORDER, 'Step')).min(1, 'Steps must name at least one step').optional(),
   Anonymise: anonymiseSettingsSchema.optional(),
-  Zip: z.object({ Level: z.number().int().min(0).max(9).default(1), KeepFolder: z.boolean().default(false) }).strict().optional(),
-  Forward: z.object({ Destinations: z.array(z.string().min(1)).min(1) }).strict().optional(),
-  OutputName: z.string().min(1).optional(),
+  Zip: z.object({ Level: z.number().int().min(0, 'Zip.Level must be 0-9').max(9, 'Zip.Level must be 0-9').default(1), KeepFolder: z.boolean().default(false) }).strict().optional(),
+  Forward: z.object({ Destinations: z.array(z.string().trim().min(1)).min(1, 'Forward.Destinations must name at least one modality') }).strict().optional(),
+  OutputName: z.string().trim().min(1).optional(),
   IncludeDerived: z.boolean().default(false),
 });
 
 const KNOWN_KEYS = new Set(Object.keys(ruleFileSchema.shape));
 
-const masterSchema = z.object({
-  DailyCheckHour: z.number().int().min(0, 'DailyCheckHour must be 0-23').max(23, 'DailyCheckHour must be 0-23').default(DEFAULT_MASTER.DailyCheckHour),
-  DailySweepEnabled: z.boolean().default(DEFAULT_MASTER.DailySweepEnabled),
-});
+/** master.json keys, with autorthanc's master_template.json spellings as aliases. */
+const MASTER_KEYS: Record<string, keyof MasterSettings> = {
+  DailyCheckHour: 'DailyCheckHour',
+  RUN_DAILY_HOUR: 'DailyCheckHour',
+  DailySweepEnabled: 'DailySweepEnabled',
+  RUN_DAILY: 'DailySweepEnabled',
+};
+const masterFieldSchemas = {
+  DailyCheckHour: z.number({ message: 'DailyCheckHour must be a whole number 0-23' }).int('DailyCheckHour must be a whole number 0-23').min(0, 'DailyCheckHour must be 0-23').max(23, 'DailyCheckHour must be 0-23'),
+  DailySweepEnabled: z.boolean({ message: 'DailySweepEnabled must be true or false' }),
+};
 
 function jsonPath(path: PropertyKey[]): string {
   return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
@@ -62,34 +71,68 @@ function parseJson(file: string, text: string, problems: RuleFileProblem[]): unk
   }
 }
 
+/**
+ * master.json never disables the system: a bad field falls back to its default (reported as an
+ * error so `rules check` fails) and the other fields still apply.
+ */
 export function parseMaster(file: string, text: string): { master: MasterSettings; problems: RuleFileProblem[] } {
   const problems: RuleFileProblem[] = [];
   const json = parseJson(file, text, problems);
-  if (json === undefined) return { master: DEFAULT_MASTER, problems };
-  const parsed = masterSchema.safeParse(json);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push({ file, path: jsonPath(issue.path), message: `${issue.message}; using defaults`, severity: 'error' });
-    return { master: DEFAULT_MASTER, problems };
+  if (json === undefined) return { master: { ...DEFAULT_MASTER }, problems: problems.map((p) => ({ ...p, message: `${p.message}; using the defaults` })) };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    problems.push({ file, path: '', message: 'master.json must hold one JSON object; using the defaults', severity: 'error' });
+    return { master: { ...DEFAULT_MASTER }, problems };
   }
-  for (const key of Object.keys(json as object)) {
-    if (!(key in masterSchema.shape)) problems.push({ file, path: key, message: `unknown key '${key}' is ignored`, severity: 'warning' });
+  const master: MasterSettings = { ...DEFAULT_MASTER };
+  const setBy: Partial<Record<keyof MasterSettings, string>> = {};
+  for (const [key, value] of Object.entries(json)) {
+    const field = MASTER_KEYS[key];
+    if (!field) {
+      const message = key === 'AUTOMATIONS'
+        ? "'AUTOMATIONS' is not used: every rule file in the folder is considered (switch rules with their own IsActive)"
+        : `unknown key '${key}' is ignored (known: DailyCheckHour, DailySweepEnabled)`;
+      problems.push({ file, path: key, message, severity: 'warning' });
+      continue;
+    }
+    if (setBy[field]) {
+      problems.push({ file, path: key, message: `'${key}' and '${setBy[field]}' both set ${field}; '${key}' wins`, severity: 'warning' });
+    }
+    setBy[field] = key;
+    const parsed = masterFieldSchemas[field].safeParse(value);
+    if (parsed.success) (master as unknown as Record<string, unknown>)[field] = parsed.data;
+    else problems.push({ file, path: key, message: `${parsed.error.issues[0]?.message ?? 'invalid value'}; using the default ${String(DEFAULT_MASTER[field])}`, severity: 'error' });
   }
-  return { master: parsed.data, problems };
+  return { master, problems };
 }
 
-/** Validates one rule file; `rule` is undefined when any error was found. */
+/** Unknown keys inside tag objects: a misspelt `Operator` would otherwise silently mean `contains`. */
+function tagKeyWarnings(json: Record<string, unknown>, warn: (path: string, message: string) => void): void {
+  const visit = (value: unknown, path: string) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+    for (const key of Object.keys(value)) if (!TAG_KEYS.has(key)) warn(`${path}.${key}`, `unknown key '${key}' in a tag is ignored (known: ${[...TAG_KEYS].join(', ')})`);
+  };
+  if (Array.isArray(json.Tags)) json.Tags.forEach((t, i) => visit(t, `Tags[${i}]`));
+  if (Array.isArray(json.AnyOf)) {
+    json.AnyOf.forEach((g, gi) => (Array.isArray(g) ? g.forEach((t, i) => visit(t, `AnyOf[${gi}][${i}]`)) : visit(g, `AnyOf[${gi}]`)));
+  }
+}
+
+/** Validates one rule file; `rule` is undefined when any error was found. Never throws. */
 export function parseRule(id: string, file: string, text: string): { rule?: Rule; problems: RuleFileProblem[] } {
   const problems: RuleFileProblem[] = [];
   const error = (path: string, message: string) => problems.push({ file, path, message, severity: 'error' });
+  const warn = (path: string, message: string) => problems.push({ file, path, message, severity: 'warning' });
   const json = parseJson(file, text, problems);
   if (json === undefined) return { problems };
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     error('', 'a rule file must hold one JSON object');
     return { problems };
   }
-  for (const key of Object.keys(json)) {
-    if (!KNOWN_KEYS.has(key)) problems.push({ file, path: key, message: `unknown key '${key}' is ignored (check its spelling)`, severity: 'warning' });
+  const object = json as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    if (!KNOWN_KEYS.has(key)) warn(key, `unknown key '${key}' is ignored (check its spelling)`);
   }
+  tagKeyWarnings(object, warn);
   const parsed = ruleFileSchema.safeParse(json);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -106,11 +149,12 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       error(`${path}.TagName`, tag);
       return undefined;
     }
+    // Level only says where to look first (autorthanc's docs mark it "to remove"): absent, it follows the tag.
     const level = t.Level === undefined ? tag.inferredLevel : t.Level === 'Patient' || t.Level === 'Study' ? 'Study' : 'Series';
     let pattern: RegExp | undefined;
     if (t.Operator === 'regex' || t.Operator === 'notRegex') {
       try {
-        pattern = new RegExp(t.Value, 'iu');
+        pattern = new RegExp(t.Value.normalize('NFC'), 'iu');
       } catch (e) {
         error(`${path}.Value`, `invalid regular expression: ${(e as Error).message}`);
         return undefined;
@@ -121,23 +165,36 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
   const conditions = r.Tags.map((t, i) => toCondition(t, `Tags[${i}]`));
   const anyOf = (r.AnyOf ?? []).map((group, g) => (Array.isArray(group) ? group : [group]).map((t, i) => toCondition(t, Array.isArray(group) ? `AnyOf[${g}][${i}]` : `AnyOf[${g}]`)));
 
+  if (r.IsActive === undefined) warn('IsActive', 'IsActive is missing: the rule is active (autorthanc treated a missing IsActive as inactive)');
+
   let steps: StepName[];
   if (r.Steps) {
     steps = r.Steps;
     const order = steps.map((s) => STEP_ORDER.indexOf(s));
     if (new Set(steps).size !== steps.length || order.some((o, i) => i > 0 && o <= order[i - 1])) error('Steps', `steps must be in the order ${STEP_ORDER.join(', ')}, each at most once`);
     if ((steps.includes('anonymise') || steps.includes('zip')) && !steps.includes('download')) error('Steps', "'anonymise' and 'zip' work on downloaded files: add 'download' first");
-    if (r.Action) problems.push({ file, path: 'Action', message: "'Steps' is set, so 'Action' is ignored", severity: 'warning' });
+    if (r.Action) warn('Action', "'Steps' is set, so 'Action' is ignored");
+  } else if (r.Action === 'FORWARD') {
+    steps = ['forward'];
   } else {
-    steps = r.Action === 'FORWARD' ? ['forward'] : ['download'];
+    steps = ['download'];
+    if (r.Action === undefined) warn('Action', "neither 'Action' nor 'Steps' is set: matching resources are downloaded (autorthanc's documented behaviour)");
   }
-  const destinations = r.Forward?.Destinations ?? (r.DestinationModality ? [r.DestinationModality] : []);
-  if (steps.includes('forward') && destinations.length === 0) error(r.Action === 'FORWARD' ? 'DestinationModality' : 'Forward.Destinations', 'forwarding needs a destination (a DICOM modality known to Orthanc)');
-  if (steps.includes('anonymise') && r.Anonymise === undefined) problems.push({ file, path: 'Anonymise', message: "no 'Anonymise' block: the default profile is used", severity: 'warning' });
+
+  const forwards = steps.includes('forward');
+  const destinations = forwards ? [...new Set([...(r.Forward?.Destinations ?? []), ...(r.DestinationModality?.trim() ? [r.DestinationModality.trim()] : [])])] : [];
+  if (forwards && destinations.length === 0) error(r.Steps ? 'Forward.Destinations' : 'DestinationModality', 'forwarding needs a destination (the name of a DICOM modality known to Orthanc, see ORTHANC_DICOM_MODALITIES)');
+  if (!forwards && r.DestinationModality?.trim()) warn('DestinationModality', 'DestinationModality is ignored: this rule does not forward');
+  if (!forwards && r.Forward) warn('Forward', "the 'Forward' block is ignored: 'forward' is not one of the steps");
+  if (!steps.includes('zip') && r.Zip) warn('Zip', "the 'Zip' block is ignored: 'zip' is not one of the steps");
+  if (!steps.includes('anonymise') && r.Anonymise) warn('Anonymise', "the 'Anonymise' block is ignored: 'anonymise' is not one of the steps");
+  if (steps.includes('anonymise') && r.Anonymise === undefined) warn('Anonymise', "no 'Anonymise' block: the default profile (PS3.15 basic, pseudonymised IDs) is used");
   if (r.OutputName) {
     for (const [, key] of r.OutputName.matchAll(/\{([^}]*)\}/g)) {
       if (!(OUTPUT_NAME_PLACEHOLDERS as readonly string[]).includes(key)) error('OutputName', `unknown placeholder {${key}}; use ${OUTPUT_NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
     }
+    if (/[{}]/.test(r.OutputName.replace(/\{[^{}]*\}/g, ''))) error('OutputName', 'unbalanced { or } in the template');
+    if (!steps.includes('download')) warn('OutputName', "OutputName is ignored: only rules with a 'download' step write a folder");
   }
   if (problems.some((p) => p.severity === 'error')) return { problems };
   return {
@@ -146,7 +203,7 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       id,
       file,
       checkOn: r.CheckOn,
-      active: r.IsActive,
+      active: r.IsActive ?? true,
       comment: r.Comment,
       steps,
       destinations,
@@ -156,6 +213,7 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       zip: { level: r.Zip?.Level ?? 1, keepFolder: r.Zip?.KeepFolder ?? false },
       outputName: r.OutputName,
       includeDerived: r.IncludeDerived,
+      raw: json,
     },
   };
 }
