@@ -16,7 +16,7 @@ import { storescu } from '../support/dcmtk';
 import type { GeneratedStudy } from '../support/dicom';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
 import { startPostgres, type PostgresServer } from '../support/postgres';
-import { freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
+import { FatalWaitError, freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
 
 export const REPO_ROOT = path.resolve(__dirname, '../..');
 
@@ -111,7 +111,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const args = ['--import', 'tsx', path.join(REPO_ROOT, 'devhost/cli.ts'), '--app', REPO_ROOT, '--port', String(hostPort), '--secrets', secretsFile];
       if (options.enforceAuth) args.push('--enforce-auth');
       child = spawnManaged(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, name: 'devhost' });
-      await waitFor(() => child!.output().includes('Host started'), { timeoutMs: 60_000, description: 'the devhost to start', onTimeout: () => child!.output() });
+      await waitFor(
+        () => {
+          if (child!.output().includes('Host started')) return true;
+          if (!child!.running()) throw new FatalWaitError(`the devhost exited during start-up:\n${child!.output().slice(-3000)}`);
+          return false;
+        },
+        { timeoutMs: 60_000, description: 'the devhost to start', onTimeout: () => child!.output() },
+      );
     },
     async stop() {
       await child?.stop('SIGTERM');
