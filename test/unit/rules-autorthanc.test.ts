@@ -84,7 +84,7 @@ describe('autorthanc templates and tutorial, as documented', () => {
     it(`tutorial brain_study_x.json: ${label} → ${expected ? 'downloaded' : 'no match'}`, () => {
       const rule = ok('brain_study_x.json');
       assert.deepEqual([rule.id, rule.steps, rule.active], ['brain_study_x', ['download'], true]);
-      const study = studyDescription ? { StudyDescription: studyDescription } : {};
+      const study: Record<string, string> = studyDescription ? { StudyDescription: studyDescription } : {};
       const result = matchRule(rule, resource({ PatientName: 'Müller^Jürgen' }, study, seriesDescriptions.map((d) => ({ SeriesDescription: d }))));
       assert.equal(result.matched, expected, JSON.stringify(result.reasons));
       assert.deepEqual(result.reasons[1].seen, seriesDescriptions, 'the Series check reports every series it saw');
