@@ -28,13 +28,13 @@ describe('devhost', { timeout: 180_000 }, () => {
   const keys = { masterKey: 'sample-master-key', functionKeys: { default: 'sample-function-key' } };
   const hosts: ManagedProcess[] = [];
 
-  async function startHost(options: { enforceAuth?: boolean } = {}): Promise<Host> {
+  async function startHost(options: { enforceAuth?: boolean; env?: Record<string, string> } = {}): Promise<Host> {
     const port = await freePort();
     const args = ['--import', 'tsx', path.join(REPO, 'devhost/cli.ts'), '--app', APP, '--port', String(port), '--secrets', secrets];
     if (options.enforceAuth) args.push('--enforce-auth');
     const proc = spawnManaged(process.execPath, args, {
       cwd: REPO,
-      env: { ...process.env, AzureWebJobsStorage: azurite.connectionString, SAMPLE_LOG: logFile, AzureFunctionsWebHost__hostid: 'sample-host', AZURE_FUNCTIONS_ENVIRONMENT: 'Development' },
+      env: { ...process.env, AzureWebJobsStorage: azurite.connectionString, SAMPLE_LOG: logFile, AzureFunctionsWebHost__hostid: 'sample-host', AZURE_FUNCTIONS_ENVIRONMENT: 'Development', ...options.env },
       name: 'devhost',
     });
     hosts.push(proc);
@@ -76,7 +76,7 @@ describe('devhost', { timeout: 180_000 }, () => {
   describe('HTTP', () => {
     let host: Host;
     before(async () => {
-      host = await startHost({ enforceAuth: true });
+      host = await startHost({ enforceAuth: true, env: { SAMPLE_GREETING: 'from the environment' } });
     });
     after(async () => host.proc.stop());
 
@@ -85,6 +85,32 @@ describe('devhost', { timeout: 180_000 }, () => {
       assert.match(out, /hello: \[GET\] http:\/\/127\.0\.0\.1:\d+\/api\/hello\/\{name\}\/\{id:int\?\}/);
       assert.match(out, /failing: queueTrigger \(fails\)/);
       assert.match(out, /hourly: timerTrigger \(0 0 \* \* \* \*\)/);
+      assert.match(out, /ghost: queueTrigger \(ghost-queue\)/, '%setting% from local.settings.json, lowercased');
+    });
+
+    it('applies local.settings.json Values unless the environment has them', async () => {
+      const answer = await fetch(`${host.url}/api/settings`);
+      assert.deepEqual(await answer.json(), { greeting: 'from the environment', ghost: 'Ghost-Queue' });
+    });
+
+    it('runs log hooks, which may rewrite user logs', async () => {
+      await fetch(`${host.url}/api/hello/hooks`);
+      await waitFor(() => host.proc.output().includes('hello: greeting hooks [hooked in hello]'), { timeoutMs: 5_000, description: 'the hooked log line' });
+    });
+
+    it('invokes a timer through the admin API with the master key only', async () => {
+      const admin = (key?: string) => fetch(`${host.url}/admin/functions/daily`, { method: 'POST', headers: { 'content-type': 'application/json', ...(key ? { 'x-functions-key': key } : {}) }, body: '{"input":""}' });
+      const denied = await admin();
+      assert.equal(denied.status, 401);
+      assert.equal((await admin(keys.functionKeys.default)).status, 401, 'a function key is not enough');
+      assert.equal(records().filter((r) => r.fn === 'daily').length, 0);
+      assert.equal((await admin(keys.masterKey)).status, 202);
+      await waitFor(() => records().some((r) => r.fn === 'daily'), { timeoutMs: 5_000, description: 'the timer run' });
+      const run = records().find((r) => r.fn === 'daily') as { timer: { isPastDue: boolean; schedule: { adjustForDST: boolean }; scheduleStatus: { last: string; next: string; lastUpdated: string } } };
+      assert.equal(run.timer.isPastDue, false);
+      assert.deepEqual(run.timer.schedule, { adjustForDST: true });
+      assert.deepEqual(Object.keys(run.timer.scheduleStatus).sort(), ['last', 'lastUpdated', 'next'], 'camel-cased by the library');
+      assert.equal((await fetch(`${host.url}/admin/functions/nosuch`, { method: 'POST', headers: { 'x-functions-key': keys.masterKey }, body: '{}' })).status, 404);
     });
 
     it('routes with parameters, query and hooks through the real library', async () => {
@@ -182,6 +208,16 @@ describe('devhost', { timeout: 180_000 }, () => {
       assert.equal(typeof record.id, 'string');
     });
 
+    it('invokes a queue function through the admin API with its input', async () => {
+      const answer = await fetch(`${host.url}/admin/functions/jsonQueue`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: '{"via":"admin"}' }) });
+      assert.equal(answer.status, 202, 'keys are not checked without --enforce-auth');
+      await waitFor(() => records().some((r) => r.fn === 'jsonQueue' && (r.message as { via?: string }).via === 'admin'), { timeoutMs: 5_000, description: 'the admin invocation' });
+    });
+
+    it('does not create a missing trigger queue (it backs off instead)', async () => {
+      assert.equal(await queues.getQueueClient('ghost-queue').exists(), false);
+    });
+
     it('writes no output when the handler throws', async () => {
       await send('throw-out', 'x');
       await waitFor(async () => (await peekAll('throw-out-poison')).length === 1, { timeoutMs: 30_000, description: 'the failing message in poison' });
@@ -198,6 +234,52 @@ describe('devhost', { timeout: 180_000 }, () => {
       assert.ok(records().some((r) => r.fn === 'slow' && r.phase === 'end'), 'the handler ran to completion');
       assert.equal(slowHost.proc.child.exitCode, 0);
       assert.ok(records().some((r) => r.hook === 'appTerminate'));
+    });
+  });
+
+  describe('shutdown and polling', () => {
+    it('releases a message whose handler outlasts the shutdown grace, runs appTerminate, exits 0', async () => {
+      const host = await startHost({ env: { DEVHOST_SHUTDOWN_GRACE_MS: '500' } });
+      const terminations = records().filter((r) => r.hook === 'appTerminate').length;
+      await send('stuck-in', 'stuck');
+      await waitFor(() => records().some((r) => r.fn === 'stuck' && r.phase === 'start'), { timeoutMs: 15_000, description: 'the stuck handler to start' });
+      assert.deepEqual(await peekAll('stuck-in'), [], 'invisible while its handler runs');
+      const t0 = Date.now();
+      await host.proc.stop('SIGTERM', 20_000);
+      assert.equal(host.proc.child.exitCode, 0);
+      assert.ok(Date.now() - t0 < 8_000, `stopped within the grace bound (took ${Date.now() - t0} ms)`);
+      assert.equal(records().filter((r) => r.hook === 'appTerminate').length, terminations + 1);
+      assert.deepEqual(await peekAll('stuck-in'), [Buffer.from('stuck').toString('base64')], 'visible again, body unchanged');
+      assert.ok(!records().some((r) => r.fn === 'stuck' && r.phase === 'end'));
+      await queues.getQueueClient('stuck-in').clearMessages(); // no later host may pick it up
+    });
+
+    it('polls at once after a write from the same host, however long its back-off', async () => {
+      // A one-minute maximum back-off (host.json override through the environment, as the host allows).
+      const host = await startHost({ env: { AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:01:00' } });
+      await send('chain-in', '{"warmup":true}'); // the queue exists; the listener sees it once, then backs off
+      await waitFor(() => records().some((r) => r.fn === 'chained'), { timeoutMs: 10_000, description: 'the warm-up message' });
+      // Empty polls meanwhile: 100 ms + rand(0.8-1.2) x 2^(n-1) x 100 ms each. After 9 s the listener is
+      // inside a 5-8 s sleep with at least ~1.5 s left, so only the same-host wake-up can beat 1 s.
+      await new Promise((resolve) => setTimeout(resolve, 9_000));
+      const answer = await fetch(`${host.url}/api/enqueue`, { method: 'POST' });
+      assert.equal(answer.status, 202);
+      await waitFor(() => records().some((r) => r.fn === 'chained' && typeof r.sentAt === 'number'), { timeoutMs: 60_000, description: 'the chained message' });
+      const chained = records().find((r) => r.fn === 'chained' && typeof r.sentAt === 'number') as { sentAt: number; receivedAt: number };
+      assert.ok(chained.receivedAt - chained.sentAt < 1_000, `picked up ${chained.receivedAt - chained.sentAt} ms after the write`);
+      await host.proc.stop();
+    });
+  });
+
+  describe('start-up errors', () => {
+    it('refuses an app that enables HTTP streaming, with a clear message', async () => {
+      const port = await freePort();
+      const proc = spawnManaged(process.execPath, ['--import', 'tsx', path.join(REPO, 'devhost/cli.ts'), '--app', path.join(__dirname, 'streaming-app'), '--port', String(port), '--secrets', secrets], { cwd: REPO, name: 'devhost-streaming' });
+      hosts.push(proc);
+      const code = await proc.exited;
+      assert.equal(code, 1);
+      assert.match(proc.output(), /enables HTTP streaming .*enableHttpStream/);
+      assert.doesNotMatch(proc.output(), /Host started/);
     });
   });
 

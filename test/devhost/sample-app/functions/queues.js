@@ -39,3 +39,27 @@ app.storageQueue('slow', {
     record({ fn: 'slow', phase: 'end', message });
   },
 });
+
+app.storageQueue('chained', {
+  queueName: 'chain-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message) => record({ fn: 'chained', sentAt: message.sentAt, receivedAt: Date.now() }),
+});
+
+// Runs far longer than the shutdown grace: its message must be released (visible again) on SIGTERM.
+app.storageQueue('stuck', {
+  queueName: 'stuck-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message, context) => {
+    record({ fn: 'stuck', phase: 'start', dequeueCount: context.triggerMetadata.dequeueCount });
+    await new Promise((resolve) => setTimeout(resolve, 60_000));
+    record({ fn: 'stuck', phase: 'end' });
+  },
+});
+
+// Its queue is never created: the listener backs off and must not create it.
+app.storageQueue('ghost', {
+  queueName: '%GHOST_QUEUE%',
+  connection: 'AzureWebJobsStorage',
+  handler: async () => record({ fn: 'ghost' }),
+});

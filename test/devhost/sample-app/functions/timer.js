@@ -18,3 +18,16 @@ app.hook.preInvocation((context) => {
     };
   }
 });
+
+// Never due during a test run: only the admin API (POST /admin/functions/daily) runs it.
+app.timer('daily', {
+  schedule: '0 0 3 * * *',
+  handler: async (timer, context) => fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'daily', timer, invocationId: context.invocationId }) + '\n'),
+});
+
+// Log hooks see every log; they may rewrite user logs (the worker applies level and message back).
+app.hook.log((context) => {
+  if (context.category === 'user' && context.message.includes('greeting')) {
+    context.message = `${context.message} [hooked in ${context.invocationContext.functionName}]`;
+  }
+});
