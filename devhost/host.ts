@@ -12,7 +12,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { activateRegistry, CoreRegistry, programmingModelOf, type LogCategory, type LogLevel, type RegisteredFunction, type TypedData } from './core';
-import { authorised, compileRoute, emptyAnswer, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
+import { authorised, compareRoutes, compileRoute, emptyAnswer, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
 import { invoke } from './invoke';
 import { loadKeys, type Keys } from './keys';
 import { loadApp } from './loader';
@@ -239,6 +239,7 @@ async function startListeners(
       }
     })();
   });
+  routes.sort(compareRoutes);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use (--port to choose another)`) : error));
     server.listen(port, '127.0.0.1', resolve);

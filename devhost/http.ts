@@ -13,6 +13,8 @@ interface RouteSegment {
   param?: string;
   optional?: boolean;
   constraint?: string;
+  /** `{*rest}`: the rest of the path, slashes included (ASP.NET catch-all). */
+  catchAll?: boolean;
 }
 
 export interface HttpRoute {
@@ -33,10 +35,24 @@ export function compileRoute(fn: RegisteredFunction): HttpRoute | undefined {
   const segments = template === '' ? [] : template.split('/').map((part): RouteSegment => {
     const match = /^\{(\*?)([A-Za-z0-9_]+)(?::([a-z]+))?(\?)?\}$/.exec(part);
     if (!match) return { literal: part.toLowerCase() };
-    return { param: match[2], constraint: match[3], optional: match[4] === '?' };
+    return { param: match[2], constraint: match[3], optional: match[4] === '?' || match[1] === '*', catchAll: match[1] === '*' };
   });
   const methods = ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
   return { fn, triggerName, methods, authLevel: (binding.authLevel as HttpRoute['authLevel']) ?? 'anonymous', template, segments };
+}
+
+/**
+ * ASP.NET routing tries more specific templates first, whatever the registration order: segment by
+ * segment, a literal beats a constrained parameter, which beats a plain one, then optional, then
+ * catch-all. So `studies/search` wins over `studies/{id}`.
+ */
+export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
+  const rank = (s: RouteSegment | undefined): number => (s === undefined ? 5 : s.literal !== undefined ? 0 : s.catchAll ? 4 : s.optional ? 3 : s.constraint ? 1 : 2);
+  for (let i = 0; i < Math.max(a.segments.length, b.segments.length); i += 1) {
+    const diff = rank(a.segments[i]) - rank(b.segments[i]);
+    if (diff !== 0) return diff;
+  }
+  return 0;
 }
 
 export function matchRoute(route: HttpRoute, parts: string[]): Record<string, string> | undefined {
@@ -49,6 +65,9 @@ export function matchRoute(route: HttpRoute, parts: string[]): Record<string, st
     } else if (part === undefined) {
       if (!segment.optional) return undefined;
       continue;
+    } else if (segment.catchAll) {
+      params[segment.param!] = parts.slice(i).map((p) => decodeURIComponent(p)).join('/');
+      return params;
     } else {
       if (segment.constraint === 'int' && !/^-?\d+$/.test(part)) return undefined;
       params[segment.param!] = decodeURIComponent(part);

@@ -4,9 +4,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { authorised, compileRoute, matchRoute } from '../../devhost/http';
-import { decodeMessage, outputMessages } from '../../devhost/queues';
-import { applyLocalSettings, parseTimeSpan, readHostSettings } from '../../devhost/settings';
+import { authorised, compareRoutes, compileRoute, matchRoute } from '../../devhost/http';
+import { loadKeys } from '../../devhost/keys';
+import { decodeMessage, dotnetDate, outputMessages } from '../../devhost/queues';
+import { applyLocalSettings, defaultHostId, parseTimeSpan, readHostSettings } from '../../devhost/settings';
 import { parseSchedule, usesMonitor } from '../../devhost/timers';
 
 describe('devhost settings', () => {
@@ -21,6 +22,29 @@ describe('devhost settings', () => {
     assert.deepEqual(defaults.queues, { batchSize: 16, newBatchThreshold: 8, maxDequeueCount: 5, visibilityTimeoutSeconds: 0, maxPollingIntervalMs: 2000, messageEncoding: 'base64' });
     assert.equal(defaults.routePrefix, 'api');
     assert.equal(readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production' }).queues.maxPollingIntervalMs, 5000);
+  });
+
+  it('reads host.json keys case-insensitively and lets AzureFunctionsJobHost__ settings override them', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'hostjson-'));
+    writeFileSync(path.join(dir, 'host.json'), JSON.stringify({ Extensions: { Queues: { BatchSize: 4, MaxPollingInterval: '00:00:05', MessageEncoding: 'None' } } }));
+    const plain = readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production' });
+    assert.equal(plain.queues.batchSize, 4);
+    assert.equal(plain.queues.maxPollingIntervalMs, 5000);
+    assert.equal(plain.queues.messageEncoding, 'none');
+    const overridden = readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production', AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:01:00', AzureFunctionsJobHost__extensions__http__routePrefix: 'v2' });
+    assert.equal(overridden.queues.maxPollingIntervalMs, 60_000);
+    assert.equal(overridden.queues.batchSize, 4, 'other keys kept');
+    assert.equal(overridden.routePrefix, 'v2');
+    writeFileSync(path.join(dir, 'host.json'), '{ not json');
+    assert.throws(() => readHostSettings(dir, {}), /host\.json is not valid JSON/);
+  });
+
+  it('derives a stable host id like the host: lowercase, [a-z0-9-], at most 32 characters', () => {
+    const id = defaultHostId('/some/app');
+    assert.equal(id, defaultHostId('/some/app'));
+    assert.notEqual(id, defaultHostId('/other/app'));
+    assert.match(id, /^[a-z0-9-]{1,32}$/);
+    assert.equal(readHostSettings('/nonexistent', { AzureFunctionsWebHost__hostid: 'Pinned-Host' }).hostId, 'pinned-host');
   });
 
   it('lets environment variables win over local.settings.json Values', () => {
@@ -47,6 +71,11 @@ describe('devhost queue conversions', () => {
     assert.deepEqual(outputMessages({ string: 'plain' }), ['plain']);
     assert.deepEqual(outputMessages({ int: 7 }), ['7']);
     assert.deepEqual(outputMessages({}), []);
+  });
+
+  it('writes trigger metadata dates as the host serialises DateTimeOffset', () => {
+    assert.equal(dotnetDate(new Date('2026-01-02T03:04:05Z')), '2026-01-02T03:04:05+00:00');
+    assert.equal(dotnetDate(new Date('2026-01-02T03:04:05.250Z')), '2026-01-02T03:04:05.250+00:00');
   });
 
   it('decodes strict base64 only', () => {
@@ -88,6 +117,30 @@ describe('devhost HTTP routing and keys', () => {
     assert.deepEqual(compileRoute(fn({}))!.methods, ['GET', 'POST']);
     assert.equal(compileRoute(fn({}))!.template, 'f', 'the route defaults to the function name');
     assert.throws(() => compileRoute(fn({ route: 'admin/x' })), /reserved/);
+  });
+
+  it('matches catch-all templates and tries specific templates first', () => {
+    const rest = compileRoute(fn({ route: 'files/{*path}' }))!;
+    assert.deepEqual(matchRoute(rest, ['files', 'a', 'b%20c.txt']), { path: 'a/b c.txt' });
+    assert.deepEqual(matchRoute(rest, ['files']), {});
+    const byId = compileRoute(fn({ route: 'items/{id}' }))!;
+    const search = compileRoute(fn({ route: 'items/search' }))!;
+    const typed = compileRoute(fn({ route: 'items/{n:int}' }))!;
+    assert.deepEqual([byId, typed, search].sort(compareRoutes).map((r) => r.template), ['items/search', 'items/{n:int}', 'items/{id}']);
+  });
+
+  it('creates a keys file with random keys once, and reads the host own secrets shape', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'keys-'));
+    const lines: string[] = [];
+    const file = path.join(dir, 'nested', 'secrets.json');
+    const created = loadKeys(file, (l) => lines.push(l));
+    assert.match(lines.join('\n'), new RegExp(`Created function keys in ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.notEqual(created.masterKey, created.functionKeys.default);
+    assert.deepEqual(loadKeys(file, () => undefined), created, 'reused, not regenerated');
+    writeFileSync(file, JSON.stringify({ masterKey: { name: 'master', value: 'M' }, functionKeys: [{ name: 'default', value: 'F' }] }));
+    assert.deepEqual(loadKeys(file, () => undefined), { masterKey: 'M', functionKeys: { default: 'F' } });
+    writeFileSync(file, JSON.stringify({ functionKeys: {} }));
+    assert.throws(() => loadKeys(file, () => undefined), /"masterKey" is missing/);
   });
 
   it('accepts function keys for function level and only the master key for admin level', () => {
