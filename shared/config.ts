@@ -167,6 +167,9 @@ const environmentSchema = z.object({
 
 export type Environment = z.infer<typeof environmentSchema>;
 
+/** Every variable the schema reads (tests check that each one that can be wrong is named when it is). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
 export interface Config {
   orthanc: {
     url: string;

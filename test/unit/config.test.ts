@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../shared/config';
+import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../shared/config';
 
 function problemsFor(env: NodeJS.ProcessEnv): string[] {
   try {
@@ -66,7 +66,30 @@ describe('config', () => {
     ['AUTOMATION_LOG_PHI', { AUTOMATION_LOG_PHI: 'sometimes' }],
     ['MODALITY_BROKEN', { MODALITY_BROKEN: 'AET|host' }],
     ['MODALITY_BADPORT', { MODALITY_BADPORT: 'AET|host|99999' }],
+    ['ORTHANC_TIMEOUT_SECONDS', { ORTHANC_TIMEOUT_SECONDS: '0' }],
+    ['ORTHANC_WEB_PORT', { ORTHANC_WEB_PORT: '80a' }],
+    ['AUTOMATION_STEP_CONCURRENCY', { AUTOMATION_STEP_CONCURRENCY: '0' }],
+    ['AUTOMATION_SWEEP_PAGE_SIZE', { AUTOMATION_SWEEP_PAGE_SIZE: 'all' }],
+    ['AUTOMATION_CHANGE_FEED_BATCH', { AUTOMATION_CHANGE_FEED_BATCH: '100000' }],
+    ['AUTOMATION_FORWARD_POLL_SECONDS', { AUTOMATION_FORWARD_POLL_SECONDS: '-5' }],
+    ['AUTOMATION_FORWARD_MAX_ATTEMPTS', { AUTOMATION_FORWARD_MAX_ATTEMPTS: '1.5' }],
   ];
+  // Free text (names, paths, passwords, connection strings, secrets) cannot be wrong on its own.
+  const freeText = new Set([
+    'ORTHANC_USERNAME',
+    'ORTHANC_PASSWORD',
+    'ORTHANC_DISPLAY_NAME',
+    'ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH',
+    'ORTHANC_AUTOMATION_STORAGE_PATH',
+    'AzureWebJobsStorage',
+    'AUTOMATION_ANONYMISATION_SECRET',
+    'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  ]);
+  it('has a bad-value case for every validated variable', () => {
+    const covered = new Set(badValues.map(([variable]) => variable));
+    const uncovered = ENVIRONMENT_VARIABLES.filter((v) => !freeText.has(v) && !covered.has(v));
+    assert.deepEqual(uncovered, []);
+  });
   for (const [variable, env] of badValues) {
     it(`names ${variable} when ${JSON.stringify(env)} is wrong`, () => {
       const problems = problemsFor(env);
