@@ -9,10 +9,21 @@ import { QueueServiceClient, type DequeuedMessageItem, type QueueClient } from '
 import type { TypedData } from './core';
 import type { QueueOptions } from './settings';
 
-/** Messages are received invisible for 10 minutes (QueueListener) ... */
-const LEASE_SECONDS = 600;
+/**
+ * Messages are received invisible for 10 minutes (QueueListener) ... A crash leaves its messages
+ * invisible that long; DEVHOST_QUEUE_LEASE_SECONDS shortens it so fault-injection tests can restart
+ * the host without waiting 10 minutes per crash (the real host has no such setting).
+ */
+const LEASE_SECONDS = leaseSeconds(process.env.DEVHOST_QUEUE_LEASE_SECONDS);
 /** ... and the lease is renewed at half that while the handler runs (UpdateQueueMessageVisibilityCommand). */
 const RENEW_EVERY_MS = (LEASE_SECONDS * 1000) / 2;
+
+function leaseSeconds(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === '') return 600;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 2 || value > 600) throw new Error(`DEVHOST_QUEUE_LEASE_SECONDS: expected whole seconds between 2 and 600, got '${raw}'`);
+  return value;
+}
 const MIN_POLL_MS = 100;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 

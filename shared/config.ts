@@ -162,6 +162,7 @@ const environmentSchema = z.object({
   AUTOMATION_CHANGE_FEED_BATCH: integer(500, 1, 10_000, 'a number of changes per read'),
   AUTOMATION_FORWARD_POLL_SECONDS: integer(5, 1, 3600, 'seconds'),
   AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(5, 1, 100, 'a number of attempts'),
+  AUTOMATION_STALE_HEARTBEAT_SECONDS: integer(120, 2, 86_400, 'seconds'),
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText,
 });
 
@@ -192,6 +193,8 @@ export interface Config {
   changeFeedBatch: number;
   forwardPollSeconds: number;
   forwardMaxAttempts: number;
+  /** A running step whose heartbeat is older than this is presumed dead (its host crashed) and is taken over. */
+  staleHeartbeatMs: number;
   modalities: Record<string, ModalityDefinition>;
   applicationInsightsConnectionString?: string;
 }
@@ -235,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     changeFeedBatch: e.AUTOMATION_CHANGE_FEED_BATCH as number,
     forwardPollSeconds: e.AUTOMATION_FORWARD_POLL_SECONDS as number,
     forwardMaxAttempts: e.AUTOMATION_FORWARD_MAX_ATTEMPTS as number,
+    staleHeartbeatMs: (e.AUTOMATION_STALE_HEARTBEAT_SECONDS as number) * 1000,
     modalities: { ...e.ORTHANC_DICOM_MODALITIES, ...lineModalities },
     applicationInsightsConnectionString: e.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };

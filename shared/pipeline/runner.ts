@@ -63,6 +63,8 @@ export interface RunnerDeps {
   handOn?: (queue: string, message: unknown) => void;
   /** Releases what a job holds when it ends (its output lock). */
   onJobEnded?: (job: Job) => Promise<void>;
+  /** Overrides STALE_HEARTBEAT_MS (AUTOMATION_STALE_HEARTBEAT_SECONDS). */
+  staleHeartbeatMs?: number;
   now?: () => Date;
 }
 
@@ -100,7 +102,8 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     return 'ignored';
   }
   const record = stepRecord(stored, step);
-  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < STALE_HEARTBEAT_MS) {
+  const staleMs = deps.staleHeartbeatMs ?? STALE_HEARTBEAT_MS;
+  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs) {
     await deps.queues.send(QUEUES.step(step), message, { delaySeconds: BUSY_RECHECK_SECONDS });
     return 'busy';
   }
@@ -135,10 +138,21 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     },
   };
 
+  // The heartbeat also beats on its own, so a live step that reports no progress for a while (a long
+  // rename, chown or zip entry) is never presumed dead, however short the stale threshold.
+  const beat = setInterval(() => {
+    void deps.ledger
+      .updateJob(job.id, (j) => {
+        const r = stepRecord(j, step);
+        if (r.status === 'running') r.heartbeatAt = now().toISOString();
+      })
+      .catch(() => undefined);
+  }, Math.max(500, Math.floor(staleMs / 4)));
   let outcome: StepResult | StepWait;
   try {
     outcome = await handler(context);
   } catch (error) {
+    clearInterval(beat);
     const reason = describe(error);
     if (error instanceof PermanentError) {
       const failed = await deps.ledger.updateJob(job.id, (j) => {
@@ -153,6 +167,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     log.warn(`Job ${job.id} (${job.ruleId}) ${step} attempt failed, will retry: ${reason}`);
     throw error;
   }
+  clearInterval(beat);
 
   if ('wait' in outcome) {
     const { delaySeconds, detail, progress } = outcome.wait;

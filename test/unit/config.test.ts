@@ -73,6 +73,7 @@ describe('config', () => {
     ['AUTOMATION_CHANGE_FEED_BATCH', { AUTOMATION_CHANGE_FEED_BATCH: '100000' }],
     ['AUTOMATION_FORWARD_POLL_SECONDS', { AUTOMATION_FORWARD_POLL_SECONDS: '-5' }],
     ['AUTOMATION_FORWARD_MAX_ATTEMPTS', { AUTOMATION_FORWARD_MAX_ATTEMPTS: '1.5' }],
+    ['AUTOMATION_STALE_HEARTBEAT_SECONDS', { AUTOMATION_STALE_HEARTBEAT_SECONDS: '1' }],
   ];
   // Free text (names, paths, passwords, connection strings, secrets) cannot be wrong on its own.
   const freeText = new Set([
