@@ -1,0 +1,81 @@
+/**
+ * zipFolder on its own: every file arrives whole (checked with Info-ZIP's unzip, not archiver), the
+ * manifest lists exactly the files of the zip with their sizes and hashes, instances are counted per
+ * series, and the compression level is applied. (End to end: test/e2e/forward-zip.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { zipFolder } from '../../shared/archive/zip';
+import { sha256 } from '../support/bytes';
+import { makeTempDir, requireBinary } from '../support/process';
+
+const run = promisify(execFile);
+
+function tree(root: string): string[] {
+  return readdirSync(root, { recursive: true }).map(String).filter((f) => statSync(path.join(root, f)).isFile()).map((f) => f.split(path.sep).join('/')).sort();
+}
+
+describe('zipFolder', { timeout: 60_000 }, () => {
+  const unzip = requireBinary('unzip', 'unzip');
+
+  function makeFolder(): { dir: string; contents: Map<string, Buffer> } {
+    const dir = makeTempDir('zip-src-');
+    const contents = new Map<string, Buffer>();
+    for (let s = 1; s <= 2; s += 1) {
+      const series = `SE${s}-20240315-1.2.3.${s}`;
+      mkdirSync(path.join(dir, series));
+      for (let i = 0; i < (s === 1 ? 12 : 7); i += 1) {
+        // Sizes from empty to a few MB, across stream chunk boundaries.
+        const size = [0, 1, 65_535, 65_536, 65_537, 300_000, 2_500_000][i % 7] + i;
+        const bytes = randomBytes(size);
+        const rel = `${series}/1.2.3.${s}.${i}.dcm`;
+        writeFileSync(path.join(dir, rel), bytes);
+        contents.set(rel, bytes);
+      }
+    }
+    writeFileSync(path.join(dir, 'README.txt'), 'not an instance');
+    contents.set('README.txt', Buffer.from('not an instance'));
+    return { dir, contents };
+  }
+
+  it('holds every file byte for byte, with a manifest listing exactly those files', async () => {
+    const { dir, contents } = makeFolder();
+    const target = path.join(makeTempDir('zip-out-'), 'study.zip');
+    const manifest = await zipFolder(dir, target, { level: 1, name: 'P1-Doe-EX42' });
+    const { stdout } = await run(unzip, ['-t', target]);
+    assert.match(stdout, /No errors detected/);
+    const out = makeTempDir('zip-x-');
+    await run(unzip, ['-q', target, '-d', out]);
+    const expected = [...contents.keys()].map((rel) => `P1-Doe-EX42/${rel}`);
+    assert.deepEqual(tree(out), [...expected, 'P1-Doe-EX42/MANIFEST.json'].sort());
+    assert.deepEqual(manifest.files.map((f) => f.path), [...expected].sort());
+    for (const entry of manifest.files) {
+      const original = contents.get(entry.path.slice('P1-Doe-EX42/'.length))!;
+      const unpacked = readFileSync(path.join(out, entry.path));
+      assert.equal(unpacked.length, original.length, `${entry.path} size`);
+      assert.equal(sha256(unpacked), sha256(original), `${entry.path} bytes`);
+      assert.equal(entry.size, original.length);
+      assert.equal(entry.sha256, sha256(original));
+    }
+    assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'P1-Doe-EX42/MANIFEST.json'), 'utf8')), JSON.parse(JSON.stringify(manifest)));
+    assert.deepEqual(manifest.series, { 'SE1-20240315-1.2.3.1': 12, 'SE2-20240315-1.2.3.2': 7 });
+    assert.deepEqual(manifest.totals, { files: 20, bytes: [...contents.values()].reduce((n, b) => n + b.length, 0) });
+  });
+
+  it('stores without compression at level 0 and deflates at level 9', async () => {
+    const dir = makeTempDir('zip-level-');
+    writeFileSync(path.join(dir, 'zeros.dcm'), Buffer.alloc(1_000_000));
+    const out = makeTempDir('zip-level-out-');
+    await zipFolder(dir, path.join(out, 'stored.zip'), { level: 0, name: 'x' });
+    await zipFolder(dir, path.join(out, 'deflated.zip'), { level: 9, name: 'x' });
+    const listing = async (file: string) => (await run(unzip, ['-v', file])).stdout;
+    assert.match(await listing(path.join(out, 'stored.zip')), /1000000\s+Stored/);
+    assert.match(await listing(path.join(out, 'deflated.zip')), /1000000\s+Defl:/);
+    assert.ok(statSync(path.join(out, 'deflated.zip')).size < 20_000);
+  });
+});
