@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { ENVIRONMENT_VARIABLES } from '../../shared/config';
 import { makeTempDir, requireBinary } from '../support/process';
 import { postgresIndexEnv } from '../support/orthanc';
 
@@ -68,6 +69,14 @@ describe('docker-compose.yml', () => {
       assert.match(example, new RegExp(`^#? ?${variable}=`, 'm'), `${variable} is in .env.example`);
       assert.ok(guide.includes(`\`${variable}\``), `${variable} is in the README`);
     }
+  });
+
+  it('passes every setting the function app reads to its container (so .env can set it)', () => {
+    const functions = (parse(composeConfig(envExample()).stdout) as { services: Record<string, ComposeService> }).services.functions;
+    // The local stack's ports (compose sets ORTHANC_URL) and Orthanc-side settings the app only defaults.
+    const notForTheApp = new Set(['ORTHANC_HTTP_PORT', 'FUNCTIONS_HTTP_PORT', 'ORTHANC_WEB_PORT', 'ORTHANC_DISPLAY_NAME', 'ORTHANC_AUTHENTICATION_ENABLED']);
+    const missing = ENVIRONMENT_VARIABLES.filter((v) => !notForTheApp.has(v) && !(v in (functions.environment ?? {})));
+    assert.deepEqual(missing, []);
   });
 
   it('accepts both spellings of the DICOM storage path, the corrected one winning', () => {
