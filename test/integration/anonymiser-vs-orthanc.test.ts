@@ -78,28 +78,30 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
       const orthancAfter = (await client.raw<Record<string, unknown>>('GET', `/instances/${counterpart.ID}/tags`, { params: { short: '' } })).data;
       const file = await readAll(await client.instanceFile(original.ID));
       const ours: DicomDataset = dcmjs.data.DicomMessage.readFile(ours_(anonymiser, file)).dict;
-      for (const [tag, value] of Object.entries(before)) {
+      // Compared at every nesting level: a path is `tag` or `sequence[item].tag...`.
+      const theirsFlat = flattenOrthanc(orthancAfter);
+      const oursFlat = flattenOurs(ours);
+      for (const [where, value] of flattenOrthanc(before)) {
         if (isEmpty(value)) continue;
-        if (!(tag in orthancAfter) || isEmpty(orthancAfter[tag])) {
-          checked.add(tag);
-          const hex = tag.replace(',', '').toUpperCase();
-          const element = ours[hex];
-          const emptied = element === undefined || isEmpty(element.Value);
-          const dummy = element !== undefined && JSON.stringify(element.Value) === JSON.stringify(dummyValue(element.vr, 'compare'));
-          if (!emptied && !dummy && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${tag} (${typeof value === 'string' ? 'kept' : 'sequence kept'})`);
-        } else if (typeof value === 'string' && typeof orthancAfter[tag] === 'string' && orthancAfter[tag] !== value) {
+        const tag = where.slice(where.lastIndexOf('.') + 1);
+        if (!theirsFlat.has(where) || isEmpty(theirsFlat.get(where))) {
+          checked.add(where.replace(/\[\d+\]/g, '[]'));
+          const element = oursFlat.get(where);
+          const emptied = element === undefined || isEmpty(element.value);
+          const dummy = element !== undefined && JSON.stringify(element.raw) === JSON.stringify(dummyValue(element.vr, 'compare'));
+          if (!emptied && !dummy && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${where} (${typeof value === 'string' ? 'kept' : 'sequence kept'})`);
+        } else if (typeof value === 'string' && typeof theirsFlat.get(where) === 'string' && theirsFlat.get(where) !== value) {
           // Orthanc replaced the value (UIDs, PatientID, PatientName): ours must not keep the original either.
-          replaced.add(tag);
-          const hex = tag.replace(',', '').toUpperCase();
-          const mine = ours[hex]?.Value?.[0];
-          const text = mine && typeof mine === 'object' && 'Alphabetic' in mine ? (mine as { Alphabetic: string }).Alphabetic : mine;
-          if (text !== undefined && String(text).trim() === value.trim() && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${tag} (original value kept where Orthanc replaced it)`);
+          replaced.add(where.replace(/\[\d+\]/g, '[]'));
+          const mine = oursFlat.get(where)?.value;
+          if (mine !== undefined && String(mine).trim() === value.trim() && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${where} (original value kept where Orthanc replaced it)`);
         }
       }
     }
     console.log(`anonymiser-vs-orthanc: ${checked.size} attributes Orthanc removes or empties, all removed or emptied by ours too: ${[...checked].sort().join(" ")}`);
     console.log(`anonymiser-vs-orthanc: ${replaced.size} attributes Orthanc replaces, none kept by ours: ${[...replaced].sort().join(' ')}`);
     assert.ok(checked.size >= 15, `compared ${checked.size} attributes Orthanc removes or empties`);
+    assert.ok([...checked, ...replaced].some((p) => p.includes('[].')), 'attributes inside sequences were compared');
     assert.ok(['0008,0018', '0020,000d', '0020,000e', '0010,0020'].every((t) => replaced.has(t)), `Orthanc replaced ${[...replaced].join(' ')}`);
     assert.deepEqual(differences, []);
   });
@@ -110,6 +112,30 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
     assert.ok((await client.getStudy(orthancStudy)).AnonymizedFrom, 'Orthanc marks its copy AnonymizedFrom (the pipeline skips such studies)');
   });
 });
+
+/** Orthanc's `/tags?short` answer as path -> value; sequences become `gggg,eeee[i].gggg,eeee`. */
+function flattenOrthanc(tags: Record<string, unknown>, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+  for (const [tag, value] of Object.entries(tags)) {
+    const where = `${prefix}${tag.toLowerCase()}`;
+    out.set(where, value);
+    if (Array.isArray(value) && value.every((item) => item !== null && typeof item === 'object')) {
+      value.forEach((item, i) => flattenOrthanc(item as Record<string, unknown>, `${where}[${i}].`, out));
+    }
+  }
+  return out;
+}
+
+/** A dcmjs dictionary in the same shape, keeping the VR and raw Value for dummy checks. */
+function flattenOurs(dataset: DicomDataset, prefix = '', out = new Map<string, { vr: string; raw: unknown; value: unknown }>()) {
+  for (const [hex, element] of Object.entries(dataset)) {
+    const where = `${prefix}${hex.slice(0, 4).toLowerCase()},${hex.slice(4).toLowerCase()}`;
+    const first = element.Value?.[0];
+    const value = element.vr === 'SQ' ? element.Value : first && typeof first === 'object' && 'Alphabetic' in first ? (first as { Alphabetic: unknown }).Alphabetic : first;
+    out.set(where, { vr: element.vr, raw: element.Value, value });
+    if (element.vr === 'SQ') (element.Value ?? []).forEach((item, i) => flattenOurs(item as DicomDataset, `${where}[${i}].`, out));
+  }
+  return out;
+}
 
 function ours_(anonymiser: ReturnType<typeof createAnonymiser>, file: Buffer): ArrayBuffer {
   const out = anonymiser.anonymiseBuffer(file, 'instance').output!;
