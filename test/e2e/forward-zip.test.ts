@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -61,13 +61,17 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
     await stack.writeRule('anon-forward', { CheckOn: 'Study', Steps: ['download', 'anonymise', 'forward'], Forward: { Destinations: ['SINK'] }, Tags: [{ TagName: 'StudyDescription', Value: 'share anonymised' }] });
     const before = new Set(sink.receivedFiles());
     const studiesBefore = (await stack.client.listStudies({ since: 0, limit: 1000 })).length;
-    const study = await generateStudy({ patientID: 'PID-FWD-ANON', patientName: 'Nørgaard^Søren', patientBirthDate: '19480202', accessionNumber: 'ACC-FWD-1', studyDescription: 'share anonymised', privateTags: true, nestedSequences: true, series: [{ seriesNumber: 1, modality: 'MR', instances: 4 }] });
+    const study = await generateStudy({ patientID: 'PID-FWD-ANON', patientName: 'Nørgaard^Søren', patientBirthDate: '19480202', accessionNumber: 'ACC-FWD-1', studyID: 'STFWD0977', studyDescription: 'share anonymised', privateTags: true, nestedSequences: true, series: [{ seriesNumber: 1, modality: 'MR', instances: 4 }] });
     await stack.sendStudy(study);
     const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'anon-forward');
     assert.equal(job.status, 'succeeded', job.error);
     const arrived = sink.receivedFiles().filter((f) => !before.has(f));
     assert.equal(arrived.length, 4);
-    const identifiers = ['PID-FWD-ANON', 'Nørgaard', 'Søren', '19480202', 'ACC-FWD-1', study.studyInstanceUID, ...study.series[0].files.map((f) => f.sopInstanceUID)];
+    // As the anonymise issue's PHI scan: names, IDs, dates, institution, physician, station, every UID.
+    const identifiers = [
+      'PID-FWD-ANON', 'Nørgaard', 'Søren', '19480202', 'ACC-FWD-1', study.studyID, study.studyDate, 'Klinikum', 'Schäfer', 'ACME-MR-01',
+      study.studyInstanceUID, ...study.series.map((s) => s.seriesInstanceUID), ...study.series[0].files.map((f) => f.sopInstanceUID),
+    ];
     for (const file of arrived) {
       const bytes = readFileSync(file);
       for (const id of identifiers) {
@@ -116,6 +120,8 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
     await run(unzip, ['-q', zip, '-d', out]);
     const manifest = JSON.parse(readFileSync(path.join(out, name, 'MANIFEST.json'), 'utf8')) as { files: Array<{ path: string; size: number; sha256: string }>; series: Record<string, number>; totals: { files: number } };
     assert.equal(manifest.totals.files, 5);
+    const unpacked = (readdirSync(out, { recursive: true }) as string[]).filter((f) => statSync(path.join(out, f)).isFile()).map((f) => f.split(path.sep).join('/')).sort();
+    assert.deepEqual(unpacked, [...manifest.files.map((f) => f.path), `${name}/MANIFEST.json`].sort(), 'the zip holds exactly the files of its manifest');
     assert.deepEqual(Object.values(manifest.series).sort(), [2, 3]);
     for (const entry of manifest.files) {
       const bytes = readFileSync(path.join(out, entry.path));
