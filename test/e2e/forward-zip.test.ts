@@ -24,15 +24,18 @@ const sopOf = (file: string) => path.basename(file).slice(path.basename(file).in
 describe('forward and zip end to end', { timeout: 400_000 }, () => {
   let stack: Stack;
   let sink: Storescp;
+  let second: Storescp;
   let downPort: number;
 
   before(async () => {
     sink = await startStorescp({ aet: 'SINK' });
+    second = await startStorescp({ aet: 'SECOND' });
     downPort = await freePort();
     stack = await startStack({
       env: {
         // Seed 003's format for one destination, autorthanc's JSON for the other.
         MODALITY_SINK: `SINK|127.0.0.1|${sink.port}`,
+        MODALITY_SECOND: `SECOND|127.0.0.1|${second.port}`,
         ORTHANC_DICOM_MODALITIES: JSON.stringify({ DOWN: ['LATER', '127.0.0.1', downPort] }),
         AUTOMATION_FORWARD_POLL_SECONDS: '1',
         AUTOMATION_FORWARD_MAX_ATTEMPTS: '3',
@@ -42,6 +45,7 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
   after(async () => {
     await stack?.stop();
     await sink?.stop();
+    await second?.stop();
   });
 
   it('forwards the original study: every SOP Instance UID arrives (autorthanc FORWARD rule)', async () => {
@@ -55,6 +59,22 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
     const health = (await (await fetch(`${stack.host.url}/api/health`)).json()) as { destinations: Record<string, { echo: string }> };
     assert.equal(health.destinations.SINK.echo, 'ok');
     assert.equal(health.destinations.DOWN.echo, 'failed');
+  });
+
+  it('forwards to several destinations of one rule, each tracked on the job', async () => {
+    await stack.writeRule('to-both', { CheckOn: 'Study', Steps: ['forward'], Forward: { Destinations: ['SINK', 'SECOND'] }, Tags: [{ TagName: 'StudyDescription', Value: 'forward twice' }] });
+    const before = new Set(sink.receivedFiles());
+    const study = await generateStudy({ studyDescription: 'forward twice', series: [{ seriesNumber: 1, modality: 'CT', instances: 3 }] });
+    await stack.sendStudy(study);
+    const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'to-both');
+    assert.equal(job.status, 'succeeded', job.error);
+    const expected = study.series[0].files.map((f) => f.sopInstanceUID).sort();
+    for (const [name, peer] of [['SINK', sink], ['SECOND', second]] as const) {
+      await waitFor(() => expected.every((uid) => peer.receivedFiles().some((f) => !(peer === sink && before.has(f)) && sopOf(f) === uid)), { timeoutMs: 10_000, description: `every instance at ${name}` });
+    }
+    const destinations = job.steps.find((s) => s.name === 'forward')?.detail?.destinations as Record<string, { status: string; attempts: number }>;
+    assert.deepEqual(Object.keys(destinations).sort(), ['SECOND', 'SINK']);
+    for (const state of Object.values(destinations)) assert.equal(state.status, 'done', JSON.stringify(destinations));
   });
 
   it('downloads, anonymises and forwards: nothing identifying arrives and Orthanc keeps no anonymised copy', async () => {
