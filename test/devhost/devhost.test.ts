@@ -271,6 +271,41 @@ describe('devhost', { timeout: 180_000 }, () => {
     });
   });
 
+  describe('concurrency and retries', () => {
+    it('runs batchSize + newBatchThreshold messages at once at most, and more than one', async () => {
+      // All waiting before the host starts, so its first fetch finds a full batch.
+      for (let i = 0; i < 14; i += 1) await send('parallel-in', `m${i}`);
+      const host = await startHost(); // sample host.json: batchSize 4, newBatchThreshold 2
+      await waitFor(() => records().filter((r) => r.fn === 'parallel' && r.phase === 'end').length === 14, { timeoutMs: 30_000, description: 'all 14 messages' });
+      await host.proc.stop();
+      let running = 0;
+      let peak = 0;
+      const events = records().filter((r) => r.fn === 'parallel').map((r) => ({ at: r.at as number, delta: r.phase === 'start' ? 1 : -1 }));
+      for (const e of events.sort((a, b) => a.at - b.at || a.delta - b.delta)) {
+        running += e.delta;
+        peak = Math.max(peak, running);
+      }
+      assert.ok(peak >= 4, `a batch runs in parallel (peak ${peak})`);
+      assert.ok(peak <= 6, `never more than 4 + 2 at once (peak ${peak})`);
+    });
+
+    it('retries a failed message only after visibilityTimeout, with dequeueCount rising', async () => {
+      const host = await startHost({ env: { AzureFunctionsJobHost__extensions__queues__visibilityTimeout: '00:00:02' } });
+      await send('flaky-in', 'flaky');
+      await waitFor(() => records().filter((r) => r.fn === 'flaky').length === 3, { timeoutMs: 30_000, description: 'three attempts' });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await host.proc.stop();
+      const attempts = records().filter((r) => r.fn === 'flaky') as Array<{ dequeueCount: number; at: number }>;
+      assert.deepEqual(attempts.map((a) => a.dequeueCount), [1, 2, 3]);
+      for (let i = 1; i < attempts.length; i += 1) {
+        const gap = attempts[i].at - attempts[i - 1].at;
+        assert.ok(gap >= 1_900, `attempt ${i + 1} waited for the visibility timeout (${gap} ms)`);
+      }
+      assert.deepEqual(await peekAll('flaky-in'), [], 'completed after the third attempt');
+      assert.deepEqual(await peekAll('flaky-in-poison'), []);
+    });
+  });
+
   describe('start-up errors', () => {
     it('refuses an app that enables HTTP streaming, with a clear message', async () => {
       const port = await freePort();
@@ -284,6 +319,17 @@ describe('devhost', { timeout: 180_000 }, () => {
   });
 
   describe('timers', () => {
+    it('runs a runOnStartup timer at start, and never overlaps runs that outlast the period', async () => {
+      const host = await startHost({ env: { SAMPLE_TICKER: '1' } });
+      const started = Date.now();
+      await waitFor(() => records().filter((r) => r.fn === 'ticker' && r.phase === 'end').length >= 3, { timeoutMs: 20_000, description: 'three ticker runs' });
+      await host.proc.stop();
+      const runs = records().filter((r) => r.fn === 'ticker') as Array<{ phase: string; at: number; isPastDue?: boolean }>;
+      assert.ok(runs[0].at - started < 1_000, `the first run came at start-up (${runs[0].at - started} ms)`);
+      assert.equal(runs[0].isPastDue, false);
+      for (let i = 0; i < runs.length; i += 1) assert.equal(runs[i].phase, i % 2 === 0 ? 'start' : 'end', `runs alternate start/end: ${JSON.stringify(runs)}`);
+    });
+
     it('fires once with isPastDue when an occurrence was missed while the host was down', async () => {
       const first = await startHost();
       const blob = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('azure-webjobs-hosts').getBlockBlobClient('timers/sample-host/Host.Functions.hourly/status');

@@ -63,3 +63,24 @@ app.storageQueue('ghost', {
   connection: 'AzureWebJobsStorage',
   handler: async () => record({ fn: 'ghost' }),
 });
+
+// One second per message, to observe how many run at once (batchSize + newBatchThreshold at most).
+app.storageQueue('parallel', {
+  queueName: 'parallel-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message) => {
+    record({ fn: 'parallel', phase: 'start', message, at: Date.now() });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    record({ fn: 'parallel', phase: 'end', message, at: Date.now() });
+  },
+});
+
+// Fails until its message has been seen three times; records when each attempt ran.
+app.storageQueue('flaky', {
+  queueName: 'flaky-in',
+  connection: 'AzureWebJobsStorage',
+  handler: async (message, context) => {
+    record({ fn: 'flaky', dequeueCount: context.triggerMetadata.dequeueCount, at: Date.now() });
+    if (context.triggerMetadata.dequeueCount < 3) throw new Error('not yet');
+  },
+});

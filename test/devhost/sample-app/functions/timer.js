@@ -31,3 +31,16 @@ app.hook.log((context) => {
     context.message = `${context.message} [hooked in ${context.invocationContext.functionName}]`;
   }
 });
+
+// Only when a test asks for it: every second, runOnStartup, each run longer than the period.
+if (process.env.SAMPLE_TICKER) {
+  app.timer('ticker', {
+    schedule: '*/1 * * * * *',
+    runOnStartup: true,
+    handler: async (timer) => {
+      fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'ticker', phase: 'start', isPastDue: timer.isPastDue, at: Date.now() }) + '\n');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'ticker', phase: 'end', at: Date.now() }) + '\n');
+    },
+  });
+}
