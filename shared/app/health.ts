@@ -1,9 +1,20 @@
 /**
- * The health report: is Orthanc reachable (and which version), is storage reachable. Each check is
- * bounded in time so a hung dependency gives a clear 503 instead of a hung probe.
+ * The health report: is Orthanc reachable (and which version), is storage reachable; and, for
+ * operators, how deep each queue and its poison queue are, where the change feed stands and how the
+ * DICOM destinations answered their C-ECHO. Each check is bounded in time so a hung dependency gives
+ * a clear 503 instead of a hung probe. Only Orthanc and storage decide `ok`.
  */
 import { destinationStates, type EchoState } from './destinations';
 import type { Services } from './services';
+import { PIPELINE_STEPS } from '../pipeline/job';
+import { QUEUES } from '../pipeline/messages';
+import { CHANGE_FEED_CURSOR } from '../pipeline/changeFeed';
+
+export interface QueueState {
+  /** Approximate visible messages; null when the queue does not exist yet (nothing sent to it). */
+  depth: number | null;
+  poison: number | null;
+}
 
 export interface HealthReport {
   ok: boolean;
@@ -13,6 +24,22 @@ export interface HealthReport {
   settings?: { ok: boolean; error?: string };
   /** DICOM destinations from the environment and their C-ECHO at start-up (not part of `ok`). */
   destinations?: Record<string, EchoState>;
+  queues?: Record<string, QueueState>;
+  /** Last Orthanc change sequence number read by the change feed (null before its first run). */
+  changeFeed?: { cursor: number | null };
+}
+
+/** The queues every deployment has: evaluation and one per pipeline step. */
+export const WATCHED_QUEUES = [QUEUES.evaluate, ...PIPELINE_STEPS.map((s) => QUEUES.step(s))];
+
+export async function queueStates(queues: Services['queues']): Promise<Record<string, QueueState>> {
+  const entries = await Promise.all(
+    WATCHED_QUEUES.map(async (name) => {
+      const [depth, poison] = await Promise.all([queues.depth(name), queues.depth(QUEUES.poison(name))]);
+      return [name, { depth: depth ?? null, poison: poison ?? null }] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
 }
 
 const CHECK_TIMEOUT_MS = 5_000;
@@ -38,13 +65,15 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     const message = (error as Error).message;
     return { ok: false, checkedAt, orthanc: { ok: false, error: 'not checked' }, storage: { ok: false, error: 'not checked' }, settings: { ok: false, error: message } };
   }
-  const [orthanc, storage] = await Promise.all([
+  const [orthanc, storage, queues, cursor] = await Promise.all([
     within(services.orthanc.system(), 'Orthanc')
       .then((s) => ({ ok: true, version: s.Version }))
       .catch((error: Error) => ({ ok: false, error: error.message })),
     within(services.ledger.ping(), 'Table storage')
       .then(() => ({ ok: true }))
       .catch((error: Error) => ({ ok: false, error: error.message })),
+    within(queueStates(services.queues), 'Queue storage').catch(() => undefined),
+    within(services.ledger.getCursor(CHANGE_FEED_CURSOR), 'Table storage').catch(() => undefined),
   ]);
-  return { ok: orthanc.ok && storage.ok, checkedAt, orthanc, storage, destinations: destinationStates() };
+  return { ok: orthanc.ok && storage.ok, checkedAt, orthanc, storage, destinations: destinationStates(), queues, changeFeed: { cursor: cursor ?? null } };
 }

@@ -7,16 +7,19 @@ import type { SweepSettings } from '../pipeline/sweep';
 import { createRuleLoader } from '../rules/loader';
 import { matchRule } from '../rules/matcher';
 import { collectResourceTags, type ResourceTags } from '../rules/resource-tags';
-import type { Rule } from '../rules/model';
+import type { Rule, RuleSetSnapshot } from '../rules/model';
 
 export interface AppRulesPort extends RulesPort<Rule, ResourceTags> {
   master(): Promise<SweepSettings>;
+  /** The whole rule set as loaded now: rules, problems per file, ignored files, master settings. */
+  snapshot(): Promise<RuleSetSnapshot>;
 }
 
 export function createRulesPort(rulesPath: string, orthanc: OrthancClient): AppRulesPort {
   const loader = createRuleLoader(rulesPath);
   return {
     load: () => loader.load(),
+    snapshot: () => loader.load(),
     async master() {
       return (await loader.load()).master;
     },

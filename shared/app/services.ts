@@ -9,6 +9,7 @@ import { createOutputNaming, type OutputNaming } from '../pipeline/naming';
 import { createQueueSender, type QueueSender } from '../storage/queues';
 import { createRulesPort, type AppRulesPort } from './rules-port';
 import { createPseudonymiser } from './pseudonymiser';
+import { createTelemetry, type Telemetry } from '../telemetry';
 
 export interface Services {
   config: Config;
@@ -17,6 +18,7 @@ export interface Services {
   queues: QueueSender;
   rules: AppRulesPort;
   naming: OutputNaming;
+  telemetry: Telemetry;
 }
 
 let services: Promise<Services> | undefined;
@@ -31,6 +33,7 @@ export async function buildServices(config: Config): Promise<Services> {
     queues: createQueueSender(config.storageConnectionString),
     rules,
     naming: createOutputNaming(createPseudonymiser(config)),
+    telemetry: await createTelemetry(config.applicationInsightsConnectionString),
   };
 }
 

@@ -39,6 +39,7 @@ function runnerDeps(services: Services, context: InvocationContext) {
     queues: services.queues,
     log: loggerFor(context),
     staleHeartbeatMs: services.config.staleHeartbeatMs,
+    telemetry: services.telemetry,
     // The download step claimed the output folder for this job; whoever ends the job gives it back.
     onJobEnded: async (job: Job) => {
       if (job.outputPath) await services.ledger.releaseOutput(job.outputPath, job.id);

@@ -220,14 +220,19 @@ export function failJob(job: Job, reason: string, now = new Date()): void {
   job.updatedAt = now.toISOString();
 }
 
-/** Operator retry of a failed job: resume at the step that failed, with fresh attempt counts. */
-export function resetForRetry(job: Job, now = new Date()): PipelineStep {
+/**
+ * Operator retry of a failed job, with fresh attempt counts. By default it resumes at the step that
+ * failed; `restart` runs the whole pipeline again from its first step (the operator API does this
+ * for pipelines that write files, so a half-rewritten working folder is never resumed).
+ */
+export function resetForRetry(job: Job, now = new Date(), options: { restart?: boolean } = {}): PipelineStep {
   if (job.status !== 'failed') throw new Error(`Job ${job.id} is ${job.status}; only failed jobs can be retried`);
   for (const record of job.steps) {
-    if (record.status !== 'succeeded' && record.status !== 'skipped') {
+    if (options.restart || (record.status !== 'succeeded' && record.status !== 'skipped')) {
       record.status = 'pending';
       record.attempts = 0;
       record.error = undefined;
+      record.progress = undefined;
       record.detail = undefined; // e.g. forward's per-destination attempts: a retry starts afresh
     }
   }

@@ -4,7 +4,10 @@
  * - `job` partition, row = job id: the job itself; created insert-if-absent so that the same
  *   (rule, resource, LastUpdate) seen twice collapses to one job. Updates use ETags.
  * - `recent-YYYYMMDD` partitions, row = inverted time + id: an index so "recent jobs" reads a
- *   day's partition from the newest end instead of scanning the table.
+ *   day's partition from the newest end instead of scanning the table. Each index row carries a
+ *   small summary of its job (status, step, rule, resource ids, counts; never a patient attribute),
+ *   rewritten whenever the job's status or step changes, so filters and the 24-hour counters are
+ *   answered from the index alone.
  * - `lock` partition, row = hash of an output path: which job may write that output now.
  * - `cursor` partition: the change feed's position in Orthanc's /changes.
  */
@@ -28,6 +31,21 @@ interface JobEntity {
   body: string;
 }
 
+/** What an index row knows of its job: enough to filter and count without reading the job. */
+export interface JobSummary {
+  jobId: string;
+  ruleId: string;
+  status: Job['status'];
+  step: string;
+  level: string;
+  resourceId: string;
+  studyInstanceUid?: string;
+  createdAt: string;
+  finishedAt?: string;
+  instances?: number;
+  bytes?: number;
+}
+
 export interface ListFilter {
   status?: Job['status'];
   ruleId?: string;
@@ -40,7 +58,13 @@ export interface Ledger {
   getJob(id: string): Promise<Job | undefined>;
   /** Read-modify-write with optimistic concurrency; `change` may run more than once. */
   updateJob(id: string, change: (job: Job) => void): Promise<Job>;
-  listRecent(options: { limit: number; days?: number; filter?: ListFilter; before?: string }): Promise<{ jobs: Job[]; next?: string }>;
+  /**
+   * Newest first, from `before` (default now) back `days` days. `next` is an opaque cursor: pass
+   * it back as `cursor` for the following page.
+   */
+  listRecent(options: { limit: number; days?: number; filter?: ListFilter; before?: string; cursor?: string }): Promise<{ jobs: Job[]; next?: string }>;
+  /** Summaries of the jobs created since `since`, newest first, read from the index only. */
+  summariesSince(since: Date): Promise<JobSummary[]>;
   /** Claim an output path for a job; false while another unfinished job holds it. */
   acquireOutput(outputKey: string, jobId: string): Promise<{ acquired: true } | { acquired: false; holder: string }>;
   releaseOutput(outputKey: string, jobId: string): Promise<void>;
@@ -60,6 +84,64 @@ function dayKey(iso: string): string {
 function indexRow(job: Job): string {
   const inverted = String(MAX_TIME - Date.parse(job.createdAt)).padStart(13, '0');
   return `${inverted}-${job.id}`;
+}
+
+export function summaryOf(job: Job): JobSummary {
+  const counted = job.steps.filter((s) => s.instances !== undefined);
+  return {
+    jobId: job.id,
+    ruleId: job.ruleId,
+    status: job.status,
+    step: job.currentStep,
+    level: job.level,
+    resourceId: job.resourceId,
+    studyInstanceUid: job.studyInstanceUid,
+    createdAt: job.createdAt,
+    finishedAt: job.finishedAt,
+    instances: counted.length ? Math.max(...counted.map((s) => s.instances ?? 0)) : undefined,
+    bytes: counted.length ? Math.max(...job.steps.map((s) => s.bytes ?? 0)) : undefined,
+  };
+}
+
+function indexEntity(job: Job) {
+  const summary = summaryOf(job);
+  // Table storage rejects undefined-valued properties only by omitting them.
+  const defined = Object.fromEntries(Object.entries(summary).filter(([, v]) => v !== undefined));
+  return { partitionKey: dayKey(job.createdAt), rowKey: indexRow(job), ...defined };
+}
+
+function fromIndex(row: Record<string, unknown>): JobSummary {
+  return {
+    jobId: String(row.jobId),
+    ruleId: String(row.ruleId ?? ''),
+    status: (row.status as Job['status']) ?? 'queued',
+    step: String(row.step ?? ''),
+    level: String(row.level ?? ''),
+    resourceId: String(row.resourceId ?? ''),
+    studyInstanceUid: row.studyInstanceUid === undefined ? undefined : String(row.studyInstanceUid),
+    createdAt: String(row.createdAt ?? ''),
+    finishedAt: row.finishedAt === undefined ? undefined : String(row.finishedAt),
+    instances: row.instances === undefined ? undefined : Number(row.instances),
+    bytes: row.bytes === undefined ? undefined : Number(row.bytes),
+  };
+}
+
+/** A page cursor: the day partition and the last row key returned. */
+function encodeCursor(partition: string, rowKey: string): string {
+  return Buffer.from(`${partition}|${rowKey}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { partition: string; rowKey: string } {
+  const [partition, rowKey] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!/^recent-\d{8}$/.test(partition ?? '') || !/^\d{13}-[A-Za-z0-9_-]+$/.test(rowKey ?? '')) throw new InvalidCursorError(cursor);
+  return { partition, rowKey };
+}
+
+export class InvalidCursorError extends Error {
+  constructor(cursor: string) {
+    super(`'${cursor.slice(0, 40)}' is not a cursor this API returned`);
+    this.name = 'InvalidCursorError';
+  }
 }
 
 function toEntity(job: Job): JobEntity {
@@ -96,7 +178,7 @@ export async function createLedger(connectionString: string, tableName = 'automa
       }
       // The index is written after the job; a crash in between only hides the job from listings
       // until its next update rewrites the index row (upsert), never loses it.
-      await table.upsertEntity({ partitionKey: dayKey(job.createdAt), rowKey: indexRow(job), jobId: job.id }, 'Replace');
+      await table.upsertEntity(indexEntity(job), 'Replace');
       return { job, created: true };
     },
 
@@ -108,11 +190,13 @@ export async function createLedger(connectionString: string, tableName = 'automa
       for (let attempt = 0; attempt < 20; attempt += 1) {
         const current = await read(id);
         if (!current) throw new Error(`Job ${id} not found in the ledger`);
+        const was = `${current.job.status}/${current.job.currentStep}`;
         change(current.job);
         try {
           await table.updateEntity(toEntity(current.job), 'Replace', { etag: current.etag });
-          if (attempt === 0 && isTerminal(current.job)) {
-            await table.upsertEntity({ partitionKey: dayKey(current.job.createdAt), rowKey: indexRow(current.job), jobId: id }, 'Replace');
+          // The index follows status and step changes (a few per job), not every progress tick.
+          if (`${current.job.status}/${current.job.currentStep}` !== was || isTerminal(current.job)) {
+            await table.upsertEntity(indexEntity(current.job), 'Replace');
           }
           return current.job;
         } catch (error) {
@@ -123,27 +207,45 @@ export async function createLedger(connectionString: string, tableName = 'automa
       throw new Error(`Job ${id}: too many concurrent updates`);
     },
 
-    async listRecent({ limit, days = 7, filter = {}, before }) {
+    async listRecent({ limit, days = 7, filter = {}, before, cursor }) {
       const jobs: Job[] = [];
-      const start = before ? Date.parse(before) : Date.now();
-      for (let day = 0; day < days && jobs.length < limit; day += 1) {
+      const from = cursor ? decodeCursor(cursor) : undefined;
+      const start = from ? partitionDate(from.partition) : before ? Date.parse(before) : Date.now();
+      const floor = from?.rowKey ?? (before ? `${String(MAX_TIME - Date.parse(before)).padStart(13, '0')}-~` : '');
+      let last: { partition: string; rowKey: string } | undefined;
+      for (let day = 0; day < days; day += 1) {
         const partition = dayKey(new Date(start - day * 86_400_000).toISOString());
-        const rowFloor = before ? String(MAX_TIME - Date.parse(before)).padStart(13, '0') : '';
-        const query = table.listEntities<{ jobId: string; rowKey: string }>({
-          queryOptions: { filter: rowFloor ? `PartitionKey eq '${partition}' and RowKey gt '${rowFloor}-~'` : `PartitionKey eq '${partition}'` },
-        });
+        const rowFilter = day === 0 && floor ? ` and RowKey gt '${floor}'` : '';
+        const query = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${partition}'${rowFilter}` } });
         for await (const page of query.byPage({ maxPageSize: Math.max(limit * 2, 50) })) {
-          const found = await Promise.all(page.map((row) => ledger.getJob(row.jobId)));
-          for (const job of found) {
-            if (!job || !matches(job, filter)) continue;
-            jobs.push(job);
-            if (jobs.length >= limit) break;
+          const wanted = page.filter((row) => mayMatch(row, filter));
+          // Jobs are read only as far as the page needs (plus one, which tells whether there is a next page).
+          for (let offset = 0; offset < wanted.length; ) {
+            const chunk = wanted.slice(offset, offset + limit + 1 - jobs.length);
+            offset += chunk.length;
+            const found = await Promise.all(chunk.map((row) => ledger.getJob(String(row.jobId))));
+            for (let i = 0; i < found.length; i += 1) {
+              const job = found[i];
+              if (!job || !matches(job, filter)) continue;
+              if (jobs.length === limit) return { jobs, next: last ? encodeCursor(last.partition, last.rowKey) : undefined };
+              jobs.push(job);
+              last = { partition, rowKey: String(chunk[i].rowKey) };
+            }
           }
-          if (jobs.length >= limit) break;
         }
       }
-      const last = jobs.at(-1);
-      return { jobs, next: jobs.length >= limit && last ? last.createdAt : undefined };
+      return { jobs };
+    },
+
+    async summariesSince(since) {
+      const summaries: JobSummary[] = [];
+      const ceiling = String(MAX_TIME - since.getTime()).padStart(13, '0');
+      for (let at = Date.now(); dayKey(new Date(at).toISOString()) >= dayKey(since.toISOString()); at -= 86_400_000) {
+        const partition = dayKey(new Date(at).toISOString());
+        const rows = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${partition}' and RowKey lt '${ceiling}'` } });
+        for await (const row of rows) summaries.push(fromIndex(row));
+      }
+      return summaries;
     },
 
     async acquireOutput(outputKey, jobId) {
@@ -212,6 +314,22 @@ async function ensureTable(table: TableClient): Promise<void> {
   } catch (error) {
     if (!isStatus(error, 409)) throw error;
   }
+}
+
+function partitionDate(partition: string): number {
+  const d = partition.slice('recent-'.length);
+  return Date.parse(`${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T23:59:59.999Z`);
+}
+
+/**
+ * Filters on the index row, so only candidate jobs are read; the job itself confirms the match.
+ * Rows written before the index carried summaries have no fields and are always candidates.
+ */
+function mayMatch(row: Record<string, unknown>, filter: ListFilter): boolean {
+  if (filter.status && row.status !== undefined && row.status !== filter.status) return false;
+  if (filter.ruleId && row.ruleId !== undefined && row.ruleId !== filter.ruleId) return false;
+  if (filter.resource && row.resourceId !== undefined && row.resourceId !== filter.resource && row.studyInstanceUid !== filter.resource) return false;
+  return true;
 }
 
 function matches(job: Job, filter: ListFilter): boolean {

@@ -47,7 +47,7 @@ describe('job ledger on Azurite', { timeout: 60_000 }, () => {
     const before = new Date(base + 40 * 60_000).toISOString();
     const page1 = await ledger.listRecent({ limit: 10, days: 2, before });
     assert.deepEqual(page1.jobs.map((j) => j.resourceId), Array.from({ length: 10 }, (_, i) => `res-${39 - i}`));
-    const page2 = await ledger.listRecent({ limit: 10, days: 2, before: page1.next });
+    const page2 = await ledger.listRecent({ limit: 10, days: 2, cursor: page1.next });
     assert.equal(page2.jobs[0].resourceId, 'res-29');
     const succeeded = await ledger.listRecent({ limit: 100, days: 2, before, filter: { status: 'succeeded', ruleId: 'r3' } });
     assert.deepEqual(succeeded.jobs.map((j) => j.resourceId), ['res-36', 'res-30', 'res-24', 'res-18', 'res-12']);

@@ -1,0 +1,44 @@
+/**
+ * The operator's job API (function key):
+ * GET  /api/jobs?status=&rule=&resource=&limit=&days=&cursor=   recent jobs, newest first, paged
+ * GET  /api/jobs/{id}                                           one job: steps, timings, counts, output, error
+ * POST /api/jobs/{id}/retry                                     run a failed job again
+ */
+import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { getServices } from '../shared/app/services';
+import { handOnVia, stepOutputs } from '../shared/app/steps';
+import { jobsQuerySchema, listJobs, parseQuery, percentDone, retryJob } from '../shared/operator/jobs';
+import { QUEUES } from '../shared/pipeline/messages';
+
+const jobIdPattern = /^[A-Za-z0-9_-]{8,80}$/;
+
+export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
+  const query = parseQuery(jobsQuerySchema, request.query);
+  if (!query.ok) return { status: 400, jsonBody: { error: query.error } };
+  const listed = await listJobs((await getServices()).ledger, query.value);
+  if (!listed.ok) return { status: 400, jsonBody: { error: listed.error } };
+  return { status: 200, jsonBody: { jobs: listed.value.jobs.map((job) => ({ ...job, percent: percentDone(job) })), next: listed.value.next } };
+}
+
+export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
+  const id = request.params.id;
+  if (!jobIdPattern.test(id)) return { status: 400, jsonBody: { error: `'${id.slice(0, 80)}' is not a job id` } };
+  const job = await (await getServices()).ledger.getJob(id);
+  if (!job) return { status: 404, jsonBody: { error: `no job ${id}` } };
+  return { status: 200, jsonBody: { ...job, percent: percentDone(job) } };
+}
+
+export async function jobRetry(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const id = request.params.id;
+  if (!jobIdPattern.test(id)) return { status: 400, jsonBody: { error: `'${id.slice(0, 80)}' is not a job id` } };
+  const outcome = await retryJob((await getServices()).ledger, id);
+  if (outcome.kind === 'not-found') return { status: 404, jsonBody: { error: `no job ${id}` } };
+  if (outcome.kind === 'not-failed') return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };
+  handOnVia(context)(QUEUES.step(outcome.step), { jobId: id, step: outcome.step });
+  context.log(`Job ${id} (${outcome.job.ruleId}) retried by an operator from step '${outcome.step}'`);
+  return { status: 202, jsonBody: { job: outcome.job, step: outcome.step } };
+}
+
+app.http('jobsList', { methods: ['GET'], route: 'jobs', authLevel: 'function', handler: jobsList });
+app.http('jobGet', { methods: ['GET'], route: 'jobs/{id}', authLevel: 'function', handler: jobGet });
+app.http('jobRetry', { methods: ['POST'], route: 'jobs/{id}/retry', authLevel: 'function', extraOutputs: Object.values(stepOutputs), handler: jobRetry });

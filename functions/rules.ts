@@ -1,0 +1,40 @@
+/**
+ * The rules as operators see them (function key):
+ * GET /api/rules                                  every rule file with its validation state
+ * GET /api/studies/{id}/dry-run[?rules=a,b]   which rules would run for a study, and why
+ * GET /api/series/{id}/dry-run[?rules=...]     the same for a series
+ */
+import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { getServices } from '../shared/app/services';
+import { z } from 'zod';
+import { parseQuery } from '../shared/operator/jobs';
+import { dryRun, rulesReport } from '../shared/operator/rules';
+import { orthancIdSchema, type ResourceLevel } from '../shared/pipeline/messages';
+
+const dryRunQuerySchema = z.object({ rules: z.string().max(2000).optional() }).strict();
+
+export async function rulesList(): Promise<HttpResponseInit> {
+  const services = await getServices();
+  return { status: 200, jsonBody: rulesReport(await services.rules.snapshot()) };
+}
+
+function dryRunHandler(level: ResourceLevel) {
+  return async (request: HttpRequest): Promise<HttpResponseInit> => {
+    const id = orthancIdSchema.safeParse(request.params.id);
+    if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id.slice(0, 80)}' is not an Orthanc ${level.toLowerCase()} id` } };
+    const query = parseQuery(dryRunQuerySchema, request.query);
+    if (!query.ok) return { status: 400, jsonBody: { error: query.error } };
+    const ruleIds = query.value.rules?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
+    const services = await getServices();
+    try {
+      return { status: 200, jsonBody: await dryRun(() => services.rules.snapshot(), services.orthanc, level, id.data, ruleIds.length ? ruleIds : undefined) };
+    } catch (error) {
+      if ((error as { notFound?: boolean }).notFound) return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.data}` } };
+      throw error;
+    }
+  };
+}
+
+app.http('rulesList', { methods: ['GET'], route: 'rules', authLevel: 'function', handler: rulesList });
+app.http('dryRunStudy', { methods: ['GET'], route: 'studies/{id}/dry-run', authLevel: 'function', handler: dryRunHandler('Study') });
+app.http('dryRunSeries', { methods: ['GET'], route: 'series/{id}/dry-run', authLevel: 'function', handler: dryRunHandler('Series') });

@@ -1,0 +1,95 @@
+/**
+ * The rules as operators need to see them: every file with its validation state, and a dry run that
+ * says which rules would run for a study or series and why, acting on nothing.
+ */
+import type { RuleFileProblem, RuleSetSnapshot } from '../rules/model';
+import { collectResourceTags, type OrthancTagSource } from '../rules/resource-tags';
+import { matchRule, type MatchResult } from '../rules/matcher';
+
+export interface RuleReport {
+  id: string;
+  file: string;
+  valid: boolean;
+  active?: boolean;
+  checkOn?: string;
+  steps?: string[];
+  destinations?: string[];
+  comment?: string;
+  errors: string[];
+  warnings: string[];
+}
+
+export interface RulesReport {
+  loadedAt: string;
+  rules: RuleReport[];
+  /** Problems not tied to a rule file (the folder itself, master.json). */
+  other: RuleFileProblem[];
+  ignored: string[];
+  master: RuleSetSnapshot['master'];
+}
+
+function describe(p: RuleFileProblem): string {
+  return p.path ? `${p.path}: ${p.message}` : p.message;
+}
+
+export function rulesReport(snapshot: RuleSetSnapshot): RulesReport {
+  const byFile = new Map<string, RuleFileProblem[]>();
+  for (const p of snapshot.problems) byFile.set(p.file, [...(byFile.get(p.file) ?? []), p]);
+  const reports: RuleReport[] = snapshot.rules.map((r) => {
+    const problems = byFile.get(r.file) ?? [];
+    byFile.delete(r.file);
+    return {
+      id: r.id,
+      file: r.file,
+      valid: true,
+      active: r.active,
+      checkOn: r.checkOn,
+      steps: r.steps,
+      destinations: r.destinations,
+      comment: r.comment,
+      errors: [],
+      warnings: problems.filter((p) => p.severity === 'warning').map(describe),
+    };
+  });
+  const other: RuleFileProblem[] = [];
+  for (const [file, problems] of byFile) {
+    if (!file.toLowerCase().endsWith('.json') || file.toLowerCase().startsWith('master')) {
+      other.push(...problems);
+      continue;
+    }
+    reports.push({
+      id: file.replace(/\.json$/i, ''),
+      file,
+      valid: !problems.some((p) => p.severity === 'error'),
+      errors: problems.filter((p) => p.severity === 'error').map(describe),
+      warnings: problems.filter((p) => p.severity === 'warning').map(describe),
+    });
+  }
+  reports.sort((a, b) => a.file.localeCompare(b.file));
+  return { loadedAt: snapshot.loadedAt, rules: reports, other, ignored: snapshot.ignored, master: snapshot.master };
+}
+
+export interface DryRunVerdict extends MatchResult {
+  active: boolean;
+  checkOn: string;
+  steps: string[];
+  /** Whether a stable event for this resource would start a job for this rule now. */
+  wouldRun: boolean;
+  note?: string;
+}
+
+export async function dryRun(loadRules: () => Promise<RuleSetSnapshot>, orthanc: OrthancTagSource, level: 'Study' | 'Series', resourceId: string, ruleIds?: string[]): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
+  const snapshot = await loadRules();
+  const rules = ruleIds ? snapshot.rules.filter((r) => ruleIds.includes(r.id)) : snapshot.rules;
+  const unknownRules = (ruleIds ?? []).filter((id) => !snapshot.rules.some((r) => r.id === id));
+  const tags = await collectResourceTags(orthanc, level, resourceId, rules);
+  const verdicts = rules.map((rule): DryRunVerdict => {
+    const result = matchRule(rule, { ...tags, level });
+    const notes: string[] = [];
+    if (!rule.active) notes.push('inactive: would not run');
+    if (rule.checkOn !== level) notes.push(`checks on ${rule.checkOn}, this is a ${level}`);
+    if (result.skipped) notes.push(result.skipped);
+    return { ...result, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, wouldRun: result.matched && rule.active && rule.checkOn === level, note: notes.length ? notes.join('; ') : undefined };
+  });
+  return { level, resourceId, verdicts, unknownRules };
+}

@@ -1,0 +1,85 @@
+/**
+ * Telemetry to Azure Monitor (Application Insights) when APPLICATIONINSIGHTS_CONNECTION_STRING is
+ * set, and nothing at all otherwise (the SDK is not even loaded). Each pipeline step becomes a
+ * dependency record named `step <name>` with its duration and outcome, custom metrics carry the
+ * instances, bytes and throughput of the step, and failures are sent as exceptions; every item has
+ * the job id, rule id and step as custom dimensions, so one job's story is one query away:
+ * `union dependencies, customMetrics, exceptions | where customDimensions.jobId == "<id>"`.
+ * No patient attribute is ever sent: jobs are named by their ids only.
+ */
+import type { TelemetryClient } from 'applicationinsights';
+
+export interface StepTelemetry {
+  jobId: string;
+  ruleId: string;
+  step: string;
+  /** succeeded; failed (the job gave up); retrying (the host will try again); waiting (checks back later). */
+  outcome: 'succeeded' | 'failed' | 'retrying' | 'waiting';
+  durationMs: number;
+  instances?: number;
+  bytes?: number;
+  error?: Error;
+}
+
+export interface Telemetry {
+  readonly enabled: boolean;
+  stepEnded(step: StepTelemetry): void;
+  flush(): Promise<void>;
+}
+
+export const noTelemetry: Telemetry = {
+  enabled: false,
+  stepEnded: () => undefined,
+  flush: async () => undefined,
+};
+
+/** Exported so tests can check what would be sent without a network. */
+export function stepItems(step: StepTelemetry) {
+  const properties = { jobId: step.jobId, ruleId: step.ruleId, step: step.step, outcome: step.outcome };
+  const seconds = step.durationMs / 1000;
+  const metrics: Array<{ name: string; value: number }> = [{ name: 'pipeline.step.duration_ms', value: step.durationMs }];
+  if (step.instances !== undefined) metrics.push({ name: 'pipeline.step.instances', value: step.instances });
+  if (step.bytes !== undefined) metrics.push({ name: 'pipeline.step.bytes', value: step.bytes });
+  if (step.bytes !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.throughput_mb_per_s', value: step.bytes / 1_000_000 / seconds });
+  if (step.instances !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.instances_per_s', value: step.instances / seconds });
+  return {
+    dependency: {
+      name: `step ${step.step}`,
+      dependencyTypeName: 'pipeline step',
+      target: step.ruleId,
+      data: `job ${step.jobId} ${step.step}`,
+      duration: step.durationMs,
+      resultCode: step.outcome,
+      success: step.outcome === 'succeeded' || step.outcome === 'waiting',
+      properties,
+    },
+    metrics: metrics.map((m) => ({ ...m, properties })),
+    exception: step.error && step.outcome !== 'succeeded' ? { exception: step.error, properties } : undefined,
+  };
+}
+
+/**
+ * The Application Insights client, set up once per process. Console capture and live metrics are
+ * off: logs already reach Azure Monitor through the Functions host, and live metrics would open a
+ * second connection that few sites allow.
+ */
+export async function createTelemetry(connectionString: string | undefined): Promise<Telemetry> {
+  if (!connectionString) return noTelemetry;
+  const appInsights = await import('applicationinsights');
+  appInsights.setup(connectionString).setAutoCollectConsole(false).setSendLiveMetrics(false).start();
+  const client: TelemetryClient = appInsights.defaultClient;
+  return {
+    enabled: true,
+    stepEnded(step) {
+      const items = stepItems(step);
+      client.trackDependency(items.dependency);
+      for (const metric of items.metrics) client.trackMetric(metric);
+      if (items.exception) client.trackException(items.exception);
+      // Metrics are otherwise exported once a minute; a step is rare enough to send at once.
+      void client.flush();
+    },
+    async flush() {
+      await client.flush();
+    },
+  };
+}
