@@ -187,6 +187,24 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
       assert.equal(download?.instances, 40);
     });
 
+    it('retries a download when Orthanc is stopped and completes once it has restarted', async () => {
+      await stack.writeRule('restart', studyRule('restart'));
+      const study = await generateStudy({ patientID: 'P-E2E-RST', studyDescription: 'restart test', series: [{ seriesNumber: 1, modality: 'CT', instances: 40 }] });
+      await stack.sendStudy(study);
+      await waitFor(async () => (await stack.jobs((j) => j.ruleId === 'restart')).length > 0, { timeoutMs: 30_000, intervalMs: 5, description: 'the job to be created' });
+      // Stopped for real (connections refused, not a frozen process), longer than the client's own retries.
+      await stack.orthanc.stop();
+      await new Promise((resolve) => setTimeout(resolve, 8_000));
+      await stack.orthanc.start();
+      const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'restart', { timeoutMs: 120_000 });
+      assert.equal(job.status, 'succeeded', job.error);
+      const download = job.steps.find((s) => s.name === 'download');
+      assert.ok((download?.attempts ?? 0) >= 2, `download retried (attempts ${download?.attempts})`);
+      assert.equal(download?.instances, 40);
+      const folder = path.join(stack.storageDir, 'restart', `P-E2E-RST-${study.patientName.split('^')[0]}-EX${study.studyID}`);
+      assert.equal((await listTree(folder)).length, 40, 'every instance published, nothing stale from the cut attempt');
+    });
+
     it('fails a permanently failing job with a readable reason in the ledger', async () => {
       await stack.writeRule('blocked', studyRule('blocked output'));
       await fs.writeFile(path.join(stack.storageDir, 'blocked'), 'a file where the rule folder should be');
