@@ -11,6 +11,7 @@ packages=(
   chromium             # headless browser tests of the dashboard
   zip unzip            # Info-ZIP: zip benchmark reference and unzip -t checks
   procps               # ps, used to measure peak memory
+  openssl              # a local HTTPS endpoint for the telemetry test
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,11 @@
 /**
  * Telemetry to Azure Monitor (Application Insights) when APPLICATIONINSIGHTS_CONNECTION_STRING is
  * set, and nothing at all otherwise (the SDK is not even loaded). Each pipeline step becomes a
- * dependency record named `step <name>` with its duration and outcome, custom metrics carry the
- * instances, bytes and throughput of the step, and failures are sent as exceptions; every item has
- * the job id, rule id and step as custom dimensions, so one job's story is one query away:
- * `union dependencies, customMetrics, exceptions | where customDimensions.jobId == "<id>"`.
+ * custom event `PipelineStep` with its outcome and duration (events are never sampled away, unlike
+ * traces), custom metrics carry the instances, bytes and throughput of the step, and failures are
+ * sent as exceptions; every item has the job id, rule id, step and outcome as custom dimensions, so
+ * one job's story is one query away:
+ * `union customEvents, customMetrics, exceptions | where customDimensions.jobId == "<id>"`.
  * No patient attribute is ever sent: jobs are named by their ids only.
  */
 import type { TelemetryClient } from 'applicationinsights';
@@ -33,6 +34,8 @@ export const noTelemetry: Telemetry = {
   flush: async () => undefined,
 };
 
+export const STEP_EVENT = 'PipelineStep';
+
 /** Exported so tests can check what would be sent without a network. */
 export function stepItems(step: StepTelemetry) {
   const properties = { jobId: step.jobId, ruleId: step.ruleId, step: step.step, outcome: step.outcome };
@@ -43,15 +46,10 @@ export function stepItems(step: StepTelemetry) {
   if (step.bytes !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.throughput_mb_per_s', value: step.bytes / 1_000_000 / seconds });
   if (step.instances !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.instances_per_s', value: step.instances / seconds });
   return {
-    dependency: {
-      name: `step ${step.step}`,
-      dependencyTypeName: 'pipeline step',
-      target: step.ruleId,
-      data: `job ${step.jobId} ${step.step}`,
-      duration: step.durationMs,
-      resultCode: step.outcome,
-      success: step.outcome === 'succeeded' || step.outcome === 'waiting',
+    event: {
+      name: STEP_EVENT,
       properties,
+      measurements: Object.fromEntries(metrics.map((m) => [m.name.replace('pipeline.step.', ''), m.value])),
     },
     metrics: metrics.map((m) => ({ ...m, properties })),
     exception: step.error && step.outcome !== 'succeeded' ? { exception: step.error, properties } : undefined,
@@ -65,14 +63,24 @@ export function stepItems(step: StepTelemetry) {
  */
 export async function createTelemetry(connectionString: string | undefined): Promise<Telemetry> {
   if (!connectionString) return noTelemetry;
-  const appInsights = await import('applicationinsights');
-  appInsights.setup(connectionString).setAutoCollectConsole(false).setSendLiveMetrics(false).start();
+  // The CommonJS module itself (`default`): its `defaultClient` is set by start(), after import.
+  const appInsights = (await import('applicationinsights')).default;
+  appInsights
+    .setup(connectionString)
+    .setAutoCollectConsole(false)
+    .setSendLiveMetrics(false)
+    // The SDK's http instrumentation would wrap every Orthanc download stream and Azurite call of
+    // the steps; the host already records invocations, and the steps report their own work.
+    .setAutoCollectRequests(false)
+    .setAutoCollectDependencies(false)
+    .setAutoCollectPerformance(false, false)
+    .start();
   const client: TelemetryClient = appInsights.defaultClient;
   return {
     enabled: true,
     stepEnded(step) {
       const items = stepItems(step);
-      client.trackDependency(items.dependency);
+      client.trackEvent(items.event);
       for (const metric of items.metrics) client.trackMetric(metric);
       if (items.exception) client.trackException(items.exception);
       // Metrics are otherwise exported once a minute; a step is rare enough to send at once.

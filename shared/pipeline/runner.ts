@@ -23,6 +23,7 @@ import {
 } from './job';
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
 import type { QueueSender } from '../storage/queues';
+import { noTelemetry, type Telemetry } from '../telemetry';
 
 /** An error that retrying cannot fix (bad data, bad rule): the job fails at once. */
 export class PermanentError extends Error {
@@ -63,6 +64,8 @@ export interface RunnerDeps {
   handOn?: (queue: string, message: unknown) => void;
   /** Releases what a job holds when it ends (its output lock). */
   onJobEnded?: (job: Job) => Promise<void>;
+  /** Each step's duration and outcome, by job id (Application Insights when configured). */
+  telemetry?: Telemetry;
   /** Overrides STALE_HEARTBEAT_MS (AUTOMATION_STALE_HEARTBEAT_SECONDS). */
   staleHeartbeatMs?: number;
   now?: () => Date;
@@ -148,12 +151,22 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
       })
       .catch(() => undefined);
   }, Math.max(500, Math.floor(staleMs / 4)));
+  const telemetry = deps.telemetry ?? noTelemetry;
+  const startedAt = Date.now();
+  const report = (result: 'succeeded' | 'failed' | 'retrying' | 'waiting', extra: { instances?: number; bytes?: number; error?: Error } = {}) => {
+    try {
+      telemetry.stepEnded({ jobId: job.id, ruleId: job.ruleId, step, outcome: result, durationMs: Date.now() - startedAt, ...extra });
+    } catch (error) {
+      log.warn(`Telemetry for job ${job.id} ${step} not sent: ${describe(error)}`); // never fails the step
+    }
+  };
   let outcome: StepResult | StepWait;
   try {
     outcome = await handler(context);
   } catch (error) {
     clearInterval(beat);
     const reason = describe(error);
+    report(error instanceof PermanentError ? 'failed' : 'retrying', { error: error instanceof Error ? error : new Error(reason) });
     if (error instanceof PermanentError) {
       const failed = await deps.ledger.updateJob(job.id, (j) => {
         recordAttemptFailure(j, step, reason, now());
@@ -170,6 +183,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   clearInterval(beat);
 
   if ('wait' in outcome) {
+    report('waiting');
     const { delaySeconds, detail, progress } = outcome.wait;
     await deps.ledger.updateJob(job.id, (j) => waitStep(j, step, detail, progress, now()));
     await deps.queues.send(QUEUES.step(step), message, { delaySeconds });
@@ -177,6 +191,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   }
 
   const result = outcome;
+  report('succeeded', { instances: result.instances, bytes: result.bytes });
   let next: PipelineStep | undefined;
   const finished = await deps.ledger.updateJob(job.id, (j) => {
     next = finishStep(j, step, result, now());
@@ -210,6 +225,7 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
     failJob(j, `${j.currentStep}: ${last ?? 'gave up after repeated failures'} (moved to ${queue}-poison)`);
   });
   deps.log.error(`Job ${stored.id} (${stored.ruleId}) failed: ${failed.error}`);
+  (deps.telemetry ?? noTelemetry).stepEnded({ jobId: stored.id, ruleId: stored.ruleId, step: stored.currentStep, outcome: 'failed', durationMs: 0, error: new Error(failed.error ?? 'moved to poison') });
   await deps.onJobEnded?.(failed);
   return 'failed';
 }
