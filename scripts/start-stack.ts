@@ -112,6 +112,7 @@ async function main(): Promise<void> {
   });
   console.log(`[stack] Orthanc     http://127.0.0.1:${orthancHttpPort}  (DICOM ${env.ORTHANC_AET_NAME ?? 'ORTHANC'}@${env.ORTHANC_AET_PORT ?? '4242'})`);
   console.log(`[stack] Functions   ${functionsUrl}/api/health`);
+  console.log(`[stack] Dashboard   ${functionsUrl}/api/dashboard`);
   console.log(`[stack] Rules       ${rulesDir}`);
   console.log(`[stack] Output      ${storageDir}`);
   console.log('[stack] Ctrl-C stops everything');
