@@ -52,7 +52,7 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
       assert.ok(dump.includes(`[${path.basename(rel, '.dcm')}]`), 'the file is named after its new SOP Instance UID');
     }
     const logs = stack.host.logs();
-    for (const id of ['PID-E2E-ANON', 'Ødegård', 'Åsa', '19550101']) assert.ok(!logs.includes(id), `the function app logged ${id}`);
+    for (const id of identifiers) assert.ok(!logs.includes(id), `the function app logged ${id}`);
     assert.deepEqual((await stack.client.listStudies({ since: 0, limit: 10 })).length, 1, 'nothing was stored back into Orthanc');
   });
 });
