@@ -43,12 +43,32 @@ export async function zipFolder(source: string, target: string, options: { level
   const archive = archiver('zip', { zlib: { level: options.level }, forceZip64: total > ZIP64_BYTES || files.length > 65_000 });
   const output = createWriteStream(target);
   const finished = once(output, 'close');
+  // A write error (ENOSPC, EROFS) rejects `finished` too, before anything awaits it: without this
+  // handler that rejection is unhandled and kills the whole host. `failed` reports the error.
+  finished.catch(() => undefined);
   const failed = new Promise<never>((_, reject) => {
     archive.on('error', reject);
     archive.on('warning', reject);
     output.on('error', reject);
   });
   archive.pipe(output);
+  try {
+    return await writeEntries(archive, source, files, options, failed, finished);
+  } catch (error) {
+    archive.abort();
+    output.destroy();
+    throw error;
+  }
+}
+
+async function writeEntries(
+  archive: archiver.Archiver,
+  source: string,
+  files: string[],
+  options: { name: string; progress?: (done: number, total: number) => Promise<void> },
+  failed: Promise<never>,
+  finished: Promise<unknown>,
+): Promise<Manifest> {
   const manifest: Manifest = { format: 'autorthanc-functions/zip-manifest@1', name: options.name, createdAt: new Date().toISOString(), files: [], series: {}, totals: { files: 0, bytes: 0 } };
   let done = 0;
   for (const rel of files) {
