@@ -78,7 +78,12 @@ export function jobPaths(job: Job): OutputPaths & { zip: string; zipWorking: str
 }
 
 export async function prepareWorkingFor(paths: OutputPaths): Promise<void> {
-  await fs.mkdir(paths.ruleFolder, { recursive: true });
+  await fs.mkdir(paths.ruleFolder, { recursive: true }).catch(async (error: NodeJS.ErrnoException) => {
+    // Node's recursive mkdir reports ENOENT for some failures, a read-only filesystem among them;
+    // a plain mkdir of the folder gives the real reason (EROFS, EACCES, ENOSPC) for the job's error.
+    if (error.code !== 'ENOENT') throw error;
+    await fs.mkdir(paths.ruleFolder);
+  });
   await fs.rm(paths.working, { recursive: true, force: true });
   await fs.mkdir(paths.working);
 }
