@@ -28,9 +28,28 @@ export interface RuleVerdict {
   failures: string[];
 }
 
+/** A problem in a rule file (the loader skips the file; every other rule keeps working). */
+export interface RuleProblem {
+  file: string;
+  path: string;
+  severity: 'error' | 'warning';
+  message: string;
+}
+
+/** Rule-file errors last logged, so a broken file is reported when it appears or changes, not on every event. */
+let reportedRuleErrors = '';
+
+function reportRuleErrors(log: Logger, problems: RuleProblem[] = []): void {
+  const errors = problems.filter((p) => p.severity === 'error').map((p) => `${p.file}${p.path ? ` ${p.path}` : ''}: ${p.message}`);
+  const signature = errors.join('\n');
+  if (signature === reportedRuleErrors) return;
+  reportedRuleErrors = signature;
+  for (const line of errors) log.error(`Rule file problem: ${line} (this file is not used; the other rules keep working)`);
+}
+
 /** The rules port: load the current rule set, gather a resource's tags, match. */
 export interface RulesPort<R extends EvaluableRule = EvaluableRule, T = unknown> {
-  load(): Promise<{ rules: R[] }>;
+  load(): Promise<{ rules: R[]; problems?: RuleProblem[] }>;
   collectTags(level: 'Study' | 'Series', resourceId: string, rules: R[]): Promise<T>;
   match(rule: R, tags: T): RuleVerdict;
 }
@@ -72,7 +91,8 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
   const resource = await loadResource(deps, message);
   if (!resource) return [];
 
-  const { rules } = await deps.rules.load();
+  const { rules, problems } = await deps.rules.load();
+  reportRuleErrors(deps.log, problems);
   const candidates = rules.filter((r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)));
   const outcomes: EvaluationOutcome[] = [];
   if (candidates.length > 0) {
