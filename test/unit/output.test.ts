@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -112,6 +112,24 @@ describe('publish', () => {
     await mkdir(path.join(root, 'x.REPLACED-1'));
     assert.equal(await publish(path.join(root, 'x.WORKING'), path.join(root, 'x')), 'already-published');
     assert.deepEqual(await readdir(root), ['x']);
+  });
+
+  it('chowns every folder and file to UID/GID before the rename', async (t) => {
+    const root = await tree();
+    await mkdir(path.join(root, 'x.WORKING', 'SE1'), { recursive: true });
+    await writeFile(path.join(root, 'x.WORKING', 'SE1', 'a.dcm'), 'A');
+    const owner = { uid: 4321, gid: 4322 };
+    if (process.getuid?.() !== 0) {
+      // Only root may give files away; elsewhere the attempt must fail loudly, not silently keep the owner.
+      await assert.rejects(publish(path.join(root, 'x.WORKING'), path.join(root, 'x'), owner), /EPERM/);
+      t.diagnostic('not root: checked that chown failure is reported');
+      return;
+    }
+    assert.equal(await publish(path.join(root, 'x.WORKING'), path.join(root, 'x'), owner), 'published');
+    for (const rel of ['x', 'x/SE1', 'x/SE1/a.dcm']) {
+      const st = await stat(path.join(root, rel));
+      assert.deepEqual({ uid: st.uid, gid: st.gid }, owner, rel);
+    }
   });
 
   it('fails clearly when there is nothing to publish', async () => {
