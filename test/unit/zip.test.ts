@@ -1,7 +1,8 @@
 /**
  * zipFolder on its own: every file arrives whole (checked with Info-ZIP's unzip, not archiver), the
  * manifest lists exactly the files of the zip with their sizes and hashes, instances are counted per
- * series, and the compression level is applied. (End to end: test/e2e/forward-zip.test.ts.)
+ * series, and the compression level is applied; the zip step never writes under the final name and
+ * publish replaces an earlier zip. (End to end: test/e2e/forward-zip.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,6 +12,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { zipFolder } from '../../shared/archive/zip';
+import { newJob, type RuleSnapshot } from '../../shared/pipeline/job';
+import { publishStep } from '../../shared/pipeline/steps/publish';
+import { zipStep } from '../../shared/pipeline/steps/zip';
 import { sha256 } from '../support/bytes';
 import { makeTempDir, requireBinary } from '../support/process';
 
@@ -77,5 +81,41 @@ describe('zipFolder', { timeout: 60_000 }, () => {
     assert.match(await listing(path.join(out, 'stored.zip')), /1000000\s+Stored/);
     assert.match(await listing(path.join(out, 'deflated.zip')), /1000000\s+Defl:/);
     assert.ok(statSync(path.join(out, 'deflated.zip')).size < 20_000);
+  });
+});
+
+describe('zip and publish steps', { timeout: 60_000 }, () => {
+  const unzip = requireBinary('unzip', 'unzip');
+  const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+  async function zippedJob(keepFolder: boolean) {
+    const root = makeTempDir('zip-step-');
+    const final = path.join(root, 'rule', 'P1-Doe-EX42');
+    mkdirSync(path.join(`${final}.WORKING`, 'SE1-20240315-1.2.3.1'), { recursive: true });
+    writeFileSync(path.join(`${final}.WORKING`, 'SE1-20240315-1.2.3.1', '1.2.3.1.1.dcm'), randomBytes(5000));
+    // An earlier result of the same study (new instances arrived since).
+    writeFileSync(`${final}.zip`, 'the previous zip');
+    const rule: RuleSnapshot = { id: 'rule', checkOn: 'Study', steps: ['download', 'zip'], destinations: [], zip: { level: 1, keepFolder } };
+    const job = newJob({ rule, level: 'Study', resourceId: 's', lastUpdate: 'x', source: 'webhook', forced: false }, 'job-1');
+    job.outputPath = final;
+    return { root, final, job };
+  }
+
+  it('writes the zip beside the final name; the previous zip stays whole until publish replaces it', async () => {
+    const { final, job } = await zippedJob(false);
+    await zipStep()({ job, log, progress: async () => undefined });
+    assert.equal(readFileSync(`${final}.zip`, 'utf8'), 'the previous zip', 'the final name still holds the previous result');
+    assert.match((await run(unzip, ['-t', `${final}.zip.WORKING`])).stdout, /No errors detected/);
+    await publishStep({})({ job, log, progress: async () => undefined });
+    assert.match((await run(unzip, ['-t', `${final}.zip`])).stdout, /No errors detected/);
+    assert.deepEqual(readdirSync(path.dirname(final)), ['P1-Doe-EX42.zip'], 'no folder, no WORKING, no REPLACED left');
+  });
+
+  it('keeps the folder beside the zip when the rule asks', async () => {
+    const { final, job } = await zippedJob(true);
+    await zipStep()({ job, log, progress: async () => undefined });
+    await publishStep({})({ job, log, progress: async () => undefined });
+    assert.deepEqual(readdirSync(path.dirname(final)).sort(), ['P1-Doe-EX42', 'P1-Doe-EX42.zip']);
+    assert.deepEqual(readdirSync(final), ['SE1-20240315-1.2.3.1']);
   });
 });
