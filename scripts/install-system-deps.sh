@@ -9,6 +9,7 @@ packages=(
   dcmtk                # storescu, storescp, findscu, dcmdump: real DICOM peers
   docker-compose       # static validation of docker-compose.yml (no engine needed)
   chromium             # headless browser tests of the dashboard
+  nginx                # the compose front end (deploy/nginx), run in front of the test stack
   zip unzip            # Info-ZIP: zip benchmark reference and unzip -t checks
   procps               # ps, used to measure peak memory
   openssl              # a local HTTPS endpoint for the telemetry test
@@ -33,6 +34,6 @@ echo "install-system-deps: installing ${missing[*]}"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # Debian's packages start their services; the project runs its own instances on free ports.
-for service in orthanc postgresql; do
+for service in orthanc postgresql nginx; do
   (service "$service" stop >/dev/null 2>&1 || true)
 done
