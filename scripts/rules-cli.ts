@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import dcmjs from 'dcmjs';
 import { loadConfig } from '../shared/config';
 import { createOrthancClient } from '../shared/orthanc/client';
-import { collectResourceTags, createRuleLoader, matchRule, valueText, type MatchResult, type ResourceTags, type RuleSetSnapshot } from '../shared/rules';
+import { verdictOf, type DryRunVerdict } from '../shared/operator/rules';
+import { collectResourceTags, createRuleLoader, valueText, type ResourceTags, type RuleSetSnapshot } from '../shared/rules';
 
 const USAGE = `Usage:
   npm run rules -- check <dir> [--json]
@@ -55,7 +56,7 @@ function tagsFromFile(file: string, remoteAet: string | undefined): ResourceTags
   return { level: 'Study', orthancId: name, patient: {}, study: tags, series: [{ orthancId: name, tags, ...(remoteAet ? { remoteAet } : {}) }] };
 }
 
-type Result = MatchResult & { file: string; active: boolean; checkOn: string; steps: string[]; note?: string };
+type Result = DryRunVerdict & { file: string };
 
 async function main(): Promise<void> {
   let parsed;
@@ -111,12 +112,7 @@ async function main(): Promise<void> {
       throw new Error(`cannot read ${level.toLowerCase()} ${id} from Orthanc at ${config.orthanc.url}: ${(error as Error).message}`, { cause: error });
     }
   }
-  const results: Result[] = snapshot.rules.map((rule) => {
-    const notes: string[] = [];
-    if (!rule.active) notes.push('inactive: would not run');
-    if (!values.file && rule.checkOn !== level) notes.push(`checks on ${rule.checkOn}, this is a ${level}`);
-    return { ...matchRule(rule, { ...tags, level }), file: rule.file, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, note: notes.length ? notes.join('; ') : undefined };
-  });
+  const results: Result[] = snapshot.rules.map((rule) => ({ ...verdictOf(rule, tags, values.file ? undefined : level), file: rule.file }));
   if (values.json) {
     console.log(JSON.stringify({ level, resource: tags.orthancId, derivedFrom: tags.derivedFrom, results, problems: snapshot.problems, ignored: snapshot.ignored }, null, 2));
     return;

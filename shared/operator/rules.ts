@@ -2,8 +2,8 @@
  * The rules as operators need to see them: every file with its validation state, and a dry run that
  * says which rules would run for a study or series and why, acting on nothing.
  */
-import type { RuleFileProblem, RuleSetSnapshot } from '../rules/model';
-import { collectResourceTags, type OrthancTagSource } from '../rules/resource-tags';
+import type { Rule, RuleFileProblem, RuleSetSnapshot } from '../rules/model';
+import { collectResourceTags, type OrthancTagSource, type ResourceTags } from '../rules/resource-tags';
 import { matchRule, type MatchResult } from '../rules/matcher';
 
 export interface RuleReport {
@@ -78,18 +78,23 @@ export interface DryRunVerdict extends MatchResult {
   note?: string;
 }
 
+/**
+ * One rule against one resource's tags. `level` is the resource's level, or undefined for a lone
+ * DICOM file, which stands for both its study and its series.
+ */
+export function verdictOf(rule: Rule, tags: ResourceTags, level: 'Study' | 'Series' | undefined): DryRunVerdict {
+  const result = matchRule(rule, { ...tags, level: level ?? tags.level });
+  const notes: string[] = [];
+  if (!rule.active) notes.push('inactive: would not run');
+  if (level !== undefined && rule.checkOn !== level) notes.push(`checks on ${rule.checkOn}, this is a ${level}`);
+  if (result.skipped) notes.push(result.skipped);
+  return { ...result, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, wouldRun: result.matched && rule.active && (level === undefined || rule.checkOn === level), note: notes.length ? notes.join('; ') : undefined };
+}
+
 export async function dryRun(loadRules: () => Promise<RuleSetSnapshot>, orthanc: OrthancTagSource, level: 'Study' | 'Series', resourceId: string, ruleIds?: string[]): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
   const snapshot = await loadRules();
   const rules = ruleIds ? snapshot.rules.filter((r) => ruleIds.includes(r.id)) : snapshot.rules;
   const unknownRules = (ruleIds ?? []).filter((id) => !snapshot.rules.some((r) => r.id === id));
   const tags = await collectResourceTags(orthanc, level, resourceId, rules);
-  const verdicts = rules.map((rule): DryRunVerdict => {
-    const result = matchRule(rule, { ...tags, level });
-    const notes: string[] = [];
-    if (!rule.active) notes.push('inactive: would not run');
-    if (rule.checkOn !== level) notes.push(`checks on ${rule.checkOn}, this is a ${level}`);
-    if (result.skipped) notes.push(result.skipped);
-    return { ...result, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, wouldRun: result.matched && rule.active && rule.checkOn === level, note: notes.length ? notes.join('; ') : undefined };
-  });
-  return { level, resourceId, verdicts, unknownRules };
+  return { level, resourceId, verdicts: rules.map((rule) => verdictOf(rule, tags, level)), unknownRules };
 }
