@@ -40,6 +40,9 @@ const FREE_TEXT_VRS = new Set(['ST', 'LT', 'UT']);
 
 /** File meta attributes that can name the sender or carry opaque private data; removed. */
 const META_REMOVED = ['00020016', '00020017', '00020018', '00020100', '00020102'];
+const TRANSFER_SYNTAX_TAG = '00020010';
+const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 /** Registered DICOM UIDs (transfer syntaxes, SOP classes, well-known instances): never replaced. */
 export function isWellKnownUid(uid: string): boolean {
@@ -310,6 +313,9 @@ export function createAnonymiser(options: AnonymiserOptions) {
         else meta[TAG.MediaStorageSOPInstanceUID] = { vr: 'UI', Value: [sop] };
       }
       for (const tag of META_REMOVED) delete meta[tag];
+      // dcmjs inflates a deflated dataset on reading but writes it uncompressed: name what is written
+      // (Explicit VR Little Endian, the same content), or the output would not parse.
+      if (text(meta[TRANSFER_SYNTAX_TAG])?.trim() === DEFLATED_EXPLICIT_LE) set(meta[TRANSFER_SYNTAX_TAG], [EXPLICIT_LE]);
       const out = new DicomDict(meta);
       out.dict = dataset;
       let output: Buffer;
