@@ -9,10 +9,13 @@
  *   UID gets that UID replaced by its anonymised form (files right away, folders once every file is
  *   done). The pipeline already names anonymising jobs' files `<new SOPInstanceUID>.dcm` and series
  *   folders after the new SeriesInstanceUID, so for it this is a no-op; it protects other layouts.
+ * - a file that `isDone` recognises as already anonymised (a run cut short by a crash) is counted
+ *   and left alone, so running again over a half-done folder never anonymises a file twice.
  * Errors name the file relative to the folder, never its content.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import dcmjs from 'dcmjs';
 import type { Anonymiser } from './anonymiser';
 import { forEachLimit } from '../util/concurrency';
 
@@ -47,6 +50,18 @@ function replaceUids(name: string, changes: Map<string, string>): string {
   return out;
 }
 
+/** The SOP Instance UID of a Part 10 file's meta header, or undefined when it has none or is unreadable. */
+export function metaSopInstanceUid(input: Buffer): string | undefined {
+  try {
+    const buffer = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer;
+    const { meta } = dcmjs.data.DicomMessage.readFile(buffer, { untilTag: '00080005', includeUntilTagValue: false });
+    const value = meta['00020003']?.Value?.[0];
+    return typeof value === 'string' ? value.replace(/\0+$/, '').trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function writeAtomically(file: string, data: Buffer): Promise<void> {
   const temporary = `${file}${TEMPORARY_SUFFIX}`;
   const handle = await fs.open(temporary, 'w');
@@ -65,7 +80,12 @@ async function writeAtomically(file: string, data: Buffer): Promise<void> {
 export async function anonymiseFolder(
   root: string,
   anonymiser: Anonymiser,
-  options: { concurrency: number; progress?: (done: number, total: number) => Promise<void> },
+  options: {
+    concurrency: number;
+    progress?: (done: number, total: number) => Promise<void>;
+    /** Recognises a file anonymised by an earlier, interrupted run (given its path and content). */
+    isDone?: (file: string, input: Buffer) => boolean;
+  },
 ): Promise<FolderResult> {
   root = path.resolve(root);
   const { dicom: files, leftovers } = await walk(root);
@@ -76,6 +96,14 @@ export async function anonymiseFolder(
   await forEachLimit(files, options.concurrency, async (file) => {
     const name = path.relative(root, file);
     const input = await fs.readFile(file);
+    if (options.isDone?.(file, input)) {
+      result.instances += 1;
+      result.bytesIn += input.length;
+      result.bytesOut += input.length;
+      done += 1;
+      await options.progress?.(done, files.length);
+      return;
+    }
     const outcome = anonymiser.anonymiseBuffer(input, name);
     result.bytesIn += input.length;
     result.warnings.push(...outcome.warnings);

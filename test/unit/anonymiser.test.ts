@@ -12,6 +12,7 @@ import { anonymisedUid, dateShiftDays } from '../../shared/dicom/pseudonyms';
 import { dcmdump } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { makeTempDir } from '../support/process';
+import { alreadyAnonymised } from '../../shared/pipeline/steps/anonymise';
 
 const settings = (over: Partial<Record<keyof AnonymiseSettings, unknown>> = {}) => anonymiseSettingsSchema.parse(over);
 const read = (buffer: Buffer): DicomDataset => dcmjs.data.DicomMessage.readFile(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer).dict;
@@ -181,6 +182,39 @@ describe('anonymiser', { timeout: 120_000 }, () => {
     const warned = withPolicy('warn');
     assert.ok(warned.output);
     assert.match(warned.warnings[0], /kept \(policy "warn"\)/);
+  });
+
+  it('runs again over a folder that a crash left half anonymised without anonymising any file twice', async () => {
+    const secret = 'resume-secret';
+    const anonymiser = () => createAnonymiser({ secret, settings: settings() });
+    // As the pipeline lays it out: each file named after its future SOP Instance UID.
+    const layout = (dir: string) => {
+      for (const series of study.series) {
+        mkdirSync(path.join(dir, `SE${series.seriesNumber}`), { recursive: true });
+        for (const f of series.files) cpSync(f.path, path.join(dir, `SE${series.seriesNumber}`, `${anonymisedUid(secret, f.sopInstanceUID)}.dcm`));
+      }
+    };
+    const contents = (dir: string) => files(dir).map((f) => [path.relative(dir, f), readFileSync(f).toString('base64')]);
+    const clean = makeTempDir('anon-clean-');
+    layout(clean);
+    await anonymiseFolder(clean, anonymiser(), { concurrency: 2, isDone: alreadyAnonymised });
+
+    const half = () => {
+      const dir = makeTempDir('anon-half-');
+      layout(dir);
+      // The crash: two files were anonymised and renamed into place before the host died.
+      for (const f of files(dir).slice(0, 2)) cpSync(path.join(clean, path.relative(dir, f)), f);
+      return dir;
+    };
+    const resumed = half();
+    const result = await anonymiseFolder(resumed, anonymiser(), { concurrency: 2, isDone: alreadyAnonymised });
+    assert.equal(result.instances, 5);
+    assert.deepEqual(contents(resumed), contents(clean), 'byte for byte what an uninterrupted run writes');
+
+    const naive = half();
+    await anonymiseFolder(naive, anonymiser(), { concurrency: 2 });
+    assert.notDeepEqual(contents(naive), contents(clean), 'without the check the done files would be anonymised again');
+    assert.equal(alreadyAnonymised(path.join(naive, 'x.dcm'), Buffer.from('not dicom')), false);
   });
 
   it('fails an unreadable instance with its name', async () => {

@@ -2,10 +2,15 @@
  * The anonymise step: every instance in the job's working folder is de-identified in place with the
  * rule's Anonymise settings (PS3.15 Annex E, keyed pseudonyms and UIDs). Files that cannot be parsed
  * fail the job with their (pseudonymous) name.
+ *
+ * Safe to run again after a crash: the download names each file after its future SOP Instance UID
+ * (the keyed replacement of the original), so a file whose content already carries that UID is
+ * done; an original never does (its UID would have to be its own keyed hash).
  */
 import { anonymiseSettingsSchema } from '../../dicom/options';
 import { createAnonymiser } from '../../dicom/anonymiser';
-import { anonymiseFolder } from '../../dicom/folder';
+import path from 'node:path';
+import { anonymiseFolder, metaSopInstanceUid } from '../../dicom/folder';
 import { loadIdentityMapping } from '../../dicom/mapping';
 import { resolveInside } from '../../output/sanitize';
 import { jobPaths } from '../naming';
@@ -15,6 +20,11 @@ export interface AnonymiseDeps {
   secret?: string;
   rulesPath: string;
   concurrency: number;
+}
+
+export function alreadyAnonymised(file: string, input: Buffer): boolean {
+  const sop = metaSopInstanceUid(input);
+  return sop !== undefined && sop === path.basename(file, '.dcm');
 }
 
 export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
@@ -29,7 +39,7 @@ export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
     const anonymiser = createAnonymiser({ secret: deps.secret, settings, mapping });
     let result;
     try {
-      result = await anonymiseFolder(jobPaths(job).working, anonymiser, { concurrency: deps.concurrency, progress });
+      result = await anonymiseFolder(jobPaths(job).working, anonymiser, { concurrency: deps.concurrency, progress, isDone: alreadyAnonymised });
     } catch (error) {
       throw new PermanentError((error as Error).message);
     }
