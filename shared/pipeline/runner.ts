@@ -76,6 +76,8 @@ export const STALE_HEARTBEAT_MS = 120_000;
 /** A finished step's follow-up is re-sent only when it should have started long ago. */
 const RESEND_AFTER_MS = 30_000;
 const BUSY_RECHECK_SECONDS = 15;
+/** A step whose host died this many times while running it fails the job with that reason. */
+const MAX_STARTS_AFTER_CRASHES = 10;
 const PROGRESS_INTERVAL_MS = 2_000;
 
 class NotRunnable extends Error {}
@@ -97,18 +99,43 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   }
   if (decision.kind === 'resend-next') {
     const ended = Date.parse(stepRecord(stored, step).endedAt ?? '') || 0;
-    if (now().getTime() - ended >= RESEND_AFTER_MS) {
+    const waited = now().getTime() - ended;
+    if (waited >= RESEND_AFTER_MS) {
       await handOn(deps, QUEUES.step(decision.next), { jobId: stored.id, step: decision.next });
       deps.log.warn(`Job ${stored.id} (${stored.ruleId}): re-sent '${decision.next}', whose message was never sent`);
       return 'resent-next';
     }
-    return 'ignored';
+    // Too early to tell a lost follow-up (the host died, or the output binding failed, after the step
+    // was recorded) from one still on its way. This may be the only message that can repair the job,
+    // so it comes back once the follow-up is overdue instead of being dropped.
+    await deps.queues.send(QUEUES.step(step), message, { delaySeconds: Math.ceil((RESEND_AFTER_MS - waited) / 1000) });
+    return 'recheck';
   }
   const record = stepRecord(stored, step);
   const staleMs = deps.staleHeartbeatMs ?? STALE_HEARTBEAT_MS;
   if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs) {
     await deps.queues.send(QUEUES.step(step), message, { delaySeconds: BUSY_RECHECK_SECONDS });
     return 'busy';
+  }
+  if (record.status === 'running') {
+    // Stale heartbeat: the host died while running this step. Every redelivery of a message counts
+    // towards its poison limit, so a few host crashes would fail a healthy job; instead the crash is
+    // recorded on the step and a fresh message takes over. The job's own count of starts bounds
+    // a step that keeps killing its host (e.g. one that exhausts memory).
+    const crashed = await deps.ledger.updateJob(stored.id, (j) => {
+      const r = stepRecord(j, step);
+      if (r.status !== 'running') return;
+      recordAttemptFailure(j, step, `the host stopped while this step ran (attempt ${r.attempts})`, now());
+      if (r.attempts >= MAX_STARTS_AFTER_CRASHES) failJob(j, `${step}: the host stopped ${r.attempts} times while this step ran`, now());
+    });
+    if (isTerminal(crashed)) {
+      deps.log.error(`Job ${crashed.id} (${crashed.ruleId}) failed: ${crashed.error}`);
+      await deps.onJobEnded?.(crashed);
+      return 'failed';
+    }
+    await deps.queues.send(QUEUES.step(step), message);
+    deps.log.warn(`Job ${stored.id} (${stored.ruleId}) ${step}: its host stopped while running it; taken over`);
+    return 'taken-over';
   }
 
   let job: Job;
@@ -214,8 +241,20 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
 export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessage: unknown): Promise<string> {
   const parsed = stepMessageSchema.safeParse(rawMessage);
   if (!parsed.success) {
-    deps.log.error(`Undecodable or malformed message moved to '${queue}-poison'; no job can be marked`);
-    return 'unlinked';
+    // A malformed message that still names a job (e.g. sent by an older or foreign writer) is noted on
+    // that job, so an operator sees it beside the job; the job's own messages decide its state.
+    const jobId = typeof rawMessage === 'object' && rawMessage !== null ? (rawMessage as { jobId?: unknown }).jobId : undefined;
+    const reason = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+    const stored = typeof jobId === 'string' && /^[0-9a-f]{32}$/.test(jobId) ? await deps.ledger.getJob(jobId) : undefined;
+    if (!stored) {
+      deps.log.error(`Undecodable or malformed message moved to '${queue}-poison'; no job can be marked (${reason})`);
+      return 'unlinked';
+    }
+    await deps.ledger.updateJob(stored.id, (j) => {
+      j.warnings.push(`a malformed message for this job was moved to ${queue}-poison (${reason})`);
+    });
+    deps.log.error(`Malformed message for job ${stored.id} (${stored.ruleId}) moved to '${queue}-poison': ${reason}`);
+    return 'marked';
   }
   const stored = await deps.ledger.getJob(parsed.data.jobId);
   if (!stored || isTerminal(stored)) return 'nothing-to-do';
