@@ -228,10 +228,15 @@ export class QueueListener {
       await this.poison(client, entry, `Message '${message.messageId}' on '${this.queueName}' is not valid base64 (MessageDecodingFailed).`);
       return;
     }
+    // A renewal still in flight when the handler ends would change the pop receipt under the
+    // completion (Azure answers a mismatch with an error): completion waits for it.
+    let renewing: Promise<void> = Promise.resolve();
     const renew = setInterval(() => {
-      client.updateMessage(message.messageId, entry.popReceipt, undefined, LEASE_SECONDS).then((r) => {
-        if (r.popReceipt) entry.popReceipt = r.popReceipt;
-      }, () => undefined);
+      renewing = renewing.then(() =>
+        client.updateMessage(message.messageId, entry.popReceipt, undefined, LEASE_SECONDS).then((r) => {
+          if (r.popReceipt) entry.popReceipt = r.popReceipt;
+        }, () => undefined),
+      );
     }, RENEW_EVERY_MS);
     const metadata: Record<string, TypedData> = {
       QueueTrigger: { string: text },
@@ -260,6 +265,7 @@ export class QueueListener {
       failed = true; // the invocation already logged why
     } finally {
       clearInterval(renew);
+      await renewing;
     }
     // Released at shutdown: the message is someone else's now, whatever the handler did.
     if (this.released) return;

@@ -306,6 +306,26 @@ describe('devhost', { timeout: 180_000 }, () => {
     });
   });
 
+  describe('lease renewal', () => {
+    it('keeps a running message invisible past its lease by renewing it, and invokes it once', async () => {
+      // A 2 s lease (the host's is 10 min) renewed every second; the handler runs 3 s.
+      const host = await startHost({ env: { DEVHOST_QUEUE_LEASE_SECONDS: '2' } });
+      const starts = () => records().filter((r) => r.fn === 'slow' && r.phase === 'start' && r.message === 'lease').length;
+      await send('slow-in', 'lease');
+      await waitFor(() => starts() === 1, { timeoutMs: 15_000, description: 'the slow handler to start' });
+      const until = Date.now() + 2_600;
+      while (Date.now() < until) {
+        assert.deepEqual(await peekAll('slow-in'), [], 'invisible while its handler runs, past the 2 s lease');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      await waitFor(() => records().some((r) => r.fn === 'slow' && r.phase === 'end' && r.message === 'lease'), { timeoutMs: 10_000, description: 'the slow handler to end' });
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await host.proc.stop();
+      assert.equal(starts(), 1, `never handed out a second time:\n${host.proc.output().split('\n').filter((l) => /slow|lease|complete/i.test(l)).join('\n')}`);
+      assert.deepEqual(await peekAll('slow-in'), [], 'completed');
+    });
+  });
+
   describe('start-up errors', () => {
     it('refuses an app that enables HTTP streaming, with a clear message', async () => {
       const port = await freePort();
@@ -319,17 +339,6 @@ describe('devhost', { timeout: 180_000 }, () => {
   });
 
   describe('timers', () => {
-    it('runs a runOnStartup timer at start, and never overlaps runs that outlast the period', async () => {
-      const host = await startHost({ env: { SAMPLE_TICKER: '1' } });
-      const started = Date.now();
-      await waitFor(() => records().filter((r) => r.fn === 'ticker' && r.phase === 'end').length >= 3, { timeoutMs: 20_000, description: 'three ticker runs' });
-      await host.proc.stop();
-      const runs = records().filter((r) => r.fn === 'ticker') as Array<{ phase: string; at: number; isPastDue?: boolean }>;
-      assert.ok(runs[0].at - started < 1_000, `the first run came at start-up (${runs[0].at - started} ms)`);
-      assert.equal(runs[0].isPastDue, false);
-      for (let i = 0; i < runs.length; i += 1) assert.equal(runs[i].phase, i % 2 === 0 ? 'start' : 'end', `runs alternate start/end: ${JSON.stringify(runs)}`);
-    });
-
     it('fires once with isPastDue when an occurrence was missed while the host was down', async () => {
       const first = await startHost();
       const blob = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('azure-webjobs-hosts').getBlockBlobClient('timers/sample-host/Host.Functions.hourly/status');
@@ -349,6 +358,17 @@ describe('devhost', { timeout: 180_000 }, () => {
       const recorded = JSON.parse((await blob.downloadToBuffer()).toString()) as { Next: string };
       assert.ok(Date.parse(recorded.Next) > Date.now(), 'next occurrence recorded');
       await second.proc.stop();
+    });
+
+    it('runs a runOnStartup timer at start, and never overlaps runs that outlast the period', async () => {
+      const host = await startHost({ env: { SAMPLE_TICKER: '1' } });
+      const started = Date.now();
+      await waitFor(() => records().filter((r) => r.fn === 'ticker' && r.phase === 'end').length >= 3, { timeoutMs: 20_000, description: 'three ticker runs' });
+      await host.proc.stop();
+      const runs = records().filter((r) => r.fn === 'ticker') as Array<{ phase: string; at: number; isPastDue?: boolean }>;
+      assert.ok(runs[0].at - started < 1_000, `the first run came at start-up (${runs[0].at - started} ms)`);
+      assert.equal(runs[0].isPastDue, false);
+      for (let i = 0; i < runs.length; i += 1) assert.equal(runs[i].phase, i % 2 === 0 ? 'start' : 'end', `runs alternate start/end: ${JSON.stringify(runs)}`);
     });
   });
 });
