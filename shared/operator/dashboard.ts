@@ -146,7 +146,7 @@ const SCRIPT = `
     var b = el('button', { class: 'retry', 'data-retry': job.id, text: 'Retry' });
     b.addEventListener('click', function (event) {
       event.stopPropagation(); b.disabled = true; b.textContent = 'Retrying...';
-      api('jobs/' + encodeURIComponent(job.id) + '/retry', { method: 'POST' }).then(function (r) { say('Job ' + job.id.slice(0, 8) + ' queued again from step ' + r.step); refresh(); })
+      api('jobs/' + encodeURIComponent(job.id) + '/retry', { method: 'POST' }).then(function (r) { say('Job ' + job.id.slice(0, 8) + ' queued again from step ' + r.step); refreshes = 0; refresh(); })
         .catch(function (e) { b.disabled = false; b.textContent = 'Retry'; say(e.message, true); });
     });
     return b;
@@ -223,13 +223,12 @@ const SCRIPT = `
     $('sweep').textContent = report.master.DailySweepEnabled ? 'Daily sweep at ' + String(report.master.DailyCheckHour).padStart(2, '0') + ':00' : 'Daily sweep off';
   }
 
+  var refreshes = 0;
   function refresh() {
-    var tasks = [
-      api('health', { allow: [503] }).then(renderHealth),
-      api('stats').then(renderStats),
-      api('rules').then(renderRules),
-      loadJobs(), loadFailures(),
-    ];
+    // Jobs, failures and health every 5 s; the 24-hour counters (a day of index rows) and the rules every 30 s.
+    var full = refreshes++ % 6 === 0;
+    var tasks = [api('health', { allow: [503] }).then(renderHealth), loadJobs(), loadFailures()];
+    if (full) tasks.push(api('stats').then(renderStats), api('rules').then(renderRules));
     return Promise.all(tasks).then(function () { $('updated').textContent = 'updated ' + new Date().toLocaleTimeString(); document.body.setAttribute('data-loaded', String(Date.now())); })
       .catch(function (e) { say(e.message, true); });
   }
