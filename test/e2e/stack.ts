@@ -25,6 +25,8 @@ export interface StackOptions {
   enforceAuth?: boolean;
   /** Orthanc's index in a real PostgreSQL (as compose runs it) instead of SQLite. */
   postgres?: boolean;
+  /** Azurite keeps its data on disk, so `azurite.stop()` + `azurite.start()` is a storage restart. */
+  persistentStorage?: boolean;
   env?: Record<string, string>;
 }
 
@@ -76,7 +78,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   await mkdir(rulesDir, { recursive: true });
   await mkdir(storageDir, { recursive: true });
 
-  const azurite = await startAzurite();
+  const azurite = await startAzurite(options.persistentStorage ? { persistentDir: path.join(work, 'azurite') } : {});
   const postgres = options.postgres ? await startPostgres() : undefined;
   const hostPort = await freePort();
   const hostUrl = `http://127.0.0.1:${hostPort}`;

@@ -49,6 +49,8 @@ export interface StudySpec {
   nestedSequences?: boolean;
   /** Deterministic UIDs and pixels for a given seed. */
   seed?: string;
+  /** Write values longer than their VR allows (hostile-input tests); dcmjs refuses them otherwise. */
+  allowOverlongValues?: boolean;
   outDir?: string;
 }
 
@@ -139,7 +141,7 @@ function ctPixels(rows: number, columns: number, seriesIndex: number, instanceIn
 }
 
 /** Writes one Part-10 file from a naturalised dataset, with raw (hex-keyed) extras such as private tags. */
-export function writePart10(file: string, dataset: Record<string, unknown>, raw: DicomDataset = {}): number {
+export function writePart10(file: string, dataset: Record<string, unknown>, raw: DicomDataset = {}, options: { allowOverlongValues?: boolean } = {}): number {
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: dataset.SOPClassUID,
@@ -150,7 +152,7 @@ export function writePart10(file: string, dataset: Record<string, unknown>, raw:
   };
   const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(meta));
   dict.dict = { ...DicomMetaDictionary.denaturalizeDataset(dataset), ...raw };
-  const bytes = Buffer.from(dict.write());
+  const bytes = Buffer.from(options.allowOverlongValues ? dict.write({ allowInvalidVRLength: true }) : dict.write());
   writeFileSync(file, bytes);
   return bytes.length;
 }
@@ -246,7 +248,7 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
           }
         : {};
       const file = path.join(folder, `${i + 1}.dcm`);
-      const size = writePart10(file, dataset, raw);
+      const size = writePart10(file, dataset, raw, { allowOverlongValues: spec.allowOverlongValues });
       files.push({ path: file, sopInstanceUID, size });
     }
     series.push({ seriesInstanceUID, seriesNumber: s.seriesNumber, seriesDate, modality, description, files });
