@@ -15,6 +15,7 @@ interface Seen {
   method: string;
   url: string;
   authorization?: string;
+  acceptEncoding?: string;
   at: number;
 }
 
@@ -34,7 +35,7 @@ describe('Orthanc client failure handling', () => {
 
   before(async () => {
     server = http.createServer((req, res) => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, at: Date.now() });
+      seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, acceptEncoding: req.headers['accept-encoding'], at: Date.now() });
       req.resume();
       const answer = script[Math.min(seen.length - 1, script.length - 1)];
       answer(res);
@@ -120,5 +121,59 @@ describe('Orthanc client failure handling', () => {
     assert.equal(error.details.code, 'ECONNREFUSED');
     assert.match(error.message, new RegExp(`is Orthanc reachable at http://127\\.0\\.0\\.1:${port}`));
     assert.ok(Date.now() - started >= 30 + 60 - 10, 'waited through two backoffs');
+  });
+
+  describe('instance files (node:http, not axios)', () => {
+    const readAll = async (stream: NodeJS.ReadableStream) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks);
+    };
+    const file = (bytes: Buffer) => (res: http.ServerResponse) => {
+      res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': bytes.length });
+      res.end(bytes);
+    };
+
+    it('asks for identity encoding (Orthanc would gzip every file), with basic auth, and retries 5xx', async () => {
+      const bytes = Buffer.alloc(200_000, 7);
+      script = [json(503, {}), file(bytes)];
+      const client = createOrthancClient({ url, username: 'orthanc', password: 's3cret', attempts: 3, backoffMs: 10 });
+      assert.deepEqual(await readAll(await client.instanceFile('a/b')), bytes);
+      assert.equal(seen.length, 2);
+      assert.equal(seen[1].url, '/instances/a%2Fb/file');
+      assert.equal(seen[1].acceptEncoding, 'identity');
+      assert.equal(seen[1].authorization, `Basic ${Buffer.from('orthanc:s3cret').toString('base64')}`);
+    });
+
+    it('reports a 404 with Orthanc\'s details, not transient, without retrying', async () => {
+      script = [json(404, { Message: 'Unknown resource' })];
+      const client = createOrthancClient({ url, attempts: 3, backoffMs: 1 });
+      const error = await client.instanceFile('gone').catch((e: unknown) => e);
+      assert.ok(error instanceof OrthancError);
+      assert.equal(error.notFound, true);
+      assert.equal(error.transient, false);
+      assert.match(error.message, /GET \/instances\/gone\/file answered 404: Unknown resource/);
+      assert.equal(seen.length, 1);
+    });
+
+    it('fails the stream when Orthanc stalls mid-file, after the timeout', async () => {
+      script = [(res) => {
+        res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': 1000 });
+        res.write(Buffer.alloc(100));
+      }];
+      const client = createOrthancClient({ url, attempts: 1, timeoutMs: 200 });
+      const stream = await client.instanceFile('stalled');
+      await assert.rejects(readAll(stream), /no data for 200 ms|aborted/);
+    });
+
+    it('retries a refused connection, then fails transient naming the URL', async () => {
+      const port = await freePort();
+      const client = createOrthancClient({ url: `http://127.0.0.1:${port}`, attempts: 2, backoffMs: 10 });
+      const error = await client.instanceFile('x').catch((e: unknown) => e);
+      assert.ok(error instanceof OrthancError);
+      assert.equal(error.transient, true);
+      assert.equal(error.details.code, 'ECONNREFUSED');
+      assert.match(error.message, new RegExp(`is Orthanc reachable at http://127\\.0\\.0\\.1:${port}`));
+    });
   });
 });

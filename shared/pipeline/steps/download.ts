@@ -25,6 +25,8 @@ export interface DownloadDeps {
 /** How long a job waits before checking again whether another job still writes the same output. */
 const OUTPUT_BUSY_RECHECK_SECONDS = 10;
 
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
 export function downloadStep(deps: DownloadDeps): StepHandler {
   return async ({ job, progress }) => {
     const instances = await deps.orthanc.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId);
@@ -42,17 +44,33 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
     }
     await prepareWorkingFor(paths);
 
+    // One mkdir per series folder, not per instance.
+    const folders = new Map<string, Promise<string>>();
+    const folderOf = (seriesId: string) => {
+      let folder = folders.get(seriesId);
+      if (!folder) {
+        folder = (async () => {
+          const dir = path.join(paths.working, await deps.naming.seriesFolder(job, seriesTags.get(seriesId) ?? {}));
+          await fs.mkdir(dir, { recursive: true });
+          return dir;
+        })();
+        folders.set(seriesId, folder);
+      }
+      return folder;
+    };
+
     let done = 0;
     let bytes = 0;
     await progress(0, instances.length);
     await forEachLimit(instances, deps.concurrency, async (instance: OrthancInstance) => {
-      const series = seriesTags.get(instance.ParentSeries) ?? {};
-      const folder = path.join(paths.working, await deps.naming.seriesFolder(job, series));
-      await fs.mkdir(folder, { recursive: true });
+      const folder = await folderOf(instance.ParentSeries);
       const target = path.join(folder, await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID));
       const source = await deps.orthanc.instanceFile(instance.ID);
-      await pipeline(source, createWriteStream(target));
-      const written = (await fs.stat(target)).size;
+      // A 1 MiB write buffer lets the stream coalesce the socket's 64 KiB chunks into few writes
+      // (measurably less CPU on 500 KB CT files); memory stays bounded by concurrency x 1 MiB.
+      const sink = createWriteStream(target, { highWaterMark: WRITE_BUFFER_BYTES });
+      await pipeline(source, sink);
+      const written = sink.bytesWritten;
       if (written !== instance.FileSize) {
         throw new Error(`instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`);
       }
