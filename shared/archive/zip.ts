@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { once } from 'node:events';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import archiver from 'archiver';
 
 export interface ManifestEntry {
@@ -52,9 +52,13 @@ export async function zipFolder(source: string, target: string, options: { level
     output.on('error', reject);
   });
   archive.pipe(output);
+  const reading = new Set<Readable>();
   try {
-    return await writeEntries(archive, source, files, options, failed, finished);
+    return await writeEntries(archive, source, files, options, failed, finished, reading);
   } catch (error) {
+    // Close everything, the file being read included: archiver stops reading on error, which would
+    // leave that file open in the host for good (and its filesystem impossible to remount).
+    for (const stream of reading) stream.destroy();
     archive.abort();
     output.destroy();
     throw error;
@@ -68,6 +72,7 @@ async function writeEntries(
   options: { name: string; progress?: (done: number, total: number) => Promise<void> },
   failed: Promise<never>,
   finished: Promise<unknown>,
+  reading: Set<Readable>,
 ): Promise<Manifest> {
   const manifest: Manifest = { format: 'autorthanc-functions/zip-manifest@1', name: options.name, createdAt: new Date().toISOString(), files: [], series: {}, totals: { files: 0, bytes: 0 } };
   let done = 0;
@@ -79,7 +84,11 @@ async function writeEntries(
       hash.update(chunk);
       size += chunk.length;
     });
-    createReadStream(path.join(source, rel)).on('error', (e) => tee.destroy(e)).pipe(tee);
+    const file = createReadStream(path.join(source, rel));
+    reading.add(file).add(tee);
+    file.on('close', () => reading.delete(file));
+    tee.on('close', () => reading.delete(tee));
+    file.on('error', (e) => tee.destroy(e)).pipe(tee);
     archive.append(tee, { name: `${options.name}/${rel}` });
     await Promise.race([once(archive, 'entry'), failed]);
     manifest.files.push({ path: `${options.name}/${rel}`, size, sha256: hash.digest('hex') });
