@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { resetForRetry, type Job } from '../../shared/pipeline/job';
 import { QUEUES } from '../../shared/pipeline/messages';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
+import { waitFor } from '../support/process';
 import { startStack, type Stack } from '../e2e/stack';
 import { figure, leftovers, outputProblems } from './common';
 
@@ -39,6 +40,33 @@ async function fillUntil(dir: string, leave: number): Promise<string> {
   const ballast = path.join(dir, 'ballast.bin');
   await fs.writeFile(ballast, Buffer.alloc(Math.max(0, (await freeBytes(dir)) - leave)));
   return ballast;
+}
+
+/** Files under `dir` that some process holds open (from /proc), to name a leak if remounting fails. */
+async function openFilesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    for (const fd of await fs.readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+      const target = await fs.readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (target.startsWith(`${dir}/`)) found.push(`pid ${pid}: ${target}`);
+    }
+  }
+  return found;
+}
+
+/** Remounts read-only; the kernel refuses while a file is open for writing, so a leaked descriptor fails here by name. */
+async function remountReadOnly(dir: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await run('mount', ['-o', 'remount,ro', dir]);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`cannot remount ${dir} read-only: ${(error as Error).message.trim()}; open files: ${JSON.stringify(await openFilesUnder(dir))}`, { cause: error });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 function studyBytes(study: GeneratedStudy): number {
@@ -70,6 +98,9 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
     const ruleFolder = path.join(stack.storageDir, rule);
     const published = (await fs.readdir(ruleFolder).catch(() => [] as string[])).filter((n) => !n.endsWith('.WORKING'));
     assert.deepEqual(published, [], `nothing published under a final name: ${published.join(', ')}`);
+    // A failed step closes what it opened: a leaked descriptor would hold space and block remounts.
+    let open: string[] = [];
+    await waitFor(async () => (open = await openFilesUnder(stack.storageDir)).length === 0, { timeoutMs: 10_000, description: `${rule}: no file left open after the failure`, onTimeout: () => JSON.stringify(open) });
     await heal();
     const step = await stack.ledger.updateJob(job.id, (j) => {
       resetForRetry(j);
@@ -102,7 +133,7 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
     results.push(`full during zip: failed with "${zip.job.error}"`);
 
     const ro = await failThenRetry('read-only', ['download'], async () => {
-      await run('mount', ['-o', 'remount,ro', stack.storageDir]);
+      await remountReadOnly(stack.storageDir);
       return async () => {
         await run('mount', ['-o', 'remount,rw', stack.storageDir]);
       };
