@@ -71,9 +71,16 @@ export async function outputProblems(stack: Stack, job: Job): Promise<string[]> 
     const found = await walk(job.outputPath).catch(() => undefined);
     const dcm = found?.files.filter((f) => f.endsWith('.dcm')).length ?? -1;
     if (dcm !== expected) problems.push(`job ${job.id}: folder has ${dcm} .dcm files, Orthanc has ${expected} instances`);
+    let bytes = 0;
     for (const rel of found?.files ?? []) {
       const size = (await fs.stat(path.join(job.outputPath, rel))).size;
       if (size < 132) problems.push(`job ${job.id}: ${rel} is ${size} bytes`);
+      if (rel.endsWith('.dcm')) bytes += size;
+    }
+    // Unmodified copies: together exactly as large as Orthanc's files (a truncated file would show).
+    if (!job.rule.steps.includes('anonymise')) {
+      const expectedBytes = (await stack.client.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId)).reduce((n, i) => n + i.FileSize, 0);
+      if (bytes !== expectedBytes) problems.push(`job ${job.id}: folder holds ${bytes} bytes of DICOM, Orthanc ${expectedBytes}`);
     }
   }
   if (zips) {
