@@ -61,6 +61,24 @@ async function compare(runs: number, fn: () => Promise<unknown>, prepare: () => 
   return seconds;
 }
 
+/**
+ * Warm-up each once, then `runs` rounds that time every contender once, the order rotating per
+ * round: drift on a shared machine (other work, Orthanc still settling after the upload) then
+ * falls on all of them alike instead of on whichever ran first.
+ */
+async function compareRounds<K extends string>(runs: number, contenders: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
+  const names = Object.keys(contenders) as K[];
+  const seconds = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round <= runs; round += 1) {
+    for (let i = 0; i < names.length; i += 1) {
+      const name = names[(i + round) % names.length];
+      const s = await timed(contenders[name]);
+      if (round > 0) seconds[name].push(s);
+    }
+  }
+  return seconds;
+}
+
 async function rssKb(pid: number): Promise<number> {
   const status = await fs.readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -116,29 +134,32 @@ async function main(): Promise<void> {
     const naming = createOutputNaming(undefined);
     const draft = { rule: { id: 'bench', checkOn: 'Study' as const, steps: ['download' as const], destinations: [] }, level: 'Study' as const, resourceId: ctId, lastUpdate: 'x', source: 'manual' as const, forced: false };
     const job = newJob(draft, jobIdFor(draft));
-    const oursDownload = await compare(SIZES.runs, () => downloadStep({ orthanc: stack.client, ledger: noLedger, naming, storagePath: path.join(work, 'dl'), concurrency: 8 })({ job, log: console, progress: async () => undefined }));
     const auth = `Basic ${Buffer.from(`${stack.orthanc.username}:${stack.orthanc.password}`).toString('base64')}`;
-    const archive = await compare(SIZES.runs, async () => {
-      const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, { headers: { Authorization: auth } });
-      await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(work, 'archive.zip')));
-    });
     const instances = await stack.client.listInstances('studies', ctId);
     // The raw limit: the leanest client measured (node:http, keep-alive, 1 MiB write buffer) asking
     // for identity encoding; with fetch's default Accept-Encoding Orthanc gzips every file and the
     // "limit" was half of what the machine can do.
     const rawAgent = new http.Agent({ keepAlive: true });
-    const raw = await compare(SIZES.runs, async () => {
-      const dir = path.join(work, 'raw');
-      await fs.rm(dir, { recursive: true, force: true });
-      await fs.mkdir(dir, { recursive: true });
-      await forEachLimit(instances, 8, async (instance) => {
-        const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-          http.get(`${stack.orthanc.url}/instances/${instance.ID}/file`, { agent: rawAgent, headers: { Authorization: auth, 'Accept-Encoding': 'identity' } }, resolve).on('error', reject);
+    const downloads = await compareRounds(SIZES.runs, {
+      ours: () => downloadStep({ orthanc: stack.client, ledger: noLedger, naming, storagePath: path.join(work, 'dl'), concurrency: 8 })({ job, log: console, progress: async () => undefined }),
+      archive: async () => {
+        const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, { headers: { Authorization: auth } });
+        await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(work, 'archive.zip')));
+      },
+      raw: async () => {
+        const dir = path.join(work, 'raw');
+        await fs.rm(dir, { recursive: true, force: true });
+        await fs.mkdir(dir, { recursive: true });
+        await forEachLimit(instances, 8, async (instance) => {
+          const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+            http.get(`${stack.orthanc.url}/instances/${instance.ID}/file`, { agent: rawAgent, headers: { Authorization: auth, 'Accept-Encoding': 'identity' } }, resolve).on('error', reject);
+          });
+          await pipeline(response, createWriteStream(path.join(dir, `${instance.ID}.dcm`), { highWaterMark: 1 << 20 }));
         });
-        await pipeline(response, createWriteStream(path.join(dir, `${instance.ID}.dcm`), { highWaterMark: 1 << 20 }));
-      });
+      },
     });
     rawAgent.destroy();
+    const [oursDownload, archive, raw] = [downloads.ours, downloads.archive, downloads.raw];
     const mbps = (s: Stat) => ctBytes / 1e6 / s.median;
     const d = { ours: stat(oursDownload), orthancArchive: stat(archive), rawParallel: stat(raw), megabytes: ctBytes / 1e6 };
     results.download = { ...d, ratioToRaw: d.rawParallel.median / d.ours.median, ratioToArchive: d.orthancArchive.median / d.ours.median };
