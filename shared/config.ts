@@ -154,7 +154,7 @@ const environmentSchema = z.object({
   // Function app
   AzureWebJobsStorage: text('UseDevelopmentStorage=true'),
   FUNCTIONS_HTTP_PORT: port(7071),
-  AUTOMATION_DOWNLOAD_CONCURRENCY: integer(4, 1, 64, 'a number of parallel downloads'),
+  AUTOMATION_DOWNLOAD_CONCURRENCY: integer(8, 1, 64, 'a number of parallel downloads'),
   AUTOMATION_STEP_CONCURRENCY: integer(4, 1, 64, 'a number of files processed in parallel'),
   AUTOMATION_ANONYMISATION_SECRET: optionalText,
   AUTOMATION_LOG_PHI: booleanFlag(false),
