@@ -1,6 +1,6 @@
 /**
- * Zips a folder by streaming one file at a time through archiver (memory stays flat whatever the
- * study size), with a SHA-256 of every file computed on the way and a MANIFEST.json as the last entry:
+ * Zips a folder one file at a time through archiver (memory stays flat whatever the study size: at
+ * most two files of up to 16 MiB are held, larger ones are streamed), with a SHA-256 of every file computed on the way and a MANIFEST.json as the last entry:
  * files, sizes, hashes, instances per series folder and totals. ZIP64 is used when the archive may
  * pass 4 GiB or 65,535 entries.
  */
@@ -34,6 +34,7 @@ async function listFiles(root: string): Promise<string[]> {
     .sort();
 }
 
+const SMALL_FILE_BYTES = 16 * 1024 * 1024;
 const ZIP64_BYTES = 3.5 * 1024 ** 3;
 
 export async function zipFolder(source: string, target: string, options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> }): Promise<Manifest> {
@@ -76,22 +77,40 @@ async function writeEntries(
 ): Promise<Manifest> {
   const manifest: Manifest = { format: 'autorthanc-functions/zip-manifest@1', name: options.name, createdAt: new Date().toISOString(), files: [], series: {}, totals: { files: 0, bytes: 0 } };
   let done = 0;
-  for (const rel of files) {
-    const hash = createHash('sha256');
+  // Small files (nearly every DICOM instance) are read whole, the next one while the current one is
+  // compressed, and handed to archiver as one buffer: one CRC and one hash call, no stream per file.
+  // Large ones (multi-frame) are streamed, so memory stays bounded by SMALL_FILE_BYTES.
+  const load = (rel: string) => fs.stat(path.join(source, rel)).then((s) => (s.size <= SMALL_FILE_BYTES ? fs.readFile(path.join(source, rel)) : undefined));
+  let next = files.length > 0 ? load(files[0]) : undefined;
+  for (let i = 0; i < files.length; i += 1) {
+    const rel = files[i];
+    const whole = await next;
+    next = i + 1 < files.length ? load(files[i + 1]) : undefined;
+    next?.catch(() => undefined);
     let size = 0;
-    const tee = new PassThrough();
-    tee.on('data', (chunk: Buffer) => {
-      hash.update(chunk);
-      size += chunk.length;
-    });
-    const file = createReadStream(path.join(source, rel));
-    reading.add(file).add(tee);
-    file.on('close', () => reading.delete(file));
-    tee.on('close', () => reading.delete(tee));
-    file.on('error', (e) => tee.destroy(e)).pipe(tee);
-    archive.append(tee, { name: `${options.name}/${rel}` });
-    await Promise.race([once(archive, 'entry'), failed]);
-    manifest.files.push({ path: `${options.name}/${rel}`, size, sha256: hash.digest('hex') });
+    let sha256: string;
+    if (whole) {
+      size = whole.length;
+      sha256 = createHash('sha256').update(whole).digest('hex');
+      archive.append(whole, { name: `${options.name}/${rel}` });
+      await Promise.race([once(archive, 'entry'), failed]);
+    } else {
+      const hash = createHash('sha256');
+      const tee = new PassThrough({ highWaterMark: 1 << 20 });
+      tee.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        size += chunk.length;
+      });
+      const file = createReadStream(path.join(source, rel), { highWaterMark: 1 << 20 });
+      reading.add(file).add(tee);
+      file.on('close', () => reading.delete(file));
+      tee.on('close', () => reading.delete(tee));
+      file.on('error', (e) => tee.destroy(e)).pipe(tee);
+      archive.append(tee, { name: `${options.name}/${rel}` });
+      await Promise.race([once(archive, 'entry'), failed]);
+      sha256 = hash.digest('hex');
+    }
+    manifest.files.push({ path: `${options.name}/${rel}`, size, sha256 });
     const folder = rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '.';
     if (rel.toLowerCase().endsWith('.dcm')) manifest.series[folder] = (manifest.series[folder] ?? 0) + 1;
     manifest.totals.files += 1;
