@@ -5,6 +5,7 @@
  * POST /api/jobs/{id}/retry                                     run a failed job again
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { requireJsonContentType } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
 import { handOnVia, stepOutputs } from '../shared/app/steps';
 import { jobsQuerySchema, listJobs, parseQuery, percentDone, retryJob } from '../shared/operator/jobs';
@@ -29,6 +30,8 @@ export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
 }
 
 export async function jobRetry(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
+  const refused = requireJsonContentType(request);
+  if (refused) return refused;
   const id = request.params.id;
   if (!jobIdPattern.test(id)) return { status: 400, jsonBody: { error: `'${id.slice(0, 80)}' is not a job id` } };
   const outcome = await retryJob((await getServices()).ledger, id);

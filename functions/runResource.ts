@@ -6,7 +6,7 @@
 import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import { STORAGE_CONNECTION } from '../shared/app/steps';
-import { readJsonBody } from '../shared/app/http';
+import { readJsonBody, requireJsonContentType } from '../shared/app/http';
 import { QUEUES, orthancIdSchema, type EvaluateMessage, type ResourceLevel } from '../shared/pipeline/messages';
 
 const evaluateQueue = output.storageQueue({ queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION });
@@ -14,6 +14,8 @@ const runBodySchema = z.object({ rules: z.array(z.string().min(1)).min(1).option
 
 function runHandler(level: ResourceLevel) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    const refused = requireJsonContentType(request);
+    if (refused) return refused;
     const id = orthancIdSchema.safeParse(request.params.id);
     if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id}' is not an Orthanc ${level.toLowerCase()} id` } };
     const body = await readJsonBody(request, runBodySchema, { optional: true });

@@ -35,3 +35,14 @@ export async function readJsonBody<S extends z.ZodType>(request: HttpRequest, sc
   }
   return { ok: true, value: parsed.data };
 }
+
+/**
+ * Operator actions (retry, manual run) change state, and behind nginx a browser's login travels with
+ * any request to the site, a cross-site form post included. A form cannot send this content type
+ * without a CORS preflight, which the API never grants, so requiring it stops cross-site requests.
+ */
+export function requireJsonContentType(request: HttpRequest): HttpResponseInit | undefined {
+  const type = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type === 'application/json') return undefined;
+  return { status: 415, jsonBody: { error: 'send Content-Type: application/json (operator actions refuse other content types, so other sites cannot trigger them)' } };
+}

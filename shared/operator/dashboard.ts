@@ -60,7 +60,9 @@ const SCRIPT = `
     options = options || {};
     var headers = { Accept: 'application/json' };
     if (key) headers['x-functions-key'] = key;
-    return fetch(path, { method: options.method || 'GET', headers: headers, credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+    var body;
+    if (options.method === 'POST') { headers['Content-Type'] = 'application/json'; body = '{}'; }
+    return fetch(path, { method: options.method || 'GET', headers: headers, body: body, credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
       return r.text().then(function (text) {
         var body;
         try { body = text ? JSON.parse(text) : {}; } catch (e) { body = { error: text }; }

@@ -25,11 +25,13 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
   let succeeded: Job;
   let failed: Job;
 
-  const api = (route: string, init: { method?: string; key?: string | null } = {}) => {
+  const api = (route: string, init: { method?: string; key?: string | null; contentType?: string } = {}) => {
     const headers: Record<string, string> = {};
     const key = init.key === undefined ? stack.functionKey : init.key;
     if (key !== null) headers['x-functions-key'] = key;
-    return fetch(`${stack.host.url}/api/${route}`, { method: init.method ?? 'GET', headers });
+    const post = init.method === 'POST';
+    if (post) headers['Content-Type'] = init.contentType ?? 'application/json';
+    return fetch(`${stack.host.url}/api/${route}`, { method: init.method ?? 'GET', headers, body: post ? '{}' : undefined });
   };
   const json = async (route: string, init?: { method?: string }) => {
     const response = await api(route, init);
@@ -201,6 +203,16 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     assert.equal(stats.hourly.reduce((n, h) => n + h.instances, 0), 5);
     assert.equal(stats.hourly.at(-1)!.failed + stats.hourly.at(-2)!.failed, 1);
     assert.deepEqual(stats.rules.mapped_research, { succeeded: 0, failed: 1, open: 0 });
+  });
+
+  it('refuses operator actions that a cross-site form could send (no JSON content type)', async () => {
+    for (const route of [`jobs/${failed.id}/retry`, `studies/${studyOrthancId}/run`]) {
+      for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+        const response = await api(route, { method: 'POST', contentType });
+        assert.equal(response.status, 415, `${route} as ${contentType}`);
+      }
+    }
+    assert.equal((await stack.ledger.getJob(failed.id))?.status, 'failed', 'nothing was retried');
   });
 
   it('refuses to retry a job that has not failed', async () => {
