@@ -5,17 +5,17 @@
  * POST /api/jobs/{id}/retry                                     run a failed job again
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { requireJsonContentType } from '../shared/app/http';
+import { readQuery, requireJsonContentType } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
 import { handOnVia, stepOutputs } from '../shared/app/steps';
-import { jobsQuerySchema, listJobs, parseQuery, percentDone, retryJob } from '../shared/operator/jobs';
+import { jobsQuerySchema, listJobs, percentDone, retryJob } from '../shared/operator/jobs';
 import { QUEUES } from '../shared/pipeline/messages';
 
 const jobIdPattern = /^[A-Za-z0-9_-]{8,80}$/;
 
 export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
-  const query = parseQuery(jobsQuerySchema, request.query);
-  if (!query.ok) return { status: 400, jsonBody: { error: query.error } };
+  const query = readQuery(request, jobsQuerySchema);
+  if (!query.ok) return query.response;
   const listed = await listJobs((await getServices()).ledger, query.value);
   if (!listed.ok) return { status: 400, jsonBody: { error: listed.error } };
   return { status: 200, jsonBody: { jobs: listed.value.jobs.map((job) => ({ ...job, percent: percentDone(job) })), next: listed.value.next } };

@@ -5,9 +5,9 @@
  * GET /api/series/{id}/dry-run[?rules=...]     the same for a series
  */
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { readQuery } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
 import { z } from 'zod';
-import { parseQuery } from '../shared/operator/jobs';
 import { dryRun, rulesReport } from '../shared/operator/rules';
 import { orthancIdSchema, type ResourceLevel } from '../shared/pipeline/messages';
 
@@ -22,8 +22,8 @@ function dryRunHandler(level: ResourceLevel) {
   return async (request: HttpRequest): Promise<HttpResponseInit> => {
     const id = orthancIdSchema.safeParse(request.params.id);
     if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id.slice(0, 80)}' is not an Orthanc ${level.toLowerCase()} id` } };
-    const query = parseQuery(dryRunQuerySchema, request.query);
-    if (!query.ok) return { status: 400, jsonBody: { error: query.error } };
+    const query = readQuery(request, dryRunQuerySchema);
+    if (!query.ok) return query.response;
     const ruleIds = query.value.rules?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
     const services = await getServices();
     try {

@@ -4,6 +4,7 @@
  */
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import type { z } from 'zod';
+import { describeIssue, describeIssues } from '../util/issues';
 
 export const MAX_JSON_BODY_BYTES = 64 * 1024;
 
@@ -31,7 +32,7 @@ export async function readJsonBody<S extends z.ZodType>(request: HttpRequest, sc
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    return reject(400, parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    return reject(400, describeIssues(parsed.error, 'body'));
   }
   return { ok: true, value: parsed.data };
 }
@@ -45,4 +46,17 @@ export function requireJsonContentType(request: HttpRequest): HttpResponseInit |
   const type = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/json') return undefined;
   return { status: 415, jsonBody: { error: 'send Content-Type: application/json (operator actions refuse other content types, so other sites cannot trigger them)' } };
+}
+
+/**
+ * Parses URL query parameters like a body: unknown parameters are errors, not silently ignored, and
+ * every rejection is a 400 with the reason. (The Functions host hands a function one value per name,
+ * so lists are comma-separated, e.g. `rules=a,b`.) `code`, the function key in a URL, is not a parameter.
+ */
+export function readQuery<S extends z.ZodType>(request: Pick<HttpRequest, 'query'>, schema: S): BodyResult<z.infer<S>> {
+  const raw: Record<string, string> = {};
+  for (const [key, value] of request.query) if (key !== 'code') raw[key] = value;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) return reject(400, parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter(s): ${i.keys.join(', ')}` : describeIssue(i, 'query'))).join('; '));
+  return { ok: true, value: parsed.data };
 }

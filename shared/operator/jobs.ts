@@ -22,21 +22,7 @@ export const jobsQuerySchema = z
   .strict();
 export type JobsQuery = z.infer<typeof jobsQuerySchema>;
 
-export type QueryResult<T> = { ok: true; value: T } | { ok: false; error: string };
-
-/**
- * Parses URL query parameters; unknown parameters are errors, not silently ignored. (The Functions
- * host hands a function one value per name, so lists are comma-separated, e.g. `rules=a,b`.)
- */
-export function parseQuery<S extends z.ZodType>(schema: S, params: URLSearchParams): QueryResult<z.infer<S>> {
-  const raw: Record<string, string> = {};
-  for (const [key, value] of params) {
-    if (key !== 'code') raw[key] = value; // `code` is the function key, when given in the URL
-  }
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) return { ok: false, error: parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter(s): ${i.keys.join(', ')}` : `${i.path.join('.') || 'query'}: ${i.message}`)).join('; ') };
-  return { ok: true, value: parsed.data };
-}
+type QueryResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export async function listJobs(ledger: Pick<Ledger, 'listRecent'>, query: JobsQuery): Promise<QueryResult<{ jobs: Job[]; next?: string }>> {
   const filter: ListFilter = { status: query.status, ruleId: query.rule, resource: query.resource };

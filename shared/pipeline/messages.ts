@@ -3,6 +3,7 @@
  * both ends. The job record holds the state; a message only says what to look at next.
  */
 import { z } from 'zod';
+import { describeIssues } from '../util/issues';
 
 export const QUEUES = {
   evaluate: 'evaluate',
@@ -65,8 +66,7 @@ export function eventToEvaluateMessage(event: OrthancEvent, source: EventSource)
 export function parseMessage<S extends z.ZodType>(schema: S, queue: string, value: unknown): z.infer<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
-    throw new Error(`Malformed message on queue '${queue}': ${issues}`);
+    throw new Error(`Malformed message on queue '${queue}': ${describeIssues(parsed.error, 'message')}`);
   }
   return parsed.data;
 }

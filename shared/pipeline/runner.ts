@@ -23,6 +23,7 @@ import {
 } from './job';
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
 import type { QueueSender } from '../storage/queues';
+import { describeIssues } from '../util/issues';
 import { noTelemetry, type Telemetry } from '../telemetry';
 
 /** An error that retrying cannot fix (bad data, bad rule): the job fails at once. */
@@ -244,7 +245,7 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
     // A malformed message that still names a job (e.g. sent by an older or foreign writer) is noted on
     // that job, so an operator sees it beside the job; the job's own messages decide its state.
     const jobId = typeof rawMessage === 'object' && rawMessage !== null ? (rawMessage as { jobId?: unknown }).jobId : undefined;
-    const reason = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+    const reason = describeIssues(parsed.error, 'message');
     const stored = typeof jobId === 'string' && /^[0-9a-f]{32}$/.test(jobId) ? await deps.ledger.getJob(jobId) : undefined;
     if (!stored) {
       deps.log.error(`Undecodable or malformed message moved to '${queue}-poison'; no job can be marked (${reason})`);

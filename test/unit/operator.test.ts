@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { finishStep, newJob, startStep, type RuleSnapshot } from '../../shared/pipeline/job';
 import { summaryOf } from '../../shared/pipeline/ledger';
-import { jobsQuerySchema, parseQuery, percentDone } from '../../shared/operator/jobs';
+import { readQuery } from '../../shared/app/http';
+import { jobsQuerySchema, percentDone } from '../../shared/operator/jobs';
 import { rulesReport } from '../../shared/operator/rules';
 import { computeStats } from '../../shared/operator/stats';
 import { createRuleLoader } from '../../shared/rules/loader';
@@ -52,12 +53,14 @@ describe('job progress', () => {
 
 describe('job query parameters', () => {
   it('applies defaults, ignores the function key and rejects unknown or bad parameters', () => {
-    const ok = parseQuery(jobsQuerySchema, new URLSearchParams('status=failed&code=secret'));
+    const ok = readQuery({ query: new URLSearchParams('status=failed&code=secret') }, jobsQuerySchema);
     assert.deepEqual(ok, { ok: true, value: { status: 'failed', limit: 50, days: 7 } });
-    const bad = parseQuery(jobsQuerySchema, new URLSearchParams('PatientName=x&limit=500'));
+    const bad = readQuery({ query: new URLSearchParams('PatientName=x&limit=500') }, jobsQuerySchema);
     assert.equal(bad.ok, false);
-    assert.match(bad.ok ? '' : bad.error, /unknown parameter\(s\): PatientName/);
-    assert.match(bad.ok ? '' : bad.error, /limit/);
+    const error = bad.ok ? '' : String((bad.response.jsonBody as { error: string }).error);
+    assert.equal(bad.ok ? 0 : bad.response.status, 400);
+    assert.match(error, /unknown parameter\(s\): PatientName/);
+    assert.match(error, /limit/);
   });
 });
 
