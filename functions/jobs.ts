@@ -5,13 +5,11 @@
  * POST /api/jobs/{id}/retry                                     run a failed job again
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { readQuery, requireJsonContentType } from '../shared/app/http';
+import { readQuery, readRouteId, requireJsonContentType } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
 import { handOnVia, stepOutputs } from '../shared/app/steps';
 import { jobsQuerySchema, listJobs, percentDone, retryJob } from '../shared/operator/jobs';
-import { QUEUES } from '../shared/pipeline/messages';
-
-const jobIdPattern = /^[A-Za-z0-9_-]{8,80}$/;
+import { QUEUES, jobIdSchema } from '../shared/pipeline/messages';
 
 export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
   const query = readQuery(request, jobsQuerySchema);
@@ -22,8 +20,9 @@ export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> 
 }
 
 export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
-  const id = request.params.id;
-  if (!jobIdPattern.test(id)) return { status: 400, jsonBody: { error: `'${id.slice(0, 80)}' is not a job id` } };
+  const parsed = readRouteId(request, jobIdSchema, 'a job id');
+  if (!parsed.ok) return parsed.response;
+  const id = parsed.value;
   const job = await (await getServices()).ledger.getJob(id);
   if (!job) return { status: 404, jsonBody: { error: `no job ${id}` } };
   return { status: 200, jsonBody: { ...job, percent: percentDone(job) } };
@@ -32,8 +31,9 @@ export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
 export async function jobRetry(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   const refused = requireJsonContentType(request);
   if (refused) return refused;
-  const id = request.params.id;
-  if (!jobIdPattern.test(id)) return { status: 400, jsonBody: { error: `'${id.slice(0, 80)}' is not a job id` } };
+  const parsed = readRouteId(request, jobIdSchema, 'a job id');
+  if (!parsed.ok) return parsed.response;
+  const id = parsed.value;
   const outcome = await retryJob((await getServices()).ledger, id);
   if (outcome.kind === 'not-found') return { status: 404, jsonBody: { error: `no job ${id}` } };
   if (outcome.kind === 'not-failed') return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };

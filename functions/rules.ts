@@ -5,7 +5,7 @@
  * GET /api/series/{id}/dry-run[?rules=...]     the same for a series
  */
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { readQuery } from '../shared/app/http';
+import { readQuery, readRouteId } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
 import { z } from 'zod';
 import { dryRun, rulesReport } from '../shared/operator/rules';
@@ -20,16 +20,16 @@ export async function rulesList(): Promise<HttpResponseInit> {
 
 function dryRunHandler(level: ResourceLevel) {
   return async (request: HttpRequest): Promise<HttpResponseInit> => {
-    const id = orthancIdSchema.safeParse(request.params.id);
-    if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id.slice(0, 80)}' is not an Orthanc ${level.toLowerCase()} id` } };
+    const id = readRouteId(request, orthancIdSchema, `an Orthanc ${level.toLowerCase()} id`);
+    if (!id.ok) return id.response;
     const query = readQuery(request, dryRunQuerySchema);
     if (!query.ok) return query.response;
     const ruleIds = query.value.rules?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
     const services = await getServices();
     try {
-      return { status: 200, jsonBody: await dryRun(() => services.rules.snapshot(), services.orthanc, level, id.data, ruleIds.length ? ruleIds : undefined) };
+      return { status: 200, jsonBody: await dryRun(() => services.rules.snapshot(), services.orthanc, level, id.value, ruleIds.length ? ruleIds : undefined) };
     } catch (error) {
-      if ((error as { notFound?: boolean }).notFound) return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.data}` } };
+      if ((error as { notFound?: boolean }).notFound) return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.value}` } };
       throw error;
     }
   };

@@ -6,7 +6,7 @@
 import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { z } from 'zod';
 import { STORAGE_CONNECTION } from '../shared/app/steps';
-import { readJsonBody, requireJsonContentType } from '../shared/app/http';
+import { readJsonBody, readRouteId, requireJsonContentType } from '../shared/app/http';
 import { QUEUES, orthancIdSchema, type EvaluateMessage, type ResourceLevel } from '../shared/pipeline/messages';
 
 const evaluateQueue = output.storageQueue({ queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION });
@@ -16,11 +16,11 @@ function runHandler(level: ResourceLevel) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const refused = requireJsonContentType(request);
     if (refused) return refused;
-    const id = orthancIdSchema.safeParse(request.params.id);
-    if (!id.success) return { status: 400, jsonBody: { error: `'${request.params.id}' is not an Orthanc ${level.toLowerCase()} id` } };
+    const id = readRouteId(request, orthancIdSchema, `an Orthanc ${level.toLowerCase()} id`);
+    if (!id.ok) return id.response;
     const body = await readJsonBody(request, runBodySchema, { optional: true });
     if (!body.ok) return body.response;
-    const message: EvaluateMessage = { level, resourceId: id.data, source: 'manual', force: true, includeSeries: false, ruleIds: body.value?.rules };
+    const message: EvaluateMessage = { level, resourceId: id.value, source: 'manual', force: true, includeSeries: false, ruleIds: body.value?.rules };
     context.extraOutputs.set(evaluateQueue, message);
     return { status: 202, jsonBody: { accepted: message } };
   };

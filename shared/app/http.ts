@@ -60,3 +60,10 @@ export function readQuery<S extends z.ZodType>(request: Pick<HttpRequest, 'query
   if (!parsed.success) return reject(400, parsed.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter(s): ${i.keys.join(', ')}` : describeIssue(i, 'query'))).join('; '));
   return { ok: true, value: parsed.data };
 }
+
+/** The `{id}` of a route, validated; a bad one is a 400 that quotes (a bounded part of) what was sent. */
+export function readRouteId(request: Pick<HttpRequest, 'params'>, schema: z.ZodType<string>, what: string): BodyResult<string> {
+  const parsed = schema.safeParse(request.params.id);
+  if (!parsed.success) return reject(400, `'${String(request.params.id).slice(0, 80)}' is not ${what}`);
+  return { ok: true, value: parsed.data };
+}

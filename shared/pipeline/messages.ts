@@ -44,9 +44,12 @@ export const evaluateMessageSchema = z
   .strict();
 export type EvaluateMessage = z.infer<typeof evaluateMessageSchema>;
 
+/** Job ids as the ledger makes them (and as messages and the API carry them). */
+export const jobIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,80}$/);
+
 export const stepMessageSchema = z
   .object({
-    jobId: z.string().regex(/^[A-Za-z0-9_-]{8,80}$/),
+    jobId: jobIdSchema,
     step: z.string().regex(/^[a-z]+$/),
   })
   .strict();
