@@ -96,18 +96,13 @@ export async function anonymiseFolder(
   await forEachLimit(files, options.concurrency, async (file) => {
     const name = path.relative(root, file);
     const input = await fs.readFile(file);
-    if (options.isDone?.(file, input)) {
-      result.instances += 1;
-      result.bytesIn += input.length;
-      result.bytesOut += input.length;
-      done += 1;
-      await options.progress?.(done, files.length);
-      return;
-    }
-    const outcome = anonymiser.anonymiseBuffer(input, name);
     result.bytesIn += input.length;
-    result.warnings.push(...outcome.warnings);
-    if (outcome.excluded !== undefined || !outcome.output) {
+    const outcome = options.isDone?.(file, input) ? undefined : anonymiser.anonymiseBuffer(input, name);
+    result.warnings.push(...(outcome?.warnings ?? []));
+    if (outcome === undefined) {
+      result.bytesOut += input.length; // done by an earlier run
+      result.instances += 1;
+    } else if (outcome.excluded !== undefined || !outcome.output) {
       result.excluded.push(outcome.excluded ?? name);
       await fs.rm(file);
     } else {
