@@ -15,7 +15,7 @@ const dryRunQuerySchema = z.object({ rules: z.string().max(2000).optional() }).s
 
 export async function rulesList(): Promise<HttpResponseInit> {
   const services = await getServices();
-  return { status: 200, jsonBody: rulesReport(await services.rules.snapshot()) };
+  return { status: 200, jsonBody: rulesReport(await services.rules.load()) };
 }
 
 function dryRunHandler(level: ResourceLevel) {
@@ -27,7 +27,7 @@ function dryRunHandler(level: ResourceLevel) {
     const ruleIds = query.value.rules?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
     const services = await getServices();
     try {
-      return { status: 200, jsonBody: await dryRun(() => services.rules.snapshot(), services.orthanc, level, id.value, ruleIds.length ? ruleIds : undefined) };
+      return { status: 200, jsonBody: await dryRun(() => services.rules.load(), services.orthanc, level, id.value, ruleIds.length ? ruleIds : undefined) };
     } catch (error) {
       if ((error as { notFound?: boolean }).notFound) return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.value}` } };
       throw error;

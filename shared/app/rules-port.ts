@@ -10,16 +10,15 @@ import { collectResourceTags, type ResourceTags } from '../rules/resource-tags';
 import type { Rule, RuleSetSnapshot } from '../rules/model';
 
 export interface AppRulesPort extends RulesPort<Rule, ResourceTags> {
-  master(): Promise<SweepSettings>;
   /** The whole rule set as loaded now: rules, problems per file, ignored files, master settings. */
-  snapshot(): Promise<RuleSetSnapshot>;
+  load(): Promise<RuleSetSnapshot>;
+  master(): Promise<SweepSettings>;
 }
 
 export function createRulesPort(rulesPath: string, orthanc: OrthancClient): AppRulesPort {
   const loader = createRuleLoader(rulesPath);
   return {
     load: () => loader.load(),
-    snapshot: () => loader.load(),
     async master() {
       return (await loader.load()).master;
     },
