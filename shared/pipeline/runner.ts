@@ -24,7 +24,7 @@ import {
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
 import type { QueueSender } from '../storage/queues';
 import { describeIssues } from '../util/issues';
-import { noTelemetry, type Telemetry } from '../telemetry';
+import type { StepTelemetry, Telemetry } from '../telemetry';
 
 /** An error that retrying cannot fix (bad data, bad rule): the job fails at once. */
 export class PermanentError extends Error {
@@ -179,15 +179,9 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
       })
       .catch(() => undefined);
   }, Math.max(500, Math.floor(staleMs / 4)));
-  const telemetry = deps.telemetry ?? noTelemetry;
   const startedAt = Date.now();
-  const report = (result: 'succeeded' | 'failed' | 'retrying' | 'waiting', extra: { instances?: number; bytes?: number; error?: Error } = {}) => {
-    try {
-      telemetry.stepEnded({ jobId: job.id, ruleId: job.ruleId, step, outcome: result, durationMs: Date.now() - startedAt, ...extra });
-    } catch (error) {
-      log.warn(`Telemetry for job ${job.id} ${step} not sent: ${describe(error)}`); // never fails the step
-    }
-  };
+  const report = (outcome: StepTelemetry['outcome'], extra: Pick<StepTelemetry, 'instances' | 'bytes' | 'error'> = {}) =>
+    sendTelemetry(deps, { jobId: job.id, ruleId: job.ruleId, step, outcome, durationMs: Date.now() - startedAt, ...extra });
   let outcome: StepResult | StepWait;
   try {
     outcome = await handler(context);
@@ -265,7 +259,7 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
     failJob(j, `${j.currentStep}: ${last ?? 'gave up after repeated failures'} (moved to ${queue}-poison)`);
   });
   deps.log.error(`Job ${stored.id} (${stored.ruleId}) failed: ${failed.error}`);
-  (deps.telemetry ?? noTelemetry).stepEnded({ jobId: stored.id, ruleId: stored.ruleId, step: stored.currentStep, outcome: 'failed', durationMs: 0, error: new Error(failed.error ?? 'moved to poison') });
+  sendTelemetry(deps, { jobId: stored.id, ruleId: stored.ruleId, step: stored.currentStep, outcome: 'failed', durationMs: 0, error: new Error(failed.error ?? 'moved to poison') });
   await deps.onJobEnded?.(failed);
   return 'failed';
 }
@@ -273,6 +267,15 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
 async function handOn(deps: Pick<RunnerDeps, 'handOn' | 'queues'>, queue: string, message: unknown): Promise<void> {
   if (deps.handOn) deps.handOn(queue, message);
   else await deps.queues.send(queue, message);
+}
+
+/** Telemetry never fails a step: a broken exporter costs a log line, nothing else. */
+function sendTelemetry(deps: Pick<RunnerDeps, 'telemetry' | 'log'>, step: StepTelemetry): void {
+  try {
+    deps.telemetry?.stepEnded(step);
+  } catch (error) {
+    deps.log.warn(`Telemetry for job ${step.jobId} ${step.step} not sent: ${describe(error)}`);
+  }
 }
 
 export function describe(error: unknown): string {
