@@ -61,10 +61,11 @@ export class OrthancError extends Error {
 
 const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ERR_SOCKET_CONNECTION_TIMEOUT']);
 
+/** A transport error (axios' or node:http's, never an answer: 5xx answers are retried apart) worth another try. */
 function isTransient(error: unknown): boolean {
-  if (!(error instanceof AxiosError)) return false;
-  if (error.response) return error.response.status >= 500;
-  return error.code === undefined || TRANSIENT_CODES.has(error.code);
+  if (error instanceof OrthancError || !(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === undefined || TRANSIENT_CODES.has(code);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -96,36 +97,48 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
   function toError(method: string, path: string, error: unknown): OrthancError {
     if (error instanceof OrthancError) return error;
-    if (error instanceof AxiosError) {
-      const code = error.code;
-      return new OrthancError(`Orthanc ${method} ${path} failed: ${code ?? error.message} (is Orthanc reachable at ${options.url}?)`, { method, path, code });
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof AxiosError || code !== undefined) {
+      return new OrthancError(`Orthanc ${method} ${path} failed: ${code ?? (error as Error).message} (is Orthanc reachable at ${options.url}?)`, { method, path, code });
     }
     return new OrthancError(`Orthanc ${method} ${path} failed: ${(error as Error).message}`, { method, path });
   }
 
-  async function send<T = unknown>(method: string, path: string, config: AxiosRequestConfig = {}, retry = method === 'GET' || method === 'PUT' || method === 'DELETE'): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= (retry ? attempts : 1); attempt += 1) {
+  /**
+   * One call under the client's rules, whatever the transport: an idempotent call (`retry`) is tried
+   * again with doubling backoff after a transient transport error or a 5xx answer; a 4xx, or the last
+   * 5xx, is an OrthancError with Orthanc's details.
+   */
+  async function withRetries<A extends { status: number; body: unknown }>(method: string, path: string, retry: boolean, perform: () => Promise<A>): Promise<A> {
+    for (let attempt = 1; ; attempt += 1) {
+      const last = !retry || attempt >= attempts;
+      let answer: A;
       try {
-        const response = await http.request<T>({ method, url: path, ...config });
-        if (response.status >= 500 && retry && attempt < attempts) {
-          await drain(response.data);
-          lastError = new OrthancError(`Orthanc ${method} ${path} answered ${response.status}`, { method, path, status: response.status });
-          await sleep(backoffMs * 2 ** (attempt - 1));
-          continue;
-        }
-        if (response.status >= 400) {
-          const orthancDetails = await describeErrorBody(response.data);
-          throw new OrthancError(`Orthanc ${method} ${path} answered ${response.status}${orthancDetails ? `: ${orthancDetails}` : ''}`, { method, path, status: response.status, orthancDetails });
-        }
-        return { status: response.status, data: response.data, headers: response.headers as Record<string, unknown> };
+        answer = await perform();
       } catch (error) {
-        lastError = error;
-        if (!retry || !isTransient(error) || attempt === attempts) throw toError(method, path, error);
+        if (last || !isTransient(error)) throw toError(method, path, error);
         await sleep(backoffMs * 2 ** (attempt - 1));
+        continue;
       }
+      if (answer.status >= 500 && !last) {
+        await drain(answer.body);
+        await sleep(backoffMs * 2 ** (attempt - 1));
+        continue;
+      }
+      if (answer.status >= 400) {
+        const orthancDetails = await describeErrorBody(answer.body);
+        throw new OrthancError(`Orthanc ${method} ${path} answered ${answer.status}${orthancDetails ? `: ${orthancDetails}` : ''}`, { method, path, status: answer.status, orthancDetails });
+      }
+      return answer;
     }
-    throw toError(method, path, lastError);
+  }
+
+  async function send<T = unknown>(method: string, path: string, config: AxiosRequestConfig = {}, retry = method === 'GET' || method === 'PUT' || method === 'DELETE'): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
+    const answer = await withRetries(method, path, retry, async () => {
+      const response = await http.request<T>({ method, url: path, ...config });
+      return { status: response.status, body: response.data, headers: response.headers as Record<string, unknown> };
+    });
+    return { status: answer.status, data: answer.body, headers: answer.headers };
   }
 
   async function getJson<S extends z.ZodType>(path: string, schema: S, config: AxiosRequestConfig = {}): Promise<z.infer<S>> {
@@ -162,30 +175,11 @@ export function createOrthancClient(options: OrthancClientOptions) {
   }
 
   async function fileStream(path: string): Promise<Readable> {
-    for (let attempt = 1; ; attempt += 1) {
-      let response: IncomingMessage;
-      try {
-        response = await getOnce(path);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (attempt < attempts && (code === undefined || TRANSIENT_CODES.has(code))) {
-          await sleep(backoffMs * 2 ** (attempt - 1));
-          continue;
-        }
-        throw new OrthancError(`Orthanc GET ${path} failed: ${code ?? (error as Error).message} (is Orthanc reachable at ${options.url}?)`, { method: 'GET', path, code });
-      }
-      const status = response.statusCode ?? 0;
-      if (status >= 500 && attempt < attempts) {
-        response.resume();
-        await sleep(backoffMs * 2 ** (attempt - 1));
-        continue;
-      }
-      if (status >= 400) {
-        const orthancDetails = await describeErrorBody(response);
-        throw new OrthancError(`Orthanc GET ${path} answered ${status}${orthancDetails ? `: ${orthancDetails}` : ''}`, { method: 'GET', path, status, orthancDetails });
-      }
-      return response;
-    }
+    const answer = await withRetries('GET', path, true, async () => {
+      const response = await getOnce(path);
+      return { status: response.statusCode ?? 0, body: response };
+    });
+    return answer.body;
   }
 
   return {
