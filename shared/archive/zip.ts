@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import archiver from 'archiver';
+import { useNativeCrc32 } from './native-crc32';
 
 export interface ManifestEntry {
   path: string;
@@ -38,6 +39,7 @@ const SMALL_FILE_BYTES = 16 * 1024 * 1024;
 const ZIP64_BYTES = 3.5 * 1024 ** 3;
 
 export async function zipFolder(source: string, target: string, options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> }): Promise<Manifest> {
+  useNativeCrc32();
   const files = await listFiles(source);
   let total = 0;
   for (const f of files) total += (await fs.stat(path.join(source, f))).size;
