@@ -50,29 +50,23 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-/** Warm-up once, then `runs` timed runs; `prepare` runs untimed before each. */
-async function compare(runs: number, fn: () => Promise<unknown>, prepare: () => Promise<void> = async () => undefined): Promise<number[]> {
-  const seconds: number[] = [];
-  for (let i = 0; i <= runs; i += 1) {
-    await prepare();
-    const s = await timed(fn);
-    if (i > 0) seconds.push(s);
-  }
-  return seconds;
-}
+/** What a comparison times; `prepare`, where given, runs untimed before each timed run. */
+type Contender = (() => Promise<unknown>) | { prepare: () => Promise<unknown> | void; run: () => Promise<unknown> };
 
 /**
  * Warm-up each once, then `runs` rounds that time every contender once, the order rotating per
  * round: drift on a shared machine (other work, Orthanc still settling after the upload) then
  * falls on all of them alike instead of on whichever ran first.
  */
-async function compareRounds<K extends string>(runs: number, contenders: Record<K, () => Promise<unknown>>): Promise<Record<K, number[]>> {
+async function compareRounds<K extends string>(runs: number, contenders: Record<K, Contender>): Promise<Record<K, number[]>> {
   const names = Object.keys(contenders) as K[];
   const seconds = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
   for (let round = 0; round <= runs; round += 1) {
     for (let i = 0; i < names.length; i += 1) {
       const name = names[(i + round) % names.length];
-      const s = await timed(contenders[name]);
+      const contender = contenders[name];
+      if (typeof contender !== 'function') await contender.prepare();
+      const s = await timed(typeof contender === 'function' ? contender : contender.run);
       if (round > 0) seconds[name].push(s);
     }
   }
@@ -170,15 +164,20 @@ async function main(): Promise<void> {
     const mrCount = SIZES.mrSeries * SIZES.mrPerSeries;
     const anonymiser = createAnonymiser({ secret: 'bench', settings: anonymiseSettingsSchema.parse({}) });
     let anonDir = '';
-    const oursAnon = await compare(SIZES.runs, () => anonymiseFolder(anonDir, anonymiser, { concurrency: 4 }), async () => {
-      anonDir = makeTempDir('bench-anon-');
-      cpSync(mr.dir, anonDir, { recursive: true });
+    const anonymisations = await compareRounds(SIZES.runs, {
+      ours: {
+        prepare: () => {
+          anonDir = makeTempDir('bench-anon-');
+          cpSync(mr.dir, anonDir, { recursive: true });
+        },
+        run: () => anonymiseFolder(anonDir, anonymiser, { concurrency: 4 }),
+      },
+      orthanc: async () => {
+        const { data } = await stack.client.raw<{ ID: string }>('POST', `/studies/${mrId}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+        await stack.client.raw('DELETE', `/studies/${data.ID}`);
+      },
     });
-    const orthancAnon = await compare(SIZES.runs, async () => {
-      const { data } = await stack.client.raw<{ ID: string }>('POST', `/studies/${mrId}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
-      await stack.client.raw('DELETE', `/studies/${data.ID}`);
-    });
-    const a = { ours: stat(oursAnon), orthanc: stat(orthancAnon), instances: mrCount };
+    const a = { ours: stat(anonymisations.ours), orthanc: stat(anonymisations.orthanc), instances: mrCount };
     results.anonymise = { ...a, ratio: a.orthanc.median / a.ours.median };
     rows.push(`| Anonymise ${mrCount} MR 256x256, instances/s | ${(mrCount / a.ours.median).toFixed(0)} | Orthanc /anonymize ${(mrCount / a.orthanc.median).toFixed(0)} (includes its storing) | ${(a.orthanc.median / a.ours.median).toFixed(2)}x | >= 1x |`);
 
@@ -186,9 +185,11 @@ async function main(): Promise<void> {
     console.log('bench: zip');
     const source = path.join(work, 'dl', 'bench', (await fs.readdir(path.join(work, 'dl', 'bench')))[0]);
     const zipBytes = await folderBytes(source);
-    const oursZip = await compare(SIZES.runs, () => zipFolder(source, path.join(work, 'ours.zip'), { level: 1, name: 'study' }), () => fs.rm(path.join(work, 'ours.zip'), { force: true }));
-    const infoZip = await compare(SIZES.runs, () => run('zip', ['-r', '-1', '-q', path.join(work, 'infozip.zip'), '.'], { cwd: source }), () => fs.rm(path.join(work, 'infozip.zip'), { force: true }));
-    const z = { ours: stat(oursZip), infoZip: stat(infoZip), megabytes: zipBytes / 1e6 };
+    const zips = await compareRounds(SIZES.runs, {
+      ours: { prepare: () => fs.rm(path.join(work, 'ours.zip'), { force: true }), run: () => zipFolder(source, path.join(work, 'ours.zip'), { level: 1, name: 'study' }) },
+      infoZip: { prepare: () => fs.rm(path.join(work, 'infozip.zip'), { force: true }), run: () => run('zip', ['-r', '-1', '-q', path.join(work, 'infozip.zip'), '.'], { cwd: source }) },
+    });
+    const z = { ours: stat(zips.ours), infoZip: stat(zips.infoZip), megabytes: zipBytes / 1e6 };
     results.zip = { ...z, ratio: z.infoZip.median / z.ours.median };
     rows.push(`| Zip ${(zipBytes / 1e6).toFixed(0)} MB at level 1, MB/s | ${(zipBytes / 1e6 / z.ours.median).toFixed(0)} | Info-ZIP zip -r -1 ${(zipBytes / 1e6 / z.infoZip.median).toFixed(0)} | ${(z.infoZip.median / z.ours.median).toFixed(2)}x | >= 0.9x |`);
 
