@@ -9,9 +9,10 @@ import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { anonymisedUid, dateShiftDays, patientPseudonym } from './pseudonyms';
 import type { IdentityMapping } from './mapping';
 import type { AnonymiseSettings } from './options';
+import { writeDicomFile } from './write';
 import { isPrivate, profileActionFor, profileRow, type Action } from './profile';
 
-const { DicomMessage, DicomDict, DicomMetaDictionary } = dcmjs.data;
+const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
 export const PIXEL_DATA = '7FE00010';
 const TAG = {
@@ -316,11 +317,9 @@ export function createAnonymiser(options: AnonymiserOptions) {
       // dcmjs inflates a deflated dataset on reading but writes it uncompressed: name what is written
       // (Explicit VR Little Endian, the same content), or the output would not parse.
       if (text(meta[TRANSFER_SYNTAX_TAG])?.trim() === DEFLATED_EXPLICIT_LE) set(meta[TRANSFER_SYNTAX_TAG], [EXPLICIT_LE]);
-      const out = new DicomDict(meta);
-      out.dict = dataset;
       let output: Buffer;
       try {
-        output = Buffer.from(out.write({ allowInvalidVRLength: true }));
+        output = writeDicomFile(meta, dataset, { allowInvalidVRLength: true });
       } catch (error) {
         throw new Error(`${name}: could not be written after de-identification (${(error as Error).message})`, { cause: error });
       }

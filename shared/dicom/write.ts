@@ -1,0 +1,50 @@
+/**
+ * Writes a Part-10 file with dcmjs, except a top-level native Pixel Data, which is appended as it is.
+ * dcmjs copies every value through chains of 256-byte and 4 KiB buffers on the way out; for the
+ * pixels, most of a file's bytes, that was two thirds of the anonymise step's time (3.2 of 4.8 ms for
+ * a 256x256 MR image). The element is encoded exactly as dcmjs encodes it (tested byte for byte
+ * against dcmjs's own output). Anything else goes to dcmjs whole: other transfer syntaxes (big
+ * endian, encapsulated pixels), a Pixel Data that is not one binary value, elements after it.
+ */
+import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
+
+const { DicomDict } = dcmjs.data;
+
+type WriteOptions = Parameters<InstanceType<typeof DicomDict>['write']>[0];
+
+const PIXEL_DATA = '7FE00010';
+const IMPLICIT_LE = '1.2.840.10008.1.2';
+const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+
+function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions): Buffer {
+  const out = new DicomDict(meta);
+  out.dict = dataset;
+  return Buffer.from(out.write(options));
+}
+
+/** The pixel bytes and how to encode their element, when this writer can append them itself. */
+export function appendablePixelData(meta: DicomDataset, dataset: DicomDataset): { bytes: Uint8Array; vr: 'OB' | 'OW'; explicit: boolean } | undefined {
+  const syntax = String(meta['00020010']?.Value?.[0] ?? '').replace(/[\0 ]+$/, '');
+  if (syntax !== IMPLICIT_LE && syntax !== EXPLICIT_LE) return undefined;
+  const element: DicomElement | undefined = dataset[PIXEL_DATA];
+  const value = element?.Value;
+  if (!element || (element.vr !== 'OB' && element.vr !== 'OW') || value?.length !== 1 || !(value[0] instanceof ArrayBuffer)) return undefined;
+  if (Object.keys(dataset).some((tag) => tag > PIXEL_DATA)) return undefined;
+  return { bytes: new Uint8Array(value[0]), vr: element.vr, explicit: syntax === EXPLICIT_LE };
+}
+
+export function writeDicomFile(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions = {}): Buffer {
+  const pixels = appendablePixelData(meta, dataset);
+  if (!pixels) return dcmjsWrite(meta, dataset, options);
+  const rest = { ...dataset };
+  delete rest[PIXEL_DATA];
+  const head = dcmjsWrite(meta, rest, options);
+  const padded = pixels.bytes.length + (pixels.bytes.length % 2);
+  const header = Buffer.alloc(pixels.explicit ? 12 : 8);
+  header.writeUInt16LE(0x7fe0, 0);
+  header.writeUInt16LE(0x0010, 2);
+  if (pixels.explicit) header.write(pixels.vr, 4, 'ascii'); // then two reserved zero bytes
+  header.writeUInt32LE(padded, pixels.explicit ? 8 : 4);
+  const padding = Buffer.alloc(padded - pixels.bytes.length);
+  return Buffer.concat([head, header, pixels.bytes, padding]);
+}
