@@ -42,8 +42,8 @@ const ZIP64_BYTES = 3.5 * 1024 ** 3;
  * Reads a file of up to SMALL_FILE_BYTES whole (undefined for a larger one). With `reuseBuffers`,
  * files go into two buffers used in turn, the next file's while archiver compresses the current one:
  * a fresh buffer per file (263 MB of them for a 500-slice CT) made V8 run a full garbage collection
- * every 20 MB or so, each marking the host's whole heap (12 per run of that study, against 1 with two
- * buffers). A buffer is read into again only after archiver's `entry` event for the file before it,
+ * every 20 MB or so, each marking the host's whole heap (37 in three zips of that study, 1 with two
+ * buffers). A buffer is read into again only after archiver's `entry` event for the file it held,
  * and a deflated entry has been compressed by then. A stored one (level 0) is still queued for the
  * output at that point, so level 0 does not reuse buffers.
  */
