@@ -43,10 +43,16 @@ export function nativeCrc32Buf(fallback: Crc32Module['buf']): Crc32Module['buf']
   };
 }
 
-/** Idempotent; returns whether the native CRC-32 is in use. */
+/** Idempotent; returns whether the native CRC-32 is in use (not where archiver's chain cannot be resolved, as in a bundle). */
 export function useNativeCrc32(): boolean {
   if (typeof zlib.crc32 !== 'function') return false;
-  for (const crc32 of archiverCrc32Modules()) {
+  let modules: Crc32Module[];
+  try {
+    modules = archiverCrc32Modules();
+  } catch {
+    return false;
+  }
+  for (const crc32 of modules) {
     if (patched.has(crc32)) continue;
     crc32.buf = nativeCrc32Buf(crc32.buf.bind(crc32));
     patched.add(crc32);

@@ -50,17 +50,17 @@ const ZIP64_BYTES = 3.5 * 1024 ** 3;
 function wholeFileReader(source: string, { reuseBuffers }: { reuseBuffers: boolean }): (rel: string) => Promise<Buffer | undefined> {
   const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
   let turn = 0;
+  const bufferFor = (size: number) => {
+    const slot = turn++ % 2;
+    if (buffers[slot].length < size) buffers[slot] = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
+    return buffers[slot].subarray(0, size);
+  };
   return async (rel) => {
     const file = await fs.open(path.join(source, rel));
     try {
       const { size } = await file.stat();
       if (size > SMALL_FILE_BYTES) return undefined;
-      let buffer = Buffer.allocUnsafe(size);
-      if (reuseBuffers) {
-        const slot = turn++ % 2;
-        if (buffers[slot].length < size) buffers[slot] = Buffer.allocUnsafeSlow(Math.max(size, 1 << 20));
-        buffer = buffers[slot].subarray(0, size);
-      }
+      const buffer = reuseBuffers ? bufferFor(size) : Buffer.allocUnsafe(size);
       let read = 0;
       while (read < size) {
         const { bytesRead } = await file.read(buffer, read, size - read, read);

@@ -9,12 +9,12 @@ import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { anonymisedUid, dateShiftDays, patientPseudonym } from './pseudonyms';
 import type { IdentityMapping } from './mapping';
 import type { AnonymiseSettings } from './options';
-import { writeDicomFile } from './write';
+import { EXPLICIT_LE, PIXEL_DATA, writeDicomFile } from './write';
 import { isPrivate, profileActionFor, profileRow, type Action } from './profile';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
-export const PIXEL_DATA = '7FE00010';
+export { PIXEL_DATA };
 const TAG = {
   SpecificCharacterSet: '00080005',
   SOPInstanceUID: '00080018',
@@ -43,7 +43,6 @@ const FREE_TEXT_VRS = new Set(['ST', 'LT', 'UT']);
 const META_REMOVED = ['00020016', '00020017', '00020018', '00020100', '00020102'];
 const TRANSFER_SYNTAX_TAG = '00020010';
 const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 /** Registered DICOM UIDs (transfer syntaxes, SOP classes, well-known instances): never replaced. */
 export function isWellKnownUid(uid: string): boolean {

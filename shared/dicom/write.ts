@@ -12,9 +12,9 @@ const { DicomDict } = dcmjs.data;
 
 type WriteOptions = Parameters<InstanceType<typeof DicomDict>['write']>[0];
 
-const PIXEL_DATA = '7FE00010';
+export const PIXEL_DATA = '7FE00010';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
-const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions): Buffer {
   const out = new DicomDict(meta);
