@@ -19,8 +19,6 @@ const ARCHIVER_CRC32_USERS = [
   ['archiver', 'zip-stream', 'compress-commons', 'crc32-stream'],
 ];
 
-const patched = new WeakSet<Crc32Module>();
-
 /** The `crc-32` module objects archiver's zip writer uses, as Node resolves them from inside archiver. */
 export function archiverCrc32Modules(): Crc32Module[] {
   const modules = ARCHIVER_CRC32_USERS.map((chain) => {
@@ -43,8 +41,15 @@ export function nativeCrc32Buf(fallback: Crc32Module['buf']): Crc32Module['buf']
   };
 }
 
-/** Idempotent; returns whether the native CRC-32 is in use (not where archiver's chain cannot be resolved, as in a bundle). */
+let installed: boolean | undefined;
+
+/** Installs once, on the first call; returns whether the native CRC-32 is in use (not where archiver's chain cannot be resolved, as in a bundle). */
 export function useNativeCrc32(): boolean {
+  installed ??= install();
+  return installed;
+}
+
+function install(): boolean {
   if (typeof zlib.crc32 !== 'function') return false;
   let modules: Crc32Module[];
   try {
@@ -52,10 +57,6 @@ export function useNativeCrc32(): boolean {
   } catch {
     return false;
   }
-  for (const crc32 of modules) {
-    if (patched.has(crc32)) continue;
-    crc32.buf = nativeCrc32Buf(crc32.buf.bind(crc32));
-    patched.add(crc32);
-  }
+  for (const crc32 of modules) crc32.buf = nativeCrc32Buf(crc32.buf.bind(crc32));
   return true;
 }

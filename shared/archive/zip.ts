@@ -47,7 +47,7 @@ const ZIP64_BYTES = 3.5 * 1024 ** 3;
  * and a deflated entry has been compressed by then. A stored one (level 0) is still queued for the
  * output at that point, so level 0 does not reuse buffers.
  */
-function wholeFileReader(source: string, { reuseBuffers }: { reuseBuffers: boolean }): (rel: string) => Promise<Buffer | undefined> {
+function wholeFileReader(source: string, sizes: ReadonlyMap<string, number>, { reuseBuffers }: { reuseBuffers: boolean }): (rel: string) => Promise<Buffer | undefined> {
   const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
   let turn = 0;
   const bufferFor = (size: number) => {
@@ -56,15 +56,15 @@ function wholeFileReader(source: string, { reuseBuffers }: { reuseBuffers: boole
     return buffers[slot].subarray(0, size);
   };
   return async (rel) => {
+    const size = sizes.get(rel) ?? 0;
+    if (size > SMALL_FILE_BYTES) return undefined;
     const file = await fs.open(path.join(source, rel));
     try {
-      const { size } = await file.stat();
-      if (size > SMALL_FILE_BYTES) return undefined;
       const buffer = reuseBuffers ? bufferFor(size) : Buffer.allocUnsafe(size);
       let read = 0;
       while (read < size) {
         const { bytesRead } = await file.read(buffer, read, size - read, read);
-        if (bytesRead === 0) break; // the file shrank since stat: what is there is what is zipped
+        if (bytesRead === 0) break; // the file shrank since it was listed: what is there is what is zipped
         read += bytesRead;
       }
       return buffer.subarray(0, read);
@@ -76,10 +76,10 @@ function wholeFileReader(source: string, { reuseBuffers }: { reuseBuffers: boole
 
 export async function zipFolder(source: string, target: string, options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> }): Promise<Manifest> {
   useNativeCrc32();
-  const files = await listFiles(source);
-  let total = 0;
-  for (const f of files) total += (await fs.stat(path.join(source, f))).size;
-  const archive = archiver('zip', { zlib: { level: options.level }, forceZip64: total > ZIP64_BYTES || files.length > 65_000 });
+  const sizes = new Map<string, number>();
+  for (const f of await listFiles(source)) sizes.set(f, (await fs.stat(path.join(source, f))).size);
+  const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+  const archive = archiver('zip', { zlib: { level: options.level }, forceZip64: total > ZIP64_BYTES || sizes.size > 65_000 });
   const output = createWriteStream(target);
   const finished = once(output, 'close');
   // A write error (ENOSPC, EROFS) rejects `finished` too, before anything awaits it: without this
@@ -93,7 +93,7 @@ export async function zipFolder(source: string, target: string, options: { level
   archive.pipe(output);
   const reading = new Set<Readable>();
   try {
-    return await writeEntries(archive, source, files, options, failed, finished, reading);
+    return await writeEntries(archive, source, sizes, options, failed, finished, reading);
   } catch (error) {
     // Close everything, the file being read included: archiver stops reading on error, which would
     // leave that file open in the host for good (and its filesystem impossible to remount).
@@ -107,7 +107,7 @@ export async function zipFolder(source: string, target: string, options: { level
 async function writeEntries(
   archive: archiver.Archiver,
   source: string,
-  files: string[],
+  sizes: ReadonlyMap<string, number>,
   options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> },
   failed: Promise<never>,
   finished: Promise<unknown>,
@@ -118,7 +118,8 @@ async function writeEntries(
   // Small files (nearly every DICOM instance) are read whole, the next one while the current one is
   // compressed, and handed to archiver as one buffer: one CRC and one hash call, no stream per file.
   // Large ones (multi-frame) are streamed, so memory stays bounded by SMALL_FILE_BYTES.
-  const load = wholeFileReader(source, { reuseBuffers: options.level > 0 });
+  const files = [...sizes.keys()];
+  const load = wholeFileReader(source, sizes, { reuseBuffers: options.level > 0 });
   let next = files.length > 0 ? load(files[0]) : undefined;
   for (let i = 0; i < files.length; i += 1) {
     const rel = files[i];
