@@ -9,7 +9,7 @@ import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { anonymisedUid, dateShiftDays, patientPseudonym } from './pseudonyms';
 import type { IdentityMapping } from './mapping';
 import type { AnonymiseSettings } from './options';
-import { EXPLICIT_LE, PIXEL_DATA, writeDicomFile } from './write';
+import { EXPLICIT_LE, PIXEL_DATA, TRANSFER_SYNTAX_TAG, writeDicomFile } from './write';
 import { isPrivate, profileActionFor, profileRow, type Action } from './profile';
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
@@ -41,7 +41,6 @@ const FREE_TEXT_VRS = new Set(['ST', 'LT', 'UT']);
 
 /** File meta attributes that can name the sender or carry opaque private data; removed. */
 const META_REMOVED = ['00020016', '00020017', '00020018', '00020100', '00020102'];
-const TRANSFER_SYNTAX_TAG = '00020010';
 const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
 
 /** Registered DICOM UIDs (transfer syntaxes, SOP classes, well-known instances): never replaced. */

@@ -13,6 +13,7 @@ const { DicomDict } = dcmjs.data;
 type WriteOptions = Parameters<InstanceType<typeof DicomDict>['write']>[0];
 
 export const PIXEL_DATA = '7FE00010';
+export const TRANSFER_SYNTAX_TAG = '00020010';
 const IMPLICIT_LE = '1.2.840.10008.1.2';
 export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
@@ -24,7 +25,7 @@ function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOpt
 
 /** The pixel bytes and how to encode their element, when this writer can append them itself. */
 export function appendablePixelData(meta: DicomDataset, dataset: DicomDataset): { bytes: Uint8Array; vr: 'OB' | 'OW'; explicit: boolean } | undefined {
-  const syntax = String(meta['00020010']?.Value?.[0] ?? '').replace(/[\0 ]+$/, '');
+  const syntax = String(meta[TRANSFER_SYNTAX_TAG]?.Value?.[0] ?? '').replace(/[\0 ]+$/, '');
   if (syntax !== IMPLICIT_LE && syntax !== EXPLICIT_LE) return undefined;
   const element: DicomElement | undefined = dataset[PIXEL_DATA];
   const value = element?.Value;
