@@ -231,11 +231,16 @@ async function main(): Promise<void> {
     // 6. Sweep over many small studies: wall time until every evaluation ran, and peak memory.
     console.log(`bench: sweep over ${SIZES.sweepStudies} studies (storing them first)`);
     const sweepFiles: string[] = [];
+    let lastSweepStudy = '';
     for (let i = 0; i < SIZES.sweepStudies; i += 1) {
       const s = await generateStudy({ studyDescription: 'bench sweep', series: [{ seriesNumber: 1, modality: 'MR', instances: 1, rows: 32, columns: 32 }] });
       sweepFiles.push(...s.files);
+      lastSweepStudy = s.studyInstanceUID;
     }
     await stack.sendStudy(mr, sweepFiles);
+    // Every study evaluated in full: one still receiving instances would be skipped as unstable.
+    const lastSweepId = await stack.studyId(lastSweepStudy);
+    await waitFor(async () => (await stack.client.getStudy(lastSweepId)).IsStable, { timeoutMs: 60_000, description: 'the sweep studies to become stable' });
     await fs.writeFile(path.join(stack.rulesDir, 'master.json'), JSON.stringify({ DailyCheckHour: new Date().getHours(), DailySweepEnabled: true }));
     const totalStudies = (await stack.client.listStudies({ since: 0, limit: 100_000 })).length;
     let sweepSeconds = 0;

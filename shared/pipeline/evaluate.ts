@@ -69,7 +69,7 @@ export interface EvaluateDeps<R extends EvaluableRule, T> {
 
 export interface EvaluationOutcome {
   ruleId: string;
-  outcome: 'job-created' | 'job-exists' | 'job-failed' | 'no-match' | 'skipped-derived';
+  outcome: 'job-created' | 'job-exists' | 'job-failed' | 'no-match' | 'skipped-derived' | 'skipped-unstable';
   jobId?: string;
   detail?: string;
 }
@@ -95,7 +95,12 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
   reportRuleErrors(deps.log, problems);
   const candidates = rules.filter((r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)));
   const outcomes: EvaluationOutcome[] = [];
-  if (candidates.length > 0) {
+  if (candidates.length > 0 && !resource.stable && !message.force) {
+    // A replayed change (the change feed, a sweep) can reach a resource that is receiving instances
+    // again. A job now would capture a half-sent state, beside the job for the stable event Orthanc
+    // logs once the instances stop; that later event is the one to act on. A manual run still goes.
+    for (const rule of candidates) outcomes.push({ ruleId: rule.id, outcome: 'skipped-unstable', detail: 'instances are still arriving; the stable event that follows will be evaluated' });
+  } else if (candidates.length > 0) {
     const tags = await deps.rules.collectTags(message.level, message.resourceId, candidates);
     for (const rule of candidates) {
       if (resource.derived && !rule.includeDerived) {
@@ -122,6 +127,8 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
 
 interface ResourceState {
   lastUpdate: string;
+  /** False while instances are still arriving (Orthanc's IsStable; true again after a restart). */
+  stable: boolean;
   studyInstanceUid?: string;
   derived: boolean;
   seriesIds: string[];
@@ -133,6 +140,7 @@ async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>
       const study = await deps.orthanc.getStudy(message.resourceId);
       return {
         lastUpdate: study.LastUpdate,
+        stable: study.IsStable,
         studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
         derived: study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
         seriesIds: study.Series,
@@ -142,6 +150,7 @@ async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>
     const study = await deps.orthanc.getStudy(series.ParentStudy);
     return {
       lastUpdate: series.LastUpdate,
+      stable: series.IsStable,
       studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
       derived: series.AnonymizedFrom !== undefined || series.ModifiedFrom !== undefined || study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
       seriesIds: [],

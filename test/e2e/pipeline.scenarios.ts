@@ -138,7 +138,9 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
       const counts = [...seen.keys()].filter((c) => c >= 0).sort((a, b) => a - b);
       assert.deepEqual(counts.filter((c) => c !== 3 && c !== 7), [], `observed partial folders: ${JSON.stringify([...seen])}`);
       assert.ok((seen.get(3) ?? 0) > 0 && (seen.get(7) ?? 0) > 0, `watcher saw both versions: ${JSON.stringify([...seen])}`);
-      assert.deepEqual((await fs.readdir(path.join(stack.storageDir, 'grows'))).sort(), [path.basename(final)], 'no WORKING or REPLACED leftovers');
+      const jobs = (await stack.jobs((j) => j.ruleId === 'grows')).map((j) => ({ source: j.source, lastUpdate: j.lastUpdate, status: j.status, step: j.currentStep }));
+      assert.equal(jobs.length, 2, `one job per stable state: ${JSON.stringify(jobs)}`);
+      assert.deepEqual((await fs.readdir(path.join(stack.storageDir, 'grows'))).sort(), [path.basename(final)], `no WORKING or REPLACED leftovers; jobs: ${JSON.stringify(jobs)}`);
     });
 
     it('processes through the change feed a study that became stable while the function app was down', async () => {

@@ -1,6 +1,6 @@
 /**
  * Duplicates and races (the same study reported 100 times at once, by the webhook and by the change
- * feed: one job, one output), and hostile names (DICOM values made to escape or break paths: every
+ * feed: one job, one output; a stable event replayed while instances arrive again: no job), and hostile names (DICOM values made to escape or break paths: every
  * output stays under the storage root with a readable name).
  */
 import assert from 'node:assert/strict';
@@ -69,6 +69,49 @@ describe('duplicates, races and hostile names', { timeout: 300_000 }, () => {
     assert.deepEqual(outputs, ['P-RACE-Müller-EX99']);
     assert.deepEqual(await outputProblems(stack, job), []);
     assert.equal(job.steps.find((s) => s.name === 'download')?.attempts, 1, 'the download ran once');
+  });
+
+  it('makes no job from a replayed stable event while the study receives instances again; the next stable event makes one job with every instance', async () => {
+    await stack.writeRule('replay', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'replay test' }] });
+    const study = await generateStudy({
+      patientID: 'P-REPLAY',
+      studyID: '77',
+      studyDescription: 'replay test',
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 },
+        { seriesNumber: 2, modality: 'MR', instances: 40, rows: 64 },
+      ],
+    });
+    await stack.sendStudy(study, study.series[0].files.map((f) => f.path));
+    const [first] = await allDone(stack, 1, (j) => j.ruleId === 'replay', 90_000);
+    const resourceId = await stack.studyId(study.studyInstanceUID);
+    const logStart = stack.host.logs().length;
+    const verdicts = () => [...stack.host.logs().slice(logStart).matchAll(new RegExp(`Study ${resourceId} rule 'replay': (\\S+)`, 'g'))].map((m) => m[1]);
+    const decision = () => verdicts().find((v) => v === 'skipped-unstable' || v === 'job-created');
+
+    // Keep instances arriving (one association each, well inside the 1 s StableAge) while the old
+    // StableStudy is replayed, as the change feed does when it reads it late.
+    const pending = study.series[1].files.map((f) => f.path);
+    await stack.sendStudy(study, [pending.shift()!]);
+    assert.equal((await stack.post('orthanc/events', { changeType: 'StableStudy', resourceId })).status, 202);
+    while (decision() === undefined && pending.length > 0) await stack.sendStudy(study, [pending.shift()!]);
+    assert.ok(pending.length > 0, 'the replayed event was evaluated while instances were still arriving');
+    const sentBefore = 40 - pending.length;
+    await stack.sendStudy(study, pending);
+    assert.ok(verdicts().includes('skipped-unstable'), `verdicts while instances arrived: ${verdicts().join(', ')}`);
+    assert.ok(!verdicts().includes('job-created'), `no job while instances arrived: ${verdicts().join(', ')}`);
+
+    await allDone(stack, 2, (j) => j.ruleId === 'replay', 90_000);
+    await sleep(3000); // room for a stray third job
+    const jobs = await stack.jobs((j) => j.ruleId === 'replay');
+    assert.equal(jobs.length, 2, `two jobs: ${JSON.stringify(jobs.map((j) => ({ source: j.source, lastUpdate: j.lastUpdate, status: j.status })))}`);
+    const second = jobs.find((j) => j.id !== first.id)!;
+    const held = second.outputPath ? (await walk(second.outputPath)).files.length : 0;
+    figure(`replayed-stable: old StableStudy evaluated while instances arrived (after ${sentBefore} of 40) → ${decision()}; ${jobs.length} jobs, the second holds ${held}/42 instances`);
+    assert.equal(second.status, 'succeeded', second.error);
+    assert.equal(held, 42);
+    assert.deepEqual(await outputProblems(stack, second), []);
+    assert.deepEqual(await leftovers(stack.storageDir), []);
   });
 
   it('keeps every output under the storage root with a readable name, whatever the DICOM values', async () => {

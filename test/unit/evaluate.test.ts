@@ -1,4 +1,4 @@
-/** Evaluation with fakes: matches become jobs once, derived studies are skipped, missing steps fail at once. */
+/** Evaluation with fakes: matches become jobs once, derived and still-arriving studies are skipped, missing steps fail at once. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { evaluateResource, type EvaluableRule } from '../../shared/pipeline/evaluate';
@@ -18,7 +18,7 @@ function harness(rules: EvaluableRule[], study: Record<string, unknown> = {}) {
     },
   } as unknown as Ledger;
   const deps = {
-    orthanc: { getStudy: async () => ({ ID: STUDY, LastUpdate: '20260101T000000', MainDicomTags: { StudyInstanceUID: '1.2.3' }, Series: [], ...study }), getSeries: async () => { throw new Error('unused'); } },
+    orthanc: { getStudy: async () => ({ ID: STUDY, IsStable: true, LastUpdate: '20260101T000000', MainDicomTags: { StudyInstanceUID: '1.2.3' }, Series: [], ...study }), getSeries: async () => { throw new Error('unused'); } },
     rules: { load: async () => ({ rules }), collectTags: async () => ({}), match: (rule: EvaluableRule) => ({ matched: rule.id !== 'nomatch', failures: rule.id === 'nomatch' ? ['StudyDescription contains "x": failed'] : [] }) },
     ledger,
     queues: { send: async (queue: string, message: unknown) => void sent.push({ queue, message }), depth: async () => 0 },
@@ -57,6 +57,16 @@ describe('evaluateResource', () => {
     const outcomes = await evaluateResource(deps, message);
     assert.deepEqual(outcomes.map((o) => `${o.ruleId}:${o.outcome}`), ['plain:skipped-derived', 'derived-ok:job-created']);
     assert.equal(jobs.size, 1);
+  });
+
+  it('leaves a study that is receiving instances again to the stable event that follows, unless the run is manual', async () => {
+    const { deps, jobs, sent } = harness([rule('a'), rule('b')], { IsStable: false });
+    const replayed = await evaluateResource(deps, { ...message, source: 'changeFeed' as const });
+    assert.deepEqual(replayed.map((o) => `${o.ruleId}:${o.outcome}`), ['a:skipped-unstable', 'b:skipped-unstable']);
+    assert.equal(jobs.size, 0);
+    assert.deepEqual(sent, []);
+    const manual = await evaluateResource(deps, { ...message, source: 'manual' as const, force: true });
+    assert.deepEqual(manual.map((o) => `${o.ruleId}:${o.outcome}`), ['a:job-created', 'b:job-created']);
   });
 
   it('fails at once, with the reason, a job whose pipeline needs a step this app does not register', async () => {
