@@ -81,7 +81,11 @@ const BUSY_RECHECK_SECONDS = 15;
 const MAX_STARTS_AFTER_CRASHES = 10;
 const PROGRESS_INTERVAL_MS = 2_000;
 
-class NotRunnable extends Error {}
+class NotRunnable extends Error {
+  constructor(readonly busy: boolean) {
+    super(busy ? 'started by another message' : 'not runnable');
+  }
+}
 
 export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: StepHandler, rawMessage: unknown): Promise<string> {
   const now = deps.now ?? (() => new Date());
@@ -114,10 +118,11 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   }
   const record = stepRecord(stored, step);
   const staleMs = deps.staleHeartbeatMs ?? STALE_HEARTBEAT_MS;
-  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs) {
+  const recheckLater = async () => {
     await deps.queues.send(QUEUES.step(step), message, { delaySeconds: BUSY_RECHECK_SECONDS });
     return 'busy';
-  }
+  };
+  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs) return recheckLater();
   if (record.status === 'running') {
     // Stale heartbeat: the host died while running this step. Every redelivery of a message counts
     // towards its poison limit, so a few host crashes would fail a healthy job; instead the crash is
@@ -142,13 +147,15 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
   let job: Job;
   try {
     job = await deps.ledger.updateJob(stored.id, (j) => {
-      const again = decideStep(j, step);
-      if (again.kind !== 'run') throw new NotRunnable(again.kind);
+      if (decideStep(j, step).kind !== 'run') throw new NotRunnable(false);
+      // A duplicate message that read the job before another one started the step: the ETag
+      // retry shows it running now, and two runs would share one working folder.
+      if (stepRecord(j, step).status === 'running') throw new NotRunnable(true);
       startStep(j, step, now());
       stepRecord(j, step).heartbeatAt = now().toISOString();
     });
   } catch (error) {
-    if (error instanceof NotRunnable) return 'ignored';
+    if (error instanceof NotRunnable) return error.busy ? recheckLater() : 'ignored';
     throw error;
   }
 

@@ -1,8 +1,13 @@
-/** The job ledger on real Azurite: insert-if-absent, ETag updates, newest-first listing by day, locks, cursor. */
+/**
+ * The job ledger on real Azurite: insert-if-absent, ETag updates, newest-first listing by day, locks,
+ * cursor; and the step runner on it: duplicate messages arriving together run a step once.
+ */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { finishStep, jobIdFor, newJob, startStep, type RuleSnapshot } from '../../shared/pipeline/job';
 import { createLedger, type Ledger } from '../../shared/pipeline/ledger';
+import { runStep } from '../../shared/pipeline/runner';
+import { createQueueSender } from '../../shared/storage/queues';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 
 const rule: RuleSnapshot = { id: 'r1', checkOn: 'Study', steps: ['download'], destinations: [] };
@@ -64,6 +69,26 @@ describe('job ledger on Azurite', { timeout: 60_000 }, () => {
     assert.deepEqual(await ledger.acquireOutput('/out/x', b.id), { acquired: false, holder: a.id });
     await ledger.releaseOutput('/out/x', a.id);
     assert.deepEqual(await ledger.acquireOutput('/out/x', b.id), { acquired: true });
+  });
+
+  it('runs a step once when duplicate messages for it arrive together; the others come back later', async () => {
+    const job = newJob(draft(60), jobIdFor(draft(60)));
+    await ledger.createJob(job);
+    const queues = createQueueSender(azurite.connectionString);
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    let runs = 0;
+    const slowDownload = async () => {
+      runs += 1;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return { instances: 1 };
+    };
+    const message = { jobId: job.id, step: 'download' };
+    const outcomes = await Promise.all(Array.from({ length: 8 }, () => runStep({ ledger, queues, log: quiet, handOn: () => undefined }, 'download', slowDownload, message)));
+    const stored = await ledger.getJob(job.id);
+    assert.equal(runs, 1, `outcomes: ${outcomes.join(', ')}`);
+    assert.deepEqual(outcomes.filter((o) => o !== 'busy'), ['done']);
+    assert.equal(stored?.steps.find((st) => st.name === 'download')?.attempts, 1);
+    assert.equal(await queues.depth('step-download'), 7, 'each duplicate is sent back once, to check again later');
   });
 
   it('stores the change feed cursor', async () => {
