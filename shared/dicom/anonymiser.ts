@@ -14,7 +14,6 @@ import { isPrivate, profileActionFor, profileRow, type Action } from './profile'
 
 const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
 
-export { PIXEL_DATA };
 const TAG = {
   SpecificCharacterSet: '00080005',
   SOPInstanceUID: '00080018',

@@ -3,7 +3,8 @@ import { cpSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import dcmjs, { type DicomDataset } from 'dcmjs';
-import { createAnonymiser, PIXEL_DATA } from '../../shared/dicom/anonymiser';
+import { createAnonymiser } from '../../shared/dicom/anonymiser';
+import { PIXEL_DATA } from '../../shared/dicom/write';
 import { anonymiseFolder } from '../../shared/dicom/folder';
 import { parseIdentityMapping } from '../../shared/dicom/mapping';
 import { anonymiseSettingsSchema, type AnonymiseSettings } from '../../shared/dicom/options';
