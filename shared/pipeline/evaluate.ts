@@ -97,7 +97,7 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
   const outcomes: EvaluationOutcome[] = [];
   if (candidates.length > 0 && !resource.stable && !message.force) {
     // A replayed change (the change feed, a sweep) can reach a resource that is receiving instances
-    // again. A job now would capture a half-sent state, beside the job for the stable event Orthanc
+    // again. A job now would capture a half-sent state, one job more than the stable event Orthanc
     // logs once the instances stop; that later event is the one to act on. A manual run still goes.
     for (const rule of candidates) outcomes.push({ ruleId: rule.id, outcome: 'skipped-unstable', detail: 'instances are still arriving; the stable event that follows will be evaluated' });
   } else if (candidates.length > 0) {
