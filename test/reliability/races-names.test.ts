@@ -1,7 +1,8 @@
 /**
  * Duplicates and races (the same study reported 100 times at once, by the webhook and by the change
- * feed: one job, one output; a stable event replayed while instances arrive again: no job), and hostile names (DICOM values made to escape or break paths: every
- * output stays under the storage root with a readable name).
+ * feed: one job, one output; a stable event replayed while instances arrive again: no job), and
+ * hostile names (DICOM values made to escape or break paths: every output stays under the storage
+ * root with a readable name).
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
