@@ -25,14 +25,21 @@ function truncateUtf8(value: string, maxBytes: number): string {
   return out;
 }
 
+/** Drops trailing dots, underscores and whitespace by scanning back: a `/[._\s]+$/` regex is quadratic on long runs of them. */
+function trimEnd(text: string): string {
+  let end = text.length;
+  while (end > 0 && /[._\s]/.test(text[end - 1])) end -= 1;
+  return text.slice(0, end);
+}
+
 /**
  * One readable, safe path component: unsafe runs become `_`, leading/trailing dots, dashes and
  * underscores are trimmed, reserved names are prefixed, length is bounded. Never empty, never `.`/`..`.
  */
 export function sanitizeComponent(value: string | undefined | null, fallback = 'UNKNOWN', maxBytes = MAX_COMPONENT_BYTES): string {
   let text = (value ?? '').normalize('NFC').replace(UNSAFE, '_');
-  text = text.replace(/_+/g, '_').replace(/^[._\-\s]+|[._\s]+$/g, '');
-  text = truncateUtf8(text, maxBytes).replace(/[._\s]+$/g, '');
+  text = trimEnd(text.replace(/_+/g, '_').replace(/^[._\-\s]+/, ''));
+  text = trimEnd(truncateUtf8(text, maxBytes));
   if (text === '' || text === '.' || text === '..') text = fallback;
   if (WINDOWS_RESERVED.test(text)) text = `_${text}`;
   return text;
@@ -43,7 +50,7 @@ export function resolveInside(root: string, ...components: string[]): string {
   const base = path.resolve(root);
   const target = path.resolve(base, ...components);
   if (target !== base && !target.startsWith(base + path.sep)) {
-    throw new Error(`Refusing a path outside the storage root: ${JSON.stringify(components)}`);
+    throw new Error(`Refusing a path outside the storage root (${components.length} components; values not shown)`);
   }
   return target;
 }

@@ -48,7 +48,8 @@ function test(operator: Operator, condition: Condition, value: string): boolean 
     case 'equals': return seen === expected;
     case 'startsWith': return seen.startsWith(expected);
     case 'endsWith': return seen.endsWith(expected);
-    case 'regex': return condition.pattern ? condition.pattern.test(value.normalize('NFC')) : false;
+    // The pattern normalises and caps the value itself (shared/rules/regex.ts).
+    case 'regex': return condition.pattern ? condition.pattern.test(value) : false;
     default: return false;
   }
 }

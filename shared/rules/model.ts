@@ -1,5 +1,6 @@
 /** A rule as the rest of the system sees it, after validation and normalisation. */
 import type { AnonymiseSettings } from '../dicom/options';
+import type { RulePattern } from './regex';
 import type { ResolvedTag } from './tags';
 
 export type StepName = 'download' | 'anonymise' | 'zip' | 'forward';
@@ -13,8 +14,8 @@ export interface Condition {
   level: 'Study' | 'Series';
   operator: Operator;
   value: string;
-  /** Compiled for regex operators. */
-  pattern?: RegExp;
+  /** Compiled (RE2, linear time) for regex operators. */
+  pattern?: RulePattern;
 }
 
 export interface Rule {

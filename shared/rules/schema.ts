@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { anonymiseSettingsSchema } from '../dicom/options';
 import { OUTPUT_NAME_PLACEHOLDERS } from '../output/layout';
 import { OPERATORS, STEP_ORDER, type Condition, type MasterSettings, type Rule, type RuleFileProblem, type StepName, DEFAULT_MASTER } from './model';
+import { compileRulePattern, type RulePattern } from './regex';
 import { resolveTag } from './tags';
 
 const caseInsensitive = <T extends string>(values: readonly T[], label: string) =>
@@ -151,14 +152,14 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
     }
     // Level only says where to look first (autorthanc's docs mark it "to remove"): absent, it follows the tag.
     const level = t.Level === undefined ? tag.inferredLevel : t.Level === 'Patient' || t.Level === 'Study' ? 'Study' : 'Series';
-    let pattern: RegExp | undefined;
+    let pattern: RulePattern | undefined;
     if (t.Operator === 'regex' || t.Operator === 'notRegex') {
-      try {
-        pattern = new RegExp(t.Value.normalize('NFC'), 'iu');
-      } catch (e) {
-        error(`${path}.Value`, `invalid regular expression: ${(e as Error).message}`);
+      const compiled = compileRulePattern(t.Value);
+      if ('error' in compiled) {
+        error(`${path}.Value`, `invalid regular expression for ${tag.name}: ${compiled.error}`);
         return undefined;
       }
+      pattern = compiled.pattern;
     }
     return { tag, level, operator: t.Operator, value: t.Value.normalize('NFC'), pattern };
   };
