@@ -21,7 +21,7 @@ registerStep('forward', (services) =>
 app.hook.appStart(async () => {
   try {
     const services = await getServices();
-    await applyDestinations(services.orthanc, services.config.modalities, (line) => console.log(line));
+    await applyDestinations(services.orthanc, services.config.modalities, (line) => console.log(line), services.config.allowedSenders);
   } catch (error) {
     // Start-up must not fail on a destination; the forward step applies them again before use.
     console.error(`Destinations not applied at start-up: ${(error as Error).message}`);

@@ -28,6 +28,7 @@ import {
   type OrthancStudy,
   type OrthancSystem,
 } from './schemas';
+import { orthancModalityBody, type QueryRetrieveOperation } from './peers';
 
 export interface OrthancClientOptions {
   url: string;
@@ -239,8 +240,9 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
     modalities: (): Promise<Record<string, OrthancModality>> => getJson('/modalities', modalitiesSchema, { params: { expand: '' } }),
 
-    putModality: async (name: string, modality: { AET: string; Host: string; Port: number }): Promise<void> => {
-      await send('PUT', `/modalities/${encodeURIComponent(name)}`, { data: modality, headers: { 'Content-Type': 'application/json' } });
+    /** Registers a DICOM peer with explicit permissions: echo and store, plus what `allow` grants (see peers.ts). */
+    putModality: async (name: string, modality: { AET: string; Host: string; Port?: number; allow?: readonly QueryRetrieveOperation[] }): Promise<void> => {
+      await send('PUT', `/modalities/${encodeURIComponent(name)}`, { data: orthancModalityBody(modality), headers: { 'Content-Type': 'application/json' } });
     },
 
     /** C-ECHO through Orthanc; resolves with the failure reason instead of throwing. */

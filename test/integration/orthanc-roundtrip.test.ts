@@ -154,7 +154,7 @@ describe('Orthanc round trip: storescu in, StableStudy, shared/orthanc out', { t
   it('answers a real C-FIND (findscu) from a registered AET with the patient name, and refuses an unknown one', async () => {
     const keys = { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: study.studyInstanceUID, PatientName: '' };
     await assert.rejects(findscu({ host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'STRANGER' }, keys), /findscu .*failed/);
-    await client.putModality('FINDER', { AET: 'FINDER', Host: '127.0.0.1', Port: 104 });
+    await client.putModality('FINDER', { AET: 'FINDER', Host: '127.0.0.1', Port: 104, allow: ['find'] });
     const matches = await findscu({ host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'FINDER' }, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: study.studyInstanceUID, PatientName: '', PatientID: '', NumberOfStudyRelatedInstances: '' });
     assert.equal(matches.length, 1);
     assert.equal(matches[0].PatientName, 'Müller^Jürgen');

@@ -1,6 +1,6 @@
 /**
  * Real DICOM peers from dcmtk: storescu (C-STORE sender), storescp (a receiving PACS), findscu
- * (C-FIND), echoscu (C-ECHO) and dcmdump. Failures quote dcmtk's own stderr.
+ * (C-FIND), getscu (C-GET), echoscu (C-ECHO) and dcmdump. Failures quote dcmtk's own stderr.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
@@ -60,7 +60,8 @@ export async function echoscu(target: DicomPeer): Promise<boolean> {
  * C-FIND at the study root. `keys` are dcmtk `-k` keys, e.g. `{ QueryRetrieveLevel: 'STUDY',
  * PatientID: 'X', StudyInstanceUID: '' }` (an empty value asks for that attribute back).
  * Returns one object per match, keyed by the names dcmtk prints (StudyInstanceUID, PatientName...).
- * Orthanc answers C-FIND only from AETs it knows (register the calling AET with PUT /modalities).
+ * Orthanc answers C-FIND only from AETs it knows and grants it, from their registered host
+ * (putModality with `allow: ['find']`, see shared/orthanc/peers.ts).
  */
 export async function findscu(target: DicomPeer, keys: Record<string, string>): Promise<Record<string, string>[]> {
   const binary = requireBinary('findscu', 'dcmtk');
@@ -88,6 +89,27 @@ export async function findscu(target: DicomPeer, keys: Record<string, string>): 
     matches.push(match);
   }
   return matches;
+}
+
+/**
+ * C-GET at the study root into `outDir`: the peer sends the instances back over the same association.
+ * Returns the files received. Rejects when dcmtk reports an error (association refused, C-GET failed),
+ * quoting its output; getscu exits 0 on some of those, so its "E:"/"F:" lines are checked too.
+ */
+export async function getscu(target: DicomPeer, keys: Record<string, string>, outDir: string): Promise<string[]> {
+  const binary = requireBinary('getscu', 'dcmtk');
+  mkdirSync(outDir, { recursive: true });
+  const args = ['-S', '-aec', target.calledAet, '-aet', target.callingAet ?? 'GETSCU', '-od', outDir, ...Object.entries(keys).flatMap(([k, v]) => ['-k', `${k}=${v}`]), target.host, String(target.port)];
+  let output: string;
+  try {
+    const { stdout, stderr } = await run(binary, args, { maxBuffer: 16 * 1024 * 1024 });
+    output = `${stdout}${stderr}`;
+  } catch (error) {
+    throw dcmtkError('getscu', args, error);
+  }
+  const errors = output.split('\n').filter((l) => /^[EF]: /.test(l));
+  if (errors.length > 0) throw dcmtkError('getscu', args, { stderr: output, code: 0, message: 'C-GET failed' });
+  return readdirSync(outDir).map((f) => path.join(outDir, f));
 }
 
 export interface Storescp {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import axios, { type AxiosInstance } from 'axios';
 import { FatalWaitError, freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
 import type { PostgresServer } from './postgres';
+import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
 
 const REPO = path.resolve(__dirname, '../..');
 export const POSTGRES_INDEX_PLUGIN = '/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so';
@@ -32,6 +33,8 @@ export interface OrthancOptions {
   aet?: string;
   /** Storage and SQLite index folder; a fresh temporary one by default. Reuse one to simulate a redeploy. */
   storageDir?: string;
+  /** ORTHANC_ALLOWED_SENDERS: when set, Orthanc refuses every caller the app has not registered. */
+  allowedSenders?: string;
 }
 
 export interface OrthancServer {
@@ -77,6 +80,8 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     AUTOMATION_EVENTS_URL: options.eventsUrl ?? 'http://127.0.0.1:9/unused',
     AUTOMATION_FUNCTION_KEY: options.functionKey ?? '',
     ORTHANC_HTTP_TIMEOUT: '10',
+    ORTHANC_ALLOWED_SENDERS: options.allowedSenders ?? '',
+    ...orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: options.allowedSenders }),
   };
   if (options.postgres) {
     if (!existsSync(POSTGRES_INDEX_PLUGIN)) {
@@ -103,6 +108,7 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
       ORTHANC_AET_NAME: aet,
       ORTHANC_AET_PORT: String(dicomPort),
       ORTHANC_STABLE_AGE: String(options.stableAgeSeconds ?? 2),
+      ...(options.allowedSenders ? { ORTHANC_ALLOWED_SENDERS: options.allowedSenders } : {}),
     },
     async start() {
       if (proc?.running()) return;
