@@ -12,9 +12,9 @@
 import http from 'node:http';
 import path from 'node:path';
 import { activateRegistry, CoreRegistry, programmingModelOf, type LogCategory, type LogLevel, type RegisteredFunction, type TypedData } from './core';
-import { authorised, compareRoutes, compileRoute, emptyAnswer, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
+import { authorised, compareRoutes, compileRoute, emptyAnswer, loopbackHost, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
 import { invoke } from './invoke';
-import { loadKeys, type Keys } from './keys';
+import { loadKeys, sameKey, type Keys } from './keys';
 import { loadApp } from './loader';
 import { QueueService, outputMessages, type QueueListener } from './queues';
 import { applyLocalSettings, readHostSettings, type HostSettings } from './settings';
@@ -31,6 +31,8 @@ export interface HostOptions {
   secretsFile?: string;
   /** How long running handlers may take to finish at shutdown before their messages are released. */
   shutdownGraceMs?: number;
+  /** Host names served besides loopback ones (default `DEVHOST_ALLOWED_HOSTS`, comma-separated). */
+  allowedHosts?: string[];
   log?: (line: string) => void;
 }
 
@@ -78,6 +80,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   const enforceAuth = options.enforceAuth ?? /^(1|true|yes)$/i.test(process.env.DEVHOST_ENFORCE_AUTH ?? '');
   const keys = loadKeys(options.secretsFile ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json'), log);
   const shutdownGraceMs = options.shutdownGraceMs ?? (Number(process.env.DEVHOST_SHUTDOWN_GRACE_MS) || DEFAULT_SHUTDOWN_GRACE_MS);
+  const allowedHosts = options.allowedHosts ?? (process.env.DEVHOST_ALLOWED_HOSTS ?? '').split(',').filter((h) => h.trim() !== '');
 
   // Debug-level system lines (the library's own chatter) stay out of the console, as in func start.
   const registry = new CoreRegistry((level: LogLevel, category: LogCategory, message: string, functionName?: string) => {
@@ -96,7 +99,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
       throw new Error("This app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the devhost does not implement: requests would hang. Remove enableHttpStream (or make it conditional) to run the app locally.");
     }
     registry.lock();
-    const running = await startListeners(registry, settings, keys, enforceAuth, shutdownGraceMs, options.port, log);
+    const running = await startListeners(registry, settings, keys, { enforceAuth, allowedHosts }, shutdownGraceMs, options.port, log);
     started = true;
     let stopping: Promise<void> | undefined;
     return {
@@ -119,11 +122,12 @@ async function startListeners(
   registry: CoreRegistry,
   settings: HostSettings,
   keys: Keys,
-  enforceAuth: boolean,
+  access: { enforceAuth: boolean; allowedHosts: string[] },
   shutdownGraceMs: number,
   port: number,
   log: (line: string) => void,
 ): Promise<{ url: string; functions: string[]; listing: string[]; stop(): Promise<void> }> {
+  const { enforceAuth, allowedHosts } = access;
   const functions = [...registry.functions.values()];
   const usesStorage = functions.some((fn) => {
     const type = triggerOf(fn)[1].type;
@@ -196,13 +200,19 @@ async function startListeners(
 
   const server = http.createServer((request, response) => {
     void (async () => {
+      if (!loopbackHost(request.headers.host, allowedHosts)) {
+        log(`WARN Refused a request for Host ${JSON.stringify(String(request.headers.host ?? '(none)').slice(0, 100))}: not a loopback name (DEVHOST_ALLOWED_HOSTS adds names)`);
+        const text = 'This host serves only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]).\n';
+        response.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) }).end(text);
+        return;
+      }
       const requestUrl = new URL(request.url ?? '/', url);
       const pathname = requestUrl.pathname.replace(/\/+$/, '');
       try {
         const admin = /^\/admin\/functions\/([^/]+)$/i.exec(pathname);
         if (admin) {
           if (request.method !== 'POST') return emptyAnswer(response, 404);
-          if (enforceAuth && requestKey(request, requestUrl) !== keys.masterKey) return emptyAnswer(response, 401);
+          if (enforceAuth && !sameKey(requestKey(request, requestUrl), keys.masterKey)) return emptyAnswer(response, 401);
           const fn = byName.get(decodeURIComponent(admin[1]).toLowerCase());
           if (!fn) return emptyAnswer(response, 404);
           const text = (await readBody(request)).toString('utf8');

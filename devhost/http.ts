@@ -2,11 +2,13 @@
  * HTTP triggers as the host serves them: `/{routePrefix}/{route}` with route templates, method
  * lists, keys from `x-functions-key` or `?code=` (function keys or the master key for `function`,
  * the master key for `admin`), and 404/401/500 answers with empty bodies. Core Tools does not check
- * keys unless asked (`--enforce-auth` here); the container always does.
+ * keys unless asked (`--enforce-auth` here); the container always does. Keys are compared in constant
+ * time, and requests addressed to a name that is not loopback are refused (DNS rebinding).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
 import type { RegisteredFunction, TypedData } from './core';
-import type { Keys } from './keys';
+import { sameKey, type Keys } from './keys';
 
 interface RouteSegment {
   literal?: string;
@@ -80,8 +82,35 @@ export function matchRoute(route: HttpRoute, parts: string[]): Record<string, st
 export function authorised(level: HttpRoute['authLevel'], key: string | undefined, keys: Keys): boolean {
   if (level === 'anonymous') return true;
   if (key === undefined || key === '') return false;
-  if (key === keys.masterKey) return true;
-  return level === 'function' && Object.values(keys.functionKeys).includes(key);
+  // Every key is compared (no early exit), so the time does not tell which kind of key matched.
+  const master = sameKey(key, keys.masterKey);
+  const anyFunctionKey = Object.values(keys.functionKeys).map((k) => sameKey(key, k)).includes(true);
+  return master || (level === 'function' && anyFunctionKey);
+}
+
+/**
+ * DNS rebinding: a web page can point its own host name at 127.0.0.1 and then call this host from
+ * the browser as if it were same-origin, anonymous routes and unchecked keys (the default) included.
+ * The browser still sends the page's name in `Host`, so only loopback names are served: `localhost`
+ * and its subdomains (RFC 6761 keeps them on loopback), 127.0.0.0/8 and `[::1]`, plus any name
+ * listed in `allowed` (`DEVHOST_ALLOWED_HOSTS`, for a local reverse proxy that passes its own name).
+ */
+export function loopbackHost(hostHeader: string | undefined, allowed: readonly string[] = []): boolean {
+  if (hostHeader === undefined) return false;
+  const value = hostHeader.trim().toLowerCase();
+  let name: string;
+  const bracketed = /^\[([0-9a-f:.]+)\](?::\d{1,5})?$/.exec(value);
+  if (bracketed) name = bracketed[1];
+  else {
+    const plain = /^([a-z0-9.-]+)(?::\d{1,5})?$/.exec(value);
+    if (!plain) return false;
+    name = plain[1].replace(/\.$/, '');
+  }
+  if (allowed.map((a) => a.trim().toLowerCase()).filter((a) => a !== '').includes(name)) return true;
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  if (isIP(name) === 4) return name.startsWith('127.');
+  if (isIP(name) === 6) return name === '::1' || name === '0:0:0:0:0:0:0:1';
+  return false;
 }
 
 export function requestKey(request: IncomingMessage, url: URL): string | undefined {

@@ -4,7 +4,7 @@
  * created with random keys (the host generates keys at first start too) and its path is printed, so
  * a developer can find the key to call a `function`-level endpoint.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -50,4 +50,15 @@ export function loadKeys(file: string, log: (line: string) => void): Keys {
   writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
   log(`Created function keys in ${file}`);
   return keys;
+}
+
+/**
+ * Compares a presented key with a real one in constant time: `===` stops at the first differing
+ * character, so response times would let a caller guess a key character by character. Hashing first
+ * gives both sides the same length, which timingSafeEqual needs, without revealing the key's length.
+ */
+export function sameKey(presented: string | undefined, actual: string | undefined): boolean {
+  if (presented === undefined || presented === '' || actual === undefined || actual === '') return false;
+  const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+  return timingSafeEqual(digest(presented), digest(actual));
 }

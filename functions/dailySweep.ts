@@ -1,17 +1,20 @@
 /**
  * Timer, hourly: in master.json's DailyCheckHour (when the sweep is enabled) every study is
- * evaluated again, e.g. for rules added after it arrived.
+ * evaluated again, e.g. for rules added after it arrived; in the same hour job records older than
+ * AUTOMATION_LEDGER_RETENTION_DAYS are purged.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { loggerFor } from '../shared/app/logging';
 import { getServices } from '../shared/app/services';
-import { runSweep, sweepDue } from '../shared/pipeline/sweep';
+import { purgeOldJobs, retentionDue, runSweep, sweepDue } from '../shared/pipeline/sweep';
 
 export async function dailySweep(_timer: Timer, context: InvocationContext): Promise<void> {
   const services = await getServices();
   const master = await services.rules.master();
-  if (!sweepDue(master, new Date())) return;
-  await runSweep({ ...services, log: loggerFor(context), pageSize: services.config.sweepPageSize });
+  const now = new Date();
+  const log = loggerFor(context);
+  if (sweepDue(master, now)) await runSweep({ ...services, log, pageSize: services.config.sweepPageSize });
+  if (retentionDue(master, services.config.ledgerRetentionDays, now)) await purgeOldJobs({ ledger: services.ledger, log, retentionDays: services.config.ledgerRetentionDays, now });
 }
 
 app.timer('dailySweep', { schedule: '0 0 * * * *', handler: dailySweep });

@@ -1,11 +1,14 @@
-/** GET /api/health (anonymous): 200 once Orthanc and storage answer, 503 with the reason otherwise. */
+/**
+ * GET /api/health (anonymous): 200 `{"status":"ok"}` once Orthanc and storage answer, 503
+ * `{"status":"unavailable"}` otherwise. Nothing else: the details are behind a key at /api/status.
+ */
 import { app, type HttpResponseInit } from '@azure/functions';
 import { getServices } from '../shared/app/services';
-import { checkHealth } from '../shared/app/health';
+import { checkReachable, probeAnswer } from '../shared/app/health';
 
 export async function health(): Promise<HttpResponseInit> {
-  const report = await checkHealth(getServices);
-  return { status: report.ok ? 200 : 503, jsonBody: report };
+  const answer = probeAnswer(await checkReachable(getServices));
+  return { status: answer.status, jsonBody: answer.body };
 }
 
 app.http('health', { methods: ['GET'], route: 'health', authLevel: 'anonymous', handler: health });

@@ -6,7 +6,8 @@
  * sent as exceptions; every item has the job id, rule id, step and outcome as custom dimensions, so
  * one job's story is one query away:
  * `union customEvents, customMetrics, exceptions | where customDimensions.jobId == "<id>"`.
- * No patient attribute is ever sent: jobs are named by their ids only.
+ * No patient attribute is ever sent: jobs are named by their ids only, and a failure's error arrives
+ * here already redacted by the runner (shared/pipeline/redact.ts; AUTOMATION_LOG_PHI=true lifts it).
  */
 import type { TelemetryClient } from 'applicationinsights';
 

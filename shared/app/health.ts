@@ -1,8 +1,11 @@
 /**
- * The health report: is Orthanc reachable (and which version), is storage reachable; and, for
- * operators, how deep each queue and its poison queue are, where the change feed stands and how the
- * DICOM destinations answered their C-ECHO. Each check is bounded in time so a hung dependency gives
- * a clear 503 instead of a hung probe. Only Orthanc and storage decide `ok`.
+ * Health in two answers. The anonymous probe (`GET /api/health`, for load balancers and `npm start`)
+ * says only `{"status": "ok"}` or 503 `{"status": "unavailable"}`: a version, a destination's host
+ * or an error text tells an unauthenticated caller what to attack. The keyed status report
+ * (`GET /api/status`, for the dashboard and the CLI) has the details: is Orthanc reachable (and which
+ * version), is storage reachable, how deep each queue and its poison queue are, where the change feed
+ * stands and how the DICOM destinations answered their C-ECHO. Each check is bounded in time so a
+ * hung dependency gives a clear 503 instead of a hung probe. Only Orthanc and storage decide `ok`.
  */
 import { destinationStates, type EchoState } from './destinations';
 import type { Services } from './services';
@@ -53,6 +56,24 @@ async function within<T>(promise: Promise<T>, label: string): Promise<T> {
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** The anonymous probe's whole answer: nothing but the status. */
+export type HealthProbe = { status: 'ok' } | { status: 'unavailable' };
+
+export function probeAnswer(report: Pick<HealthReport, 'ok'>): { status: 200 | 503; body: HealthProbe } {
+  return report.ok ? { status: 200, body: { status: 'ok' } } : { status: 503, body: { status: 'unavailable' } };
+}
+
+/** Orthanc and storage only: what the probe needs, without the queue and cursor reads of the report. */
+export async function checkReachable(getServices: () => Promise<Services>): Promise<{ ok: boolean }> {
+  try {
+    const services = await within(getServices(), 'startup');
+    await Promise.all([within(services.orthanc.system(), 'Orthanc'), within(services.ledger.ping(), 'Table storage')]);
+    return { ok: true };
+  } catch {
+    return { ok: false };
   }
 }
 

@@ -59,11 +59,24 @@ export interface Job extends NewJob {
   /** Absolute path of the published result (folder or zip) once known. */
   outputPath?: string;
   error?: string;
+  /** The first warnings (the ledger keeps at most a few dozen on the record, each bounded in length). */
   warnings: string[];
+  /** Warnings beyond those on the record, kept in blobs (Table storage caps a record at 64 KiB). */
+  warningsOverflow?: WarningsOverflow;
   attempts: number;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
+}
+
+export interface WarningsOverflow {
+  /** Warnings not on the record. */
+  count: number;
+  /** Blob container and blob names (JSON arrays of strings), in the order the warnings came. */
+  container: string;
+  blobs: string[];
+  /** Counted but not kept, once a job has had very many overflowing updates. */
+  dropped?: number;
 }
 
 /** Same rule + resource + LastUpdate → same id, so duplicate events collapse onto one job. */

@@ -10,17 +10,36 @@
  *   answered from the index alone.
  * - `lock` partition, row = hash of an output path: which job may write that output now.
  * - `cursor` partition: the change feed's position in Orthanc's /changes.
+ *
+ * A record is one JSON property, and Table storage refuses a property over 64 KiB (32,768 UTF-16
+ * characters), so a job that piles up warnings (one per excluded instance, say) would stop being
+ * writable. The record keeps the first MAX_RECORDED_WARNINGS, each bounded; the rest go to blobs in
+ * `<table>-warnings/<job id>/…`, named on the record (`warningsOverflow`) and read back whole by
+ * `readWarnings`. Each spill writes a new blob, so concurrent updates never overwrite each other's;
+ * an update that loses its ETag race leaves an unlisted blob, removed with the job by the purge.
+ * Old jobs are purged (`purgeBefore`, AUTOMATION_LEDGER_RETENTION_DAYS) with their index rows and blobs.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { RestError, type TableClient } from '@azure/data-tables';
-import type { Job } from './job';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import type { Job, WarningsOverflow } from './job';
 import { isTerminal } from './job';
-import { tableClient } from '../storage/connection';
+import { normaliseConnectionString, tableClient } from '../storage/connection';
+import { forEachLimit } from '../util/concurrency';
 
 const JOB_PARTITION = 'job';
 const LOCK_PARTITION = 'lock';
 const CURSOR_PARTITION = 'cursor';
 const MAX_TIME = 9_999_999_999_999;
+
+/** Table storage's limit on one string property, in UTF-16 code units (64 KiB). */
+export const MAX_PROPERTY_CHARS = 32_768;
+/** Warnings kept on the record itself; the rest are in blobs. */
+export const MAX_RECORDED_WARNINGS = 25;
+/** A longer warning is cut on the record (25 x 500 characters leave room for the rest of the job). */
+export const MAX_WARNING_CHARS = 500;
+/** Overflow blobs per job (one per update that overflowed; a handful in practice). */
+const MAX_OVERFLOW_BLOBS = 100;
 
 interface JobEntity {
   partitionKey: string;
@@ -71,6 +90,16 @@ export interface Ledger {
   getCursor(name: string): Promise<number | undefined>;
   setCursor(name: string, value: number): Promise<void>;
   ping(): Promise<void>;
+  /** Every warning of a job: those on the record, then those in its overflow blobs. */
+  readWarnings(id: string): Promise<{ warnings: string[]; overflow?: WarningsOverflow } | undefined>;
+  /** Deletes jobs created before `cutoff`, their index rows and overflow blobs. */
+  purgeBefore(cutoff: Date): Promise<PurgeResult>;
+}
+
+export interface PurgeResult {
+  jobs: number;
+  indexRows: number;
+  blobs: number;
 }
 
 function isStatus(error: unknown, status: number): boolean {
@@ -81,7 +110,7 @@ function dayKey(iso: string): string {
   return `recent-${iso.slice(0, 10).replace(/-/g, '')}`;
 }
 
-function indexRow(job: Job): string {
+function indexRow(job: Pick<Job, 'id' | 'createdAt'>): string {
   const inverted = String(MAX_TIME - Date.parse(job.createdAt)).padStart(13, '0');
   return `${inverted}-${job.id}`;
 }
@@ -152,9 +181,69 @@ function outputRow(outputKey: string): string {
   return createHash('sha256').update(outputKey).digest('hex');
 }
 
+/** A warning as the record keeps it: cut to MAX_WARNING_CHARS, saying how long it was. */
+export function boundedWarning(warning: string): string {
+  if (warning.length <= MAX_WARNING_CHARS) return warning;
+  const note = ` … (${warning.length} characters)`;
+  return `${warning.slice(0, MAX_WARNING_CHARS - note.length)}${note}`;
+}
+
 export async function createLedger(connectionString: string, tableName = 'automationjobs'): Promise<Ledger> {
   const table: TableClient = tableClient(connectionString, tableName);
   await ensureTable(table);
+  const containerName = `${tableName.toLowerCase()}-warnings`;
+  const container: ContainerClient = BlobServiceClient.fromConnectionString(normaliseConnectionString(connectionString)).getContainerClient(containerName);
+  let containerReady: Promise<unknown> | undefined;
+
+  /** Moves warnings beyond the record's share into a new blob, before the record is written. */
+  async function spill(job: Job): Promise<void> {
+    job.warnings = job.warnings.map(boundedWarning);
+    if (job.warnings.length <= MAX_RECORDED_WARNINGS) return;
+    const overflow = job.warnings.slice(MAX_RECORDED_WARNINGS);
+    job.warnings = job.warnings.slice(0, MAX_RECORDED_WARNINGS);
+    const record: WarningsOverflow = job.warningsOverflow ?? { count: 0, container: containerName, blobs: [] };
+    if (record.blobs.length < MAX_OVERFLOW_BLOBS) {
+      containerReady ??= container.createIfNotExists().catch((error: unknown) => {
+        containerReady = undefined;
+        throw error;
+      });
+      await containerReady;
+      const name = `${job.id}/${String(Date.now()).padStart(13, '0')}-${randomBytes(4).toString('hex')}.json`;
+      const body = JSON.stringify(overflow);
+      await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), { blobHTTPHeaders: { blobContentType: 'application/json' }, conditions: { ifNoneMatch: '*' } });
+      record.blobs.push(name);
+    } else {
+      record.dropped = (record.dropped ?? 0) + overflow.length;
+    }
+    record.count += overflow.length;
+    job.warningsOverflow = record;
+  }
+
+  async function deleteBlobsOf(jobId: string): Promise<number> {
+    let deleted = 0;
+    try {
+      for await (const blob of container.listBlobsFlat({ prefix: `${jobId}/` })) {
+        await container.deleteBlob(blob.name).catch((error: unknown) => {
+          if (!isStatus(error, 404)) throw error;
+        });
+        deleted += 1;
+      }
+    } catch (error) {
+      // No container yet: no job ever overflowed.
+      if (!isStatus(error, 404)) throw error;
+    }
+    return deleted;
+  }
+
+  async function deleteEntity(partitionKey: string, rowKey: string): Promise<boolean> {
+    try {
+      await table.deleteEntity(partitionKey, rowKey);
+      return true;
+    } catch (error) {
+      if (isStatus(error, 404)) return false;
+      throw error;
+    }
+  }
 
   async function read(id: string): Promise<{ job: Job; etag: string } | undefined> {
     try {
@@ -168,6 +257,7 @@ export async function createLedger(connectionString: string, tableName = 'automa
 
   const ledger: Ledger = {
     async createJob(job) {
+      await spill(job);
       try {
         await table.createEntity(toEntity(job));
       } catch (error) {
@@ -193,6 +283,7 @@ export async function createLedger(connectionString: string, tableName = 'automa
         const was = `${current.job.status}/${current.job.currentStep}`;
         change(current.job);
         try {
+          await spill(current.job);
           await table.updateEntity(toEntity(current.job), 'Replace', { etag: current.etag });
           // The index follows status and step changes (a few per job), not every progress tick.
           if (`${current.job.status}/${current.job.currentStep}` !== was || isTerminal(current.job)) {
@@ -303,6 +394,45 @@ export async function createLedger(connectionString: string, tableName = 'automa
 
     async ping() {
       await table.listEntities({ queryOptions: { filter: `PartitionKey eq '${CURSOR_PARTITION}'` } }).byPage({ maxPageSize: 1 }).next();
+    },
+
+    async readWarnings(id) {
+      const job = await ledger.getJob(id);
+      if (!job) return undefined;
+      const warnings = [...job.warnings];
+      for (const name of job.warningsOverflow?.blobs ?? []) {
+        const text = (await container.getBlockBlobClient(name).downloadToBuffer()).toString('utf8');
+        warnings.push(...(JSON.parse(text) as string[]));
+      }
+      return { warnings, overflow: job.warningsOverflow };
+    },
+
+    async purgeBefore(cutoff) {
+      const result: PurgeResult = { jobs: 0, indexRows: 0, blobs: 0 };
+      const purge = async (jobId: string) => {
+        if (await deleteEntity(JOB_PARTITION, jobId)) result.jobs += 1;
+        result.blobs += await deleteBlobsOf(jobId);
+      };
+      // The index first: day partitions up to the cutoff's day, rows older than the cutoff (their time is in the row key).
+      const indexRows = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey ge 'recent-' and PartitionKey le '${dayKey(cutoff.toISOString())}'`, select: ['PartitionKey', 'RowKey', 'jobId'] } });
+      const old: Array<{ partitionKey: string; rowKey: string; jobId: string }> = [];
+      for await (const row of indexRows) {
+        const created = MAX_TIME - Number(String(row.rowKey).slice(0, 13));
+        if (created < cutoff.getTime()) old.push({ partitionKey: String(row.partitionKey), rowKey: String(row.rowKey), jobId: String(row.jobId ?? String(row.rowKey).slice(14)) });
+      }
+      await forEachLimit(old, 8, async (row) => {
+        await purge(row.jobId);
+        if (await deleteEntity(row.partitionKey, row.rowKey)) result.indexRows += 1;
+      });
+      // Then jobs whose index row was never written (a crash between the two writes).
+      const jobs = table.listEntities<JobEntity>({ queryOptions: { filter: `PartitionKey eq '${JOB_PARTITION}' and createdAt lt '${cutoff.toISOString()}'`, select: ['RowKey', 'createdAt'] } });
+      const orphans: Array<{ id: string; createdAt: string }> = [];
+      for await (const entity of jobs) orphans.push({ id: String(entity.rowKey), createdAt: String(entity.createdAt) });
+      await forEachLimit(orphans, 8, async (job) => {
+        await purge(job.id);
+        if (await deleteEntity(dayKey(job.createdAt), indexRow(job))) result.indexRows += 1;
+      });
+      return result;
     },
   };
   return ledger;

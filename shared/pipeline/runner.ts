@@ -5,7 +5,9 @@
  * - success records the step and only then sends the next step's message; a crash in between is
  *   repaired when the host redelivers this message (`resend-next`);
  * - a transient failure is recorded and rethrown, so the host retries and finally poisons it;
- *   a permanent failure fails the job at once with its reason.
+ *   a permanent failure fails the job at once with its reason;
+ * - an error's text is redacted (shared/pipeline/redact.ts) before it reaches the job record, the log,
+ *   telemetry or the host: this is where errors leave a step.
  */
 import type { Ledger } from './ledger';
 import {
@@ -22,6 +24,7 @@ import {
   type StepResult,
 } from './job';
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
+import { redactError, type Redact, type Redaction } from './redact';
 import type { QueueSender } from '../storage/queues';
 import { describeIssues } from '../util/issues';
 import type { StepTelemetry, Telemetry } from '../telemetry';
@@ -69,6 +72,8 @@ export interface RunnerDeps {
   telemetry?: Telemetry;
   /** Overrides STALE_HEARTBEAT_MS (AUTOMATION_STALE_HEARTBEAT_SECONDS). */
   staleHeartbeatMs?: number;
+  /** Rewrites PHI out of errors and log lines (none when AUTOMATION_LOG_PHI=true); without it text passes unchanged. */
+  redaction?: Redaction;
   now?: () => Date;
 }
 
@@ -159,7 +164,9 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     throw error;
   }
 
-  const log = deps.log;
+  // The step's own log lines (e.g. a forward retry's reason) pass the job's path redaction too.
+  const redactPaths: Redact = deps.redaction?.paths(job) ?? ((text) => text);
+  const log: Logger = { info: (m) => deps.log.info(redactPaths(m)), warn: (m) => deps.log.warn(redactPaths(m)), error: (m) => deps.log.error(redactPaths(m)) };
   let lastProgress = 0;
   const context: StepContext = {
     job,
@@ -194,8 +201,11 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     outcome = await handler(context);
   } catch (error) {
     clearInterval(beat);
-    const reason = describe(error);
-    report(error instanceof PermanentError ? 'failed' : 'retrying', { error: error instanceof Error ? error : new Error(reason) });
+    const redact = deps.redaction ? await deps.redaction.forJob(job) : (text: string) => text;
+    const reason = redact(describe(error));
+    // What leaves: the host logs a rethrown error's stack, telemetry sends it as an exception.
+    const leaving = deps.redaction?.enabled ? redactError(error, redact) : error instanceof Error ? error : new Error(reason);
+    report(error instanceof PermanentError ? 'failed' : 'retrying', { error: leaving });
     if (error instanceof PermanentError) {
       const failed = await deps.ledger.updateJob(job.id, (j) => {
         recordAttemptFailure(j, step, reason, now());
@@ -207,7 +217,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     }
     await deps.ledger.updateJob(job.id, (j) => recordAttemptFailure(j, step, reason, now()));
     log.warn(`Job ${job.id} (${job.ruleId}) ${step} attempt failed, will retry: ${reason}`);
-    throw error;
+    throw leaving;
   }
   clearInterval(beat);
 
@@ -219,7 +229,8 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     return 'waiting';
   }
 
-  const result = outcome;
+  // Warnings enter the job record too (a file name, a path): the same path redaction as log lines.
+  const result: StepResult = outcome.warnings ? { ...outcome, warnings: outcome.warnings.map(redactPaths) } : outcome;
   report('succeeded', { instances: result.instances, bytes: result.bytes });
   let next: PipelineStep | undefined;
   const finished = await deps.ledger.updateJob(job.id, (j) => {

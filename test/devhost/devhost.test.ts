@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -171,6 +172,64 @@ describe('devhost', { timeout: 180_000 }, () => {
       const answer = await fetch(`${host.url}/api/secure`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       assert.equal(answer.status, 201);
       await host.proc.stop();
+    });
+  });
+
+  describe('Host header (DNS rebinding)', () => {
+    /** A raw request, so the test chooses the Host header (fetch sets it from the URL). */
+    function withHost(url: string, hostHeader: string | undefined, route = '/api/secure'): Promise<{ status: number; body: string }> {
+      const target = new URL(route, url);
+      return new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (hostHeader !== undefined) headers.host = hostHeader;
+        const req = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers, setHost: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        });
+        req.on('error', reject);
+        req.end('{}');
+      });
+    }
+
+    it('serves loopback names only (plus DEVHOST_ALLOWED_HOSTS), keys unchecked or not', async (t) => {
+      const host = await startHost({ env: { DEVHOST_ALLOWED_HOSTS: 'proxy.internal' } });
+      // Stopped even when an assertion fails: a leftover host would consume the next tests' queue messages.
+      t.after(() => host.proc.stop());
+      const port = new URL(host.url).port;
+      const served: string[] = [];
+      const refused: string[] = [];
+      const cases: Array<[string | undefined, boolean]> = [
+        [`127.0.0.1:${port}`, true],
+        [`localhost:${port}`, true],
+        ['LOCALHOST', true],
+        [`app.localhost:${port}`, true],
+        [`127.1.2.3:${port}`, true],
+        [`[::1]:${port}`, true],
+        [`proxy.internal:${port}`, true],
+        [`attacker.example:${port}`, false],
+        ['attacker.example', false],
+        [`localhost.attacker.example:${port}`, false],
+        [`127.0.0.1.nip.io:${port}`, false],
+        [`10.0.0.5:${port}`, false],
+        [`[::ffff:7f00:1]:${port}`, false],
+        ['', false],
+        [undefined, false],
+      ];
+      for (const [name, allowed] of cases) {
+        const answer = await withHost(host.url, name);
+        // The sample's `secure` function answers 201; keys are not checked on this host (the default).
+        (answer.status === 201 ? served : refused).push(String(name));
+        if (name === undefined) {
+          // Node's HTTP server itself answers 400 to an HTTP/1.1 request without Host.
+          assert.equal(answer.status, 400, 'a request without Host is refused');
+        } else if (!allowed) {
+          assert.equal(answer.status, 403, `Host ${name} is refused`);
+          assert.match(answer.body, /loopback/);
+        } else assert.equal(answer.status, 201, `Host ${name} is served`);
+      }
+      assert.match(host.proc.output(), /WARN Refused a request for Host "attacker\.example:\d+"/);
+      console.log(`devhost Host check: served ${served.length} loopback/allowed names, refused ${refused.length} others (${refused.join(', ')})`);
     });
   });
 

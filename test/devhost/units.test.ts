@@ -4,8 +4,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { authorised, compareRoutes, compileRoute, matchRoute } from '../../devhost/http';
-import { loadKeys } from '../../devhost/keys';
+import { authorised, compareRoutes, compileRoute, loopbackHost, matchRoute } from '../../devhost/http';
+import { loadKeys, sameKey } from '../../devhost/keys';
 import { decodeMessage, dotnetDate, outputMessages } from '../../devhost/queues';
 import { applyLocalSettings, defaultHostId, parseTimeSpan, readHostSettings } from '../../devhost/settings';
 import { parseSchedule, usesMonitor } from '../../devhost/timers';
@@ -151,5 +151,25 @@ describe('devhost HTTP routing and keys', () => {
     assert.equal(authorised('function', undefined, keys), false);
     assert.equal(authorised('admin', 'F', keys), false);
     assert.equal(authorised('admin', 'M', keys), true);
+  });
+
+  it('compares keys by digest in constant time: equal only when identical, never when empty', () => {
+    const key = 'k'.repeat(40);
+    assert.equal(sameKey(key, key), true);
+    assert.equal(sameKey(`${key.slice(0, -1)}x`, key), false, 'last character differs');
+    assert.equal(sameKey(`x${key.slice(1)}`, key), false, 'first character differs');
+    assert.equal(sameKey(key.slice(0, 10), key), false, 'a prefix of the key');
+    assert.equal(sameKey(`${key}k`, key), false, 'longer than the key (timingSafeEqual alone would throw)');
+    assert.equal(sameKey('', ''), false);
+    assert.equal(sameKey(undefined, key), false);
+    assert.equal(sameKey(key, undefined), false);
+    assert.equal(sameKey('Müller', 'Müller'), true, 'UTF-8 keys');
+  });
+
+  it('recognises loopback Host names only (DNS rebinding)', () => {
+    for (const name of ['localhost', 'localhost:7071', 'LocalHost.', 'a.b.localhost:1', '127.0.0.1', '127.0.0.1:80', '127.255.0.9:1', '[::1]', '[::1]:7071', '[0:0:0:0:0:0:0:1]:1']) assert.equal(loopbackHost(name), true, name);
+    for (const name of [undefined, '', ' ', 'example.com', 'localhost.example.com', 'localhost:abc', '127.0.0.1.nip.io', '127.0.0.1:7071@evil', '0.0.0.0', '10.0.0.1', '128.0.0.1', '[::ffff:127.0.0.1]', '[::2]', 'local host', 'localhost/x']) assert.equal(loopbackHost(name), false, String(name));
+    assert.equal(loopbackHost('proxy.internal:8080', ['Proxy.Internal']), true, 'an allowed name, case-insensitively');
+    assert.equal(loopbackHost('other.internal', ['proxy.internal', '']), false);
   });
 });

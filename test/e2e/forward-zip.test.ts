@@ -56,9 +56,9 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
     assert.equal(job.status, 'succeeded', job.error);
     const expected = study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID)).sort();
     await waitFor(() => expected.every((uid) => sink.receivedFiles().some((f) => sopOf(f) === uid)), { timeoutMs: 10_000, description: 'every instance at storescp' });
-    const health = (await (await fetch(`${stack.host.url}/api/health`)).json()) as { destinations: Record<string, { echo: string }> };
-    assert.equal(health.destinations.SINK.echo, 'ok');
-    assert.equal(health.destinations.DOWN.echo, 'failed');
+    const status = (await (await fetch(`${stack.host.url}/api/status`, { headers: { 'x-functions-key': stack.functionKey } })).json()) as { destinations: Record<string, { echo: string }> };
+    assert.equal(status.destinations.SINK.echo, 'ok');
+    assert.equal(status.destinations.DOWN.echo, 'failed');
   });
 
   it('forwards to several destinations of one rule, each tracked on the job', async () => {

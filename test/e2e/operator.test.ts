@@ -79,6 +79,7 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
       ['POST', `jobs/${failed.id}/retry`],
       ['GET', 'rules'],
       ['GET', 'stats'],
+      ['GET', 'status'],
       ['GET', 'dashboard'],
       ['GET', `studies/${studyOrthancId}/dry-run`],
       ['POST', `studies/${studyOrthancId}/run`],
@@ -92,17 +93,18 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     }
     const health = await api('health', { key: null });
     assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { status: 'ok' }, 'the anonymous probe says nothing but the status');
     assert.equal((await stack.ledger.getJob(failed.id))?.status, 'failed', 'a refused retry changed nothing');
   });
 
-  it('reports queue depths, poison counts, the change-feed cursor and Orthanc in health', async () => {
-    const { status, body } = await json('health');
+  it('reports queue depths, poison counts, the change-feed cursor and Orthanc in the keyed status', async () => {
+    const { status, body } = await json('status');
     assert.equal(status, 200);
     assert.equal((body.orthanc as { ok: boolean; version: string }).version, '1.10.1');
     const queues = body.queues as Record<string, { depth: number | null; poison: number | null }>;
     for (const name of ['evaluate', 'step-download', 'step-anonymise', 'step-zip', 'step-forward', 'step-publish']) assert.ok(name in queues, name);
     assert.equal(queues['step-download'].depth, 0);
-    await waitFor(async () => ((await json('health')).body.changeFeed as { cursor: number | null }).cursor! > 0, { timeoutMs: 30_000, description: 'the change feed to have run' });
+    await waitFor(async () => ((await json('status')).body.changeFeed as { cursor: number | null }).cursor! > 0, { timeoutMs: 30_000, description: 'the change feed to have run' });
   });
 
   it('lists recent jobs newest first with filters and cursor paging', async () => {

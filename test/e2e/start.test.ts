@@ -1,5 +1,6 @@
 /** `npm start` (after its build): Orthanc, Azurite and the function app up on loopback, all down on Ctrl-C. */
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { freePort, makeTempDir, portOpen, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
@@ -23,20 +24,34 @@ describe('npm start', { timeout: 180_000 }, () => {
         DEVHOST_STATE_DIR: state,
         ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: path.join(state, 'rules'),
         ORTHANC_AUTOMATION_STORAGE_PATH: path.join(state, 'out'),
+        AUTOMATION_ANONYMISATION_SECRET: '',
+        AUTOMATION_STAGING_PATH: '',
       },
       name: 'npm-start',
     });
-    let health: { ok: boolean; orthanc: { ok: boolean; version?: string }; storage: { ok: boolean } } | undefined;
+    let health: unknown;
     await waitFor(async () => {
       const answer = await fetch(`http://127.0.0.1:${functionsPort}/api/health`);
       if (answer.status !== 200) return false;
-      health = (await answer.json()) as typeof health;
+      health = await answer.json();
       return true;
     }, { timeoutMs: 120_000, intervalMs: 500, description: '/api/health to answer 200', onTimeout: () => stack!.output().slice(-4000) });
-    assert.equal(health?.ok, true);
-    assert.equal(health?.orthanc.version, '1.10.1');
-    assert.equal(health?.storage.ok, true);
+    assert.deepEqual(health, { status: 'ok' });
+    // The details are in the status report (npm start, like func start, does not check keys).
+    const status = (await (await fetch(`http://127.0.0.1:${functionsPort}/api/status`)).json()) as { ok: boolean; orthanc: { ok: boolean; version?: string }; storage: { ok: boolean } };
+    assert.equal(status.ok, true);
+    assert.equal(status.orthanc.version, '1.10.1');
+    assert.equal(status.storage.ok, true);
     assert.ok(await portOpen(orthancPort));
+    // First start: the anonymisation secret is made in the state folder (owner only), and npm start says
+    // where and that it must be backed up, without printing it; the staging folder is private too.
+    const secretFile = path.join(state, 'anonymisation-secret');
+    const secret = readFileSync(secretFile, 'utf8').trim();
+    assert.match(secret, /^[0-9a-f]{64}$/, '32 random bytes, hex');
+    assert.equal(statSync(secretFile).mode & 0o777, 0o600);
+    assert.equal(statSync(path.join(state, 'staging')).mode & 0o777, 0o700);
+    assert.ok(stack.output().includes(`Created the anonymisation secret in ${secretFile}. Back it up`), stack.output().slice(-3000));
+    assert.ok(!stack.output().includes(secret), 'the secret is never printed');
 
     stack.child.kill('SIGINT');
     const code = await stack.exited;

@@ -1,7 +1,8 @@
 /**
  * Access: with keys enforced (as the container does), every endpoint except health answers 401
- * without a valid key, and Orthanc's credentials never appear in logs or API output. The routes come
- * from the host's own listing of the app's registrations, so endpoints added later are covered.
+ * without a valid key, anonymous health carries nothing but its status (up or down), and Orthanc's
+ * credentials never appear in logs or API output. The routes come from the host's own listing of
+ * the app's registrations, so endpoints added later are covered.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -75,9 +76,18 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     }
     const health = await fetch(`${stack.host.url}/api/health`);
     assert.equal(health.status, 200, 'health answers without a key');
+    const healthText = await health.text();
+    assert.deepEqual(JSON.parse(healthText), { status: 'ok' }, 'anonymous health carries nothing but the status');
+    // The details moved behind the key: the same host's status report has them.
+    const status = await fetch(`${stack.host.url}/api/status`, { headers: { 'x-functions-key': stack.functionKey } });
+    const report = (await status.json()) as { ok: boolean; orthanc: { version?: string }; queues?: Record<string, unknown> };
+    assert.equal(status.status, 200);
+    assert.equal(report.orthanc.version, '1.10.1', 'the keyed status report has the details');
+    assert.ok(report.queues && 'evaluate' in report.queues);
 
     // Collect API output with valid keys, including failure paths (Orthanc down), then search it and the logs.
-    const outputs: string[] = [await health.text()];
+    const outputs: string[] = [healthText];
+    const anonymousHealth: Array<[number, string]> = [];
     const study = await generateStudy({ patientID: 'P-ACCESS', studyDescription: 'access test', series: [{ seriesNumber: 1, instances: 1, rows: 64 }] });
     await stack.writeRule('access', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'access test' }] });
     await stack.sendStudy(study);
@@ -87,11 +97,18 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
         const answer = await fetch(`${stack.host.url}${e.path}`, { method: e.method, headers: { 'Content-Type': 'application/json', 'x-functions-key': stack.functionKey }, body: e.method === 'GET' ? undefined : '{}' });
         outputs.push(await answer.text());
       }
-      outputs.push(await (await fetch(`${stack.host.url}/api/health`)).text());
+      const probe = await fetch(`${stack.host.url}/api/health`);
+      const text = await probe.text();
+      anonymousHealth.push([probe.status, text]);
+      outputs.push(text);
     };
     await withKey();
     await stack.orthanc.stop();
     await withKey();
+    const down = await fetch(`${stack.host.url}/api/status`, { headers: { 'x-functions-key': stack.functionKey } });
+    const downReport = (await down.json()) as { orthanc: { ok: boolean; error?: string } };
+    assert.equal(down.status, 503);
+    assert.ok(downReport.orthanc.ok === false && downReport.orthanc.error, 'the keyed report says why Orthanc is down');
     await stack.post(`studies/${SAMPLE_ID}/run`, {});
     await sleep(3000);
     await stack.orthanc.start();
@@ -102,7 +119,12 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     const haystacks: Array<[string, string]> = [['devhost log', stack.host.logs()], ['API output', outputs.join('\n')]];
     const leaks = haystacks.flatMap(([where, text]) => secrets.filter((s) => text.includes(s)).map((s) => `${where} contains ${s === password ? 'the password' : 'the credentials'}`));
     const logKb = Math.round(stack.host.logs().length / 1024);
-    figure(`access: ${secured.length} endpoints (${secured.map((e) => `${e.method} ${e.path.replace(SAMPLE_ID, '{id}')}`).join(', ')}) + admin API for ${functions.length} functions → ${checks - open.length}/${checks} keyless or wrong-key requests answered 401; health 200; Orthanc credentials found ${leaks.length} times in ${logKb} KB of logs and ${outputs.length} API answers`);
+    // Up, then down (Orthanc stopped): the anonymous answer is the status word and nothing else.
+    assert.deepEqual(anonymousHealth.map(([code, text]) => [code, JSON.parse(text)]), [
+      [200, { status: 'ok' }],
+      [503, { status: 'unavailable' }],
+    ]);
+    figure(`access: ${secured.length} endpoints (${secured.map((e) => `${e.method} ${e.path.replace(SAMPLE_ID, '{id}')}`).join(', ')}) + admin API for ${functions.length} functions → ${checks - open.length}/${checks} keyless or wrong-key requests answered 401; anonymous health exactly {status} up (200) and down (503); Orthanc credentials found ${leaks.length} times in ${logKb} KB of logs and ${outputs.length} API answers`);
     assert.deepEqual(open, [], 'every secured endpoint refuses without a valid key');
     assert.deepEqual(leaks, []);
   });
