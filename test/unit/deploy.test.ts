@@ -6,12 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { MAX_JSON_BODY_BYTES } from '../../shared/app/http';
 import { ENVIRONMENT_VARIABLES } from '../../shared/config';
 import { makeTempDir, requireBinary } from '../support/process';
+import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
 import { postgresIndexEnv } from '../support/orthanc';
 
 const REPO = path.resolve(__dirname, '../..');
@@ -94,9 +97,12 @@ describe('docker-compose.yml', () => {
     const pick = (value: string) => execFileSync('sh', ['-c', `${script.replace(/exec Orthanc.*$/, 'echo $ORTHANC_STORAGE_DIR')}`], { env: { PATH: process.env.PATH, ...secrets, ORTHANC_DB_STORAGE_PATH: value }, encoding: 'utf8' }).trim();
     assert.equal(pick(''), '/storage/legacy');
     assert.equal(pick('/data/new'), '/storage/new');
-    const modalities = (value: string) => execFileSync('sh', ['-c', `${script.replace(/exec Orthanc.*$/, 'echo $ORTHANC_DICOM_MODALITIES')}`], { env: { PATH: process.env.PATH, ...secrets, ORTHANC_DICOM_MODALITIES: value }, encoding: 'utf8' }).trim();
-    assert.equal(modalities(''), '{}', 'no modalities still gives Orthanc valid JSON');
-    assert.equal(modalities('{"A": ["B", "h", 1]}'), '{"A": ["B", "h", 1]}');
+    // A sender list closes storing and echo to others, as orthancDicomAccessEnv does for npm start and the tests.
+    const access = (value: string) => execFileSync('sh', ['-c', `${script.replace(/exec Orthanc.*$/, 'echo "$ORTHANC_DICOM_ALWAYS_ALLOW_STORE $ORTHANC_DICOM_ALWAYS_ALLOW_ECHO"')}`], { env: { PATH: process.env.PATH, ...secrets, ORTHANC_ALLOWED_SENDERS: value }, encoding: 'utf8' }).trim();
+    for (const value of ['', 'MRI|MRI_AET|10.0.0.7']) {
+      const derived = orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: value });
+      assert.equal(access(value), value === '' ? '' : `${derived.ORTHANC_DICOM_ALWAYS_ALLOW_STORE} ${derived.ORTHANC_DICOM_ALWAYS_ALLOW_ECHO}`, `ORTHANC_ALLOWED_SENDERS='${value}'`);
+    }
   });
 
   it('gives Orthanc a config that is valid JSON, with the PostgreSQL index the tests also use', () => {
@@ -116,7 +122,11 @@ describe('docker-compose.yml', () => {
     assert.equal(config.LuaScripts && (config.LuaScripts as string[])[0], '/etc/autorthanc/automation.lua');
     assert.deepEqual(config.RegisteredUsers, { orthanc: 'replace-me' });
     assert.equal((config.PostgreSQL as { EnableIndex: boolean }).EnableIndex, true);
-    assert.deepEqual(config.DicomModalities, { PACS: ['PACSAET', '192.168.1.50', 104] }, "autorthanc's ORTHANC_DICOM_MODALITIES reaches Orthanc");
+    // Destinations reach Orthanc through the app with explicit permissions (the legacy array form allows everything).
+    assert.deepEqual(config.DicomModalities, {});
+    assert.equal(config.DicomCheckModalityHost, true);
+    assert.deepEqual([config.DicomAlwaysAllowFind, config.DicomAlwaysAllowFindWorklist, config.DicomAlwaysAllowGet, config.DicomAlwaysAllowMove], [false, false, false, false]);
+    assert.deepEqual([config.DicomAlwaysAllowStore, config.DicomAlwaysAllowEcho], [true, true], 'without ORTHANC_ALLOWED_SENDERS any node may store');
     const testKeys = Object.keys(postgresIndexEnv({ host: 'h', port: 1, database: 'd', username: 'u', password: 'p' }, '/x.so')).sort();
     const composeKeys = Object.keys(env).filter((k) => k === 'ORTHANC_PLUGINS' || k.startsWith('ORTHANC_POSTGRESQL_')).sort();
     assert.deepEqual(composeKeys, testKeys, 'compose and the test harness set the same PostgreSQL settings');
@@ -173,14 +183,46 @@ describe('secrets and start-up checks', () => {
     }
   });
 
-  it('nginx refuses the placeholders before it starts', () => {
+  it('nginx refuses placeholders, values that would break its config, an unhashed login and missing TLS files', () => {
     const check = path.join(REPO, 'deploy/nginx/check-env.sh');
-    const runWith = (env: Record<string, string>) => spawnSync('sh', [check], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
-    const good = { AUTOMATION_FUNCTION_KEY: 'k'.repeat(40), DASHBOARD_PASSWORD: 'secret', DASHBOARD_USER: 'operator' };
+    const dir = makeTempDir('nginx-check-');
+    const htpasswd = path.join(dir, 'htpasswd');
+    const tlsDir = path.join(dir, 'tls');
+    mkdirSync(tlsDir);
+    writeFileSync(path.join(tlsDir, 'certificate.pem'), 'CERT');
+    writeFileSync(path.join(tlsDir, 'key.pem'), 'KEY');
+    const files = { AUTORTHANC_HTPASSWD: htpasswd, AUTORTHANC_TLS_DIR: tlsDir };
+    const good = { AUTOMATION_FUNCTION_KEY: 'k'.repeat(40), DASHBOARD_USER: 'operator', ORTHANC_HTTPS_PORT: '443', OHIF_PORT: '3000' };
+    const runWith = (env: Record<string, string>, file = 'operator:$6$salt$hash\n') => {
+      writeFileSync(htpasswd, file);
+      return spawnSync('sh', [check], { env: { PATH: process.env.PATH, ...files, ...env }, encoding: 'utf8' });
+    };
     assert.equal(runWith(good).status, 0, runWith(good).stderr);
-    assert.equal(runWith({ ...good, DASHBOARD_PASSWORD: 'replace-me' }).status, 1);
-    assert.equal(runWith({ ...good, AUTOMATION_FUNCTION_KEY: '' }).status, 1);
-    assert.equal(runWith({ ...good, DASHBOARD_USER: 'a:b' }).status, 1, 'a colon would break the htpasswd line');
+    assert.equal(runWith({ ...good, AUTOMATION_MASTER_KEY: 'M'.repeat(43) + '=' }).status, 0, 'a base64 master key is fine');
+    const refused: [string, Record<string, string>, string?][] = [
+      ['placeholder key', { ...good, AUTOMATION_FUNCTION_KEY: 'replace-me' }],
+      ['empty key', { ...good, AUTOMATION_FUNCTION_KEY: '' }],
+      ['a key that would break the nginx map', { ...good, AUTOMATION_FUNCTION_KEY: 'k'.repeat(20) + '"; x' }],
+      ['a master key with a nginx variable in it', { ...good, AUTOMATION_MASTER_KEY: '$http_host' + 'x'.repeat(20) }],
+      ['a placeholder master key', { ...good, AUTOMATION_MASTER_KEY: 'replace-me-please-0123' }],
+      ['a colon in the user', { ...good, DASHBOARD_USER: 'a:b' }],
+      ['a port that is not a number', { ...good, ORTHANC_HTTPS_PORT: '443; include x' }],
+      ['a plain-text password', good, 'operator:{PLAIN}secret\n'],
+      ['an MD5 password', good, 'operator:$apr1$abc$def\n'],
+      ['a password file for another user', good, 'admin:$6$salt$hash\n'],
+      ['an empty password file', good, ''],
+    ];
+    for (const [what, env, file] of refused) {
+      const result = runWith(env, file);
+      assert.equal(result.status, 1, `${what} is refused`);
+      assert.match(result.stderr, /autorthanc-functions: /, what);
+    }
+    assert.match(runWith(good, 'operator:{PLAIN}secret\n').stderr, /deploy\/generate-keys\.sh/, 'the message names the fix');
+    rmSync(path.join(tlsDir, 'key.pem'));
+    mkdirSync(path.join(tlsDir, 'key.pem'));
+    const noKey = runWith(good);
+    assert.equal(noKey.status, 1, 'a folder Docker made in place of a missing key is refused');
+    assert.match(noKey.stderr, /TLS_CERTIFICATE_KEY_PATH/);
     // The mounted name must sort before the image's own 20-envsubst script and be executable in git.
     const mount = services().nginx.volumes?.find((v) => v.includes('check-env.sh')) ?? '';
     assert.match(mount, /:\/docker-entrypoint\.d\/0\d-[^/]+\.sh:ro$/);
@@ -216,7 +258,7 @@ describe('secrets and start-up checks', () => {
   it('deploy/generate-keys.sh fills every placeholder once, keeps the rest of .env, and the result passes compose', () => {
     const root = makeTempDir('generate-keys-');
     copyFileSync(path.join(REPO, '.env.example'), path.join(root, '.env.example'));
-    const generate = (...args: string[]) => spawnSync('bash', [path.join(REPO, 'deploy/generate-keys.sh'), ...args], { env: { PATH: process.env.PATH, AUTORTHANC_ROOT: root }, encoding: 'utf8' });
+    const generate = (...args: string[]) => spawnSync('bash', [path.join(REPO, 'deploy/generate-keys.sh'), ...args], { env: { PATH: process.env.PATH, AUTORTHANC_ROOT: root, AUTORTHANC_TLS_NAMES: 'localhost 127.0.0.1 pacs.example.org' }, encoding: 'utf8' });
     const first = generate();
     assert.equal(first.status, 0, first.stderr);
     const envText = readFileSync(path.join(root, '.env'), 'utf8');
@@ -224,57 +266,218 @@ describe('secrets and start-up checks', () => {
     const secretNames = ['AUTOMATION_FUNCTION_KEY', 'DASHBOARD_PASSWORD', 'ORTHANC_PASSWORD', 'POSTGRES_PASSWORD'];
     for (const name of secretNames) assert.match(value(envText, name), /^[A-Za-z0-9]{40}$/, `${name} generated`);
     assert.equal(new Set(secretNames.map((n) => value(envText, n))).size, 4, 'four different values');
+    assert.match(value(envText, 'AUTOMATION_ANONYMISATION_SECRET'), /^[0-9a-f]{64}$/, 'the anonymisation secret: 32 random bytes');
+    assert.match(first.stdout, /BACK UP AUTOMATION_ANONYMISATION_SECRET/);
     assert.equal(envText.split('\n').length, envExample().split('\n').length, 'no line added or lost');
     assert.equal(value(envText, 'ORTHANC_AET_NAME'), 'AUTORTHANCAET');
     assert.equal(execFileSync('stat', ['-c', '%a', path.join(root, '.env')], { encoding: 'utf8' }).trim(), '600');
-    // Re-running changes nothing; --rotate renews only the key and the dashboard password.
-    assert.equal(generate().status, 0);
+    // What nginx reads: the login hashed (it verifies with the .env password), a self-signed pair, said so.
+    const generated = path.join(root, 'deploy/generated');
+    const htpasswd = () => readFileSync(path.join(generated, 'htpasswd'), 'utf8');
+    const verifies = (password: string) => {
+      const [user, hash] = htpasswd().trim().split(':');
+      const again = execFileSync('openssl', ['passwd', '-6', '-salt', hash.split('$')[2], '-stdin'], { input: `${password}\n`, encoding: 'utf8' }).trim();
+      return user === 'operator' && hash.startsWith('$6$') && again === hash;
+    };
+    assert.ok(verifies(value(envText, 'DASHBOARD_PASSWORD')), 'sha512-crypt of DASHBOARD_PASSWORD');
+    assert.ok(!htpasswd().includes(value(envText, 'DASHBOARD_PASSWORD')));
+    assert.match(first.stdout, /made a SELF-SIGNED TLS certificate/);
+    const certificate = execFileSync('openssl', ['x509', '-in', path.join(generated, 'self-signed.crt'), '-noout', '-ext', 'subjectAltName'], { encoding: 'utf8' });
+    assert.match(certificate, /DNS:localhost, IP Address:127\.0\.0\.1, DNS:pacs\.example\.org/);
+    const modes = execFileSync('stat', ['-c', '%a %n', generated, path.join(generated, 'self-signed.key'), path.join(generated, 'htpasswd')], { encoding: 'utf8' });
+    assert.deepEqual(modes.trim().split('\n').map((line) => line.split(' ')[0]), ['700', '600', '644'], 'private folder, private key; the htpasswd is read by nginx workers');
+    // nginx's start-up check accepts what the script wrote, mounted where compose mounts it.
+    const tlsDir = makeTempDir('generated-tls-');
+    symlinkSync(path.join(generated, 'self-signed.crt'), path.join(tlsDir, 'certificate.pem'));
+    symlinkSync(path.join(generated, 'self-signed.key'), path.join(tlsDir, 'key.pem'));
+    const nginxEnv = { AUTOMATION_FUNCTION_KEY: value(envText, 'AUTOMATION_FUNCTION_KEY'), DASHBOARD_USER: 'operator', ORTHANC_HTTPS_PORT: '443', OHIF_PORT: '3000' };
+    const check = spawnSync('sh', [path.join(REPO, 'deploy/nginx/check-env.sh')], { env: { PATH: process.env.PATH, ...nginxEnv, AUTORTHANC_HTPASSWD: path.join(generated, 'htpasswd'), AUTORTHANC_TLS_DIR: tlsDir }, encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stderr);
+    const files = () => ['htpasswd', 'self-signed.crt', 'self-signed.key'].map((f) => readFileSync(path.join(generated, f), 'utf8'));
+    const before = files();
+    // Re-running changes nothing; --rotate renews only the key and the dashboard password (and its hash).
+    const again = generate();
+    assert.equal(again.status, 0);
+    assert.doesNotMatch(again.stdout, /SELF-SIGNED|BACK UP|htpasswd/);
     assert.equal(readFileSync(path.join(root, '.env'), 'utf8'), envText);
+    assert.deepEqual(files(), before);
     assert.equal(generate('--rotate').status, 0);
     const rotated = readFileSync(path.join(root, '.env'), 'utf8');
     assert.notEqual(value(rotated, 'AUTOMATION_FUNCTION_KEY'), value(envText, 'AUTOMATION_FUNCTION_KEY'));
     assert.notEqual(value(rotated, 'DASHBOARD_PASSWORD'), value(envText, 'DASHBOARD_PASSWORD'));
+    assert.ok(verifies(value(rotated, 'DASHBOARD_PASSWORD')), 'the htpasswd follows the new password');
     assert.equal(value(rotated, 'POSTGRES_PASSWORD'), value(envText, 'POSTGRES_PASSWORD'), 'PostgreSQL keeps its password');
+    assert.equal(value(rotated, 'AUTOMATION_ANONYMISATION_SECRET'), value(envText, 'AUTOMATION_ANONYMISATION_SECRET'), 'pseudonyms depend on it: never rotated');
+    assert.equal(files()[1], before[1], 'the certificate is kept');
     // The generated .env is accepted by compose and the start-up checks above.
     const resolved = services(rotated);
     assert.equal(resolved.functions.environment?.AUTOMATION_FUNCTION_KEY, value(rotated, 'AUTOMATION_FUNCTION_KEY'));
+    assert.equal(resolved.functions.environment?.AUTOMATION_ANONYMISATION_SECRET, value(rotated, 'AUTOMATION_ANONYMISATION_SECRET'));
     assert.equal(resolved.orthanc.environment?.AUTOMATION_FUNCTION_KEY, value(rotated, 'AUTOMATION_FUNCTION_KEY'), 'Lua and the host share one key');
     assert.equal(resolved.nginx.environment?.AUTOMATION_FUNCTION_KEY, value(rotated, 'AUTOMATION_FUNCTION_KEY'), 'nginx and the host share one key');
+    assert.ok(!('DASHBOARD_PASSWORD' in (resolved.nginx.environment ?? {})), 'nginx gets only the hash');
+    const mounts = resolved.nginx.volumes ?? [];
+    for (const [file, target] of [['htpasswd', '/etc/nginx/autorthanc/htpasswd'], ['self-signed.crt', '/etc/nginx/tls/certificate.pem'], ['self-signed.key', '/etc/nginx/tls/key.pem']]) {
+      assert.ok(mounts.includes(`${path.join(REPO, 'deploy/generated', file)}:${target}:ro`), `nginx mounts the generated ${file}`);
+    }
+  });
+
+  it('deploy/generate-keys.sh keeps an existing anonymisation secret, replaces only placeholders, and checks a site certificate', () => {
+    const root = makeTempDir('generate-keys-site-');
+    const generate = () => spawnSync('bash', [path.join(REPO, 'deploy/generate-keys.sh')], { env: { PATH: process.env.PATH, AUTORTHANC_ROOT: root }, encoding: 'utf8' });
+    const value = (name: string) => new RegExp(`^${name}=(.*)$`, 'm').exec(readFileSync(path.join(root, '.env'), 'utf8'))?.[1] ?? '';
+    const keep = 'a-site-secret-that-must-never-change-0123456789';
+    writeFileSync(path.join(root, '.env'), envExample().replace(/^AUTOMATION_ANONYMISATION_SECRET=.*$/m, `AUTOMATION_ANONYMISATION_SECRET=${keep}`));
+    assert.equal(generate().status, 0);
+    assert.equal(value('AUTOMATION_ANONYMISATION_SECRET'), keep);
+    writeFileSync(path.join(root, '.env'), envExample().replace(/^AUTOMATION_ANONYMISATION_SECRET=.*$/m, 'AUTOMATION_ANONYMISATION_SECRET=replace-me-with-a-secret'));
+    assert.equal(generate().status, 0);
+    assert.match(value('AUTOMATION_ANONYMISATION_SECRET'), /^[0-9a-f]{64}$/, 'a placeholder counts as missing');
+
+    // The site's own pair: used as it is, never replaced by a self-signed one; a wrong pair is refused.
+    const site = path.join(root, 'site');
+    mkdirSync(site);
+    const makePair = (name: string) =>
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=pacs', '-keyout', path.join(site, `${name}.key`), '-out', path.join(site, `${name}.crt`)], { stdio: 'ignore' });
+    makePair('a');
+    makePair('b');
+    const withCertificate = (certificate: string, key: string) => {
+      writeFileSync(path.join(root, '.env'), readFileSync(path.join(root, '.env'), 'utf8').replace(/^TLS_CERTIFICATE_PATH=.*$/m, `TLS_CERTIFICATE_PATH=${certificate}`).replace(/^TLS_CERTIFICATE_KEY_PATH=.*$/m, `TLS_CERTIFICATE_KEY_PATH=${key}`));
+      return generate();
+    };
+    rmSync(path.join(root, 'deploy/generated'), { recursive: true });
+    const ok = withCertificate('./site/a.crt', path.join(site, 'a.key'));
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.doesNotMatch(ok.stdout, /SELF-SIGNED/);
+    assert.ok(!existsSync(path.join(root, 'deploy/generated/self-signed.crt')), 'no self-signed certificate beside a site certificate');
+    const mismatch = withCertificate('./site/a.crt', './site/b.key');
+    assert.equal(mismatch.status, 1);
+    assert.match(mismatch.stderr, /does not belong to the certificate/);
+    const missing = withCertificate('./site/none.crt', './site/a.key');
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /TLS_CERTIFICATE_PATH: .*none\.crt does not exist/);
+    const half = withCertificate('./site/a.crt', '');
+    assert.equal(half.status, 1);
+    assert.match(half.stderr, /both TLS_CERTIFICATE_PATH and TLS_CERTIFICATE_KEY_PATH, or neither/);
   });
 });
 
 describe('nginx, Orthanc Explorer extension and viewer files', () => {
   const template = read('deploy/nginx/default.conf.template');
 
-  it('fills only variables that compose gives the nginx container', () => {
+  it('fills only variables that compose gives the nginx container, and keeps the password out of it', () => {
     const env = services().nginx.environment ?? {};
-    for (const file of ['deploy/nginx/default.conf.template', 'deploy/nginx/htpasswd.template']) {
-      const names = [...read(file).matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]);
-      assert.ok(names.length > 0, `${file} uses variables`);
-      for (const name of names) assert.ok(name in env, `${file}: \${${name}} is set in the nginx service`);
-    }
-    assert.equal(read('deploy/nginx/htpasswd.template').trim(), '${DASHBOARD_USER}:{PLAIN}${DASHBOARD_PASSWORD}');
+    const names = [...read('deploy/nginx/default.conf.template').matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]);
+    assert.deepEqual([...new Set(names)].sort(), ['AUTOMATION_FUNCTION_KEY', 'AUTOMATION_MASTER_KEY', 'OHIF_PORT', 'ORTHANC_HTTPS_PORT']);
+    for (const name of names) assert.ok(name in env, `\${${name}} is set in the nginx service`);
+    // The image's envsubst replaces $NAME too, for every variable of the container: nginx's own variables are lower case.
+    for (const match of template.matchAll(/\$([A-Za-z_][A-Za-z0-9_]*)/g)) assert.ok(match[1] === match[1].toLowerCase() || names.includes(match[1]), `$${match[1]} is nginx's`);
+    assert.ok(!existsSync(path.join(REPO, 'deploy/nginx/htpasswd.template')), 'no plain-text password template');
+    assert.ok(!('DASHBOARD_PASSWORD' in env));
   });
 
+  /** The text of `location <location> {` up to its closing brace (locations here nest at most one `if`). */
+  const block = (location: string) => {
+    const start = template.indexOf(`location ${location} {`);
+    assert.ok(start >= 0, `location ${location} exists`);
+    let depth = 0;
+    for (let i = template.indexOf('{', start); i < template.length; i++) {
+      if (template[i] === '{') depth++;
+      if (template[i] === '}' && --depth === 0) return template.slice(start, i + 1);
+    }
+    throw new Error(`location ${location} is not closed`);
+  };
+  /** The text of the server block that listens on `listen`. */
+  const server = (listen: string) => {
+    const start = template.lastIndexOf('server {', template.indexOf(`listen ${listen}`));
+    const next = template.indexOf('\nserver {', start + 1);
+    return template.slice(start, next < 0 ? undefined : next);
+  };
+
   it('routes Orthanc, the open health check, the protected API with the injected key, and the explorer extension', () => {
-    const block = (location: string) => {
-      const start = template.indexOf(`location ${location} {`);
-      assert.ok(start >= 0, `location ${location} exists`);
-      return template.slice(start, template.indexOf('}', start));
-    };
     assert.match(block('/orthanc/'), /proxy_pass http:\/\/orthanc:8042\/;/);
     assert.doesNotMatch(block('= /api/health'), /auth_basic/);
     const api = block('/api/');
     assert.match(api, /auth_basic \$autorthanc_api_realm;/);
-    assert.match(api, /auth_basic_user_file \/etc\/nginx\/conf\.d\/htpasswd;/, 'the rendered htpasswd.template');
+    const mounted = (target: string) => services().nginx.volumes?.some((v) => v.split(':')[1] === target);
+    assert.match(api, /auth_basic_user_file \/etc\/nginx\/autorthanc\/htpasswd;/);
+    assert.ok(mounted('/etc/nginx/autorthanc/htpasswd'), 'the generated htpasswd is mounted there');
     assert.match(api, /proxy_set_header x-functions-key \$autorthanc_function_key;/);
     assert.match(api, /proxy_set_header Authorization "";/);
-    assert.match(template, /map \$http_x_functions_key \$autorthanc_function_key \{\s*""\s+"\$\{AUTOMATION_FUNCTION_KEY\}";\s*default \$http_x_functions_key;/);
-    assert.match(template, /map \$http_x_functions_key \$autorthanc_api_realm \{\s*""\s+"autorthanc-functions";\s*default off;/);
+    assert.match(api, /auth_request \/_autorthanc_key;/);
+    assert.match(block('= /_autorthanc_key'), /internal;\s*if \(\$autorthanc_key_state = refused\) \{\s*return 401;\s*\}\s*return 204;/);
+    assert.match(template, /map \$autorthanc_key_state \$autorthanc_function_key \{\s*login\s+"\$\{AUTOMATION_FUNCTION_KEY\}";\s*default \$http_x_functions_key;/);
+    assert.match(template, /map \$autorthanc_key_state \$autorthanc_api_realm \{\s*login\s+"autorthanc-functions";\s*default off;/);
     const explorer = block('= /orthanc/plugins/explorer.js');
     const mount = services().nginx.volumes?.find((v) => v.includes('explorer.js')) ?? '';
     assert.ok(mount.startsWith(`${path.join(REPO, 'deploy/orthanc/explorer.js')}:`), mount);
     assert.ok(explorer.includes(`alias ${mount.split(':')[1]};`), 'nginx serves the mounted file');
+  });
+
+  it("classifies x-functions-key exactly, with or without a master key (the map's regular expressions)", () => {
+    const map = /map "\$http_x_functions_key \$\{AUTOMATION_FUNCTION_KEY\} \$\{AUTOMATION_MASTER_KEY\}" \$autorthanc_key_state \{([^}]*)\}/.exec(template);
+    assert.ok(map, 'the key map compares the header with both keys');
+    const entries = [...map[1].matchAll(/^\s*"~(.*)"\s+(\w+);$/gm)].map((m) => ({ pattern: new RegExp(m[1].replace(/\\S/g, '[^\\s]')), state: m[2] }));
+    assert.equal(entries.length, 3);
+    // nginx tries the regular expressions in order; PCRE and JavaScript agree on these.
+    const state = (header: string, functionKey: string, masterKey: string) => entries.find((e) => e.pattern.test(`${header} ${functionKey} ${masterKey}`))?.state ?? 'refused';
+    const f = 'F'.repeat(40);
+    const m = 'M'.repeat(40);
+    for (const master of [m, '']) {
+      assert.equal(state('', f, master), 'login');
+      assert.equal(state(f, f, master), 'key');
+      assert.equal(state(f.toLowerCase(), f, master), 'refused');
+      assert.equal(state(f.slice(1), f, master), 'refused');
+      assert.equal(state(`${f}x`, f, master), 'refused');
+      assert.equal(state(`${f} ${f}`, f, master), 'refused');
+      assert.equal(state(`${f} x`, f, master), 'refused');
+      assert.equal(state('wrong', f, master), 'refused');
+    }
+    assert.equal(state(m, f, m), 'key');
+    assert.equal(state(`${m} ${f}`, f, m), 'refused');
+  });
+
+  it('serves HTTPS only: HTTP redirects, TLS 1.2+, no version in answers, bounded API bodies, rate-limited logins', () => {
+    assert.match(template, /^server_tokens off;$/m);
+    assert.match(template, /^ssl_protocols TLSv1\.2 TLSv1\.3;$/m);
+    assert.match(server('80 ssl;'), /location \/ \{\s*return 308 https:\/\/\$host:\$\{ORTHANC_HTTPS_PORT\}\$request_uri;\s*\}/);
+    assert.doesNotMatch(server('80 ssl;'), /proxy_pass/, 'nothing is served over plain HTTP');
+    for (const listen of ['80 ssl;', '443 ssl;', '3000 ssl;']) assert.match(server(listen), /error_page 497 =308 https:/, `${listen} redirects plain HTTP`);
+    for (const target of ['/etc/nginx/tls/certificate.pem', '/etc/nginx/tls/key.pem']) assert.ok(services().nginx.volumes?.some((v) => v.split(':')[1] === target), `${target} is mounted`);
+    const site = services(`${envExample()}\nTLS_CERTIFICATE_PATH=/etc/ssl/pacs.crt\nTLS_CERTIFICATE_KEY_PATH=/etc/ssl/private/pacs.key\n`).nginx.volumes ?? [];
+    assert.ok(site.includes('/etc/ssl/pacs.crt:/etc/nginx/tls/certificate.pem:ro') && site.includes('/etc/ssl/private/pacs.key:/etc/nginx/tls/key.pem:ro'), "the site's own pair is mounted instead");
+    const ports = services().nginx.ports ?? [];
+    assert.equal(ports.length, 3, JSON.stringify(ports));
+    // The API's bound is the app's own (shared/app/http.ts); Orthanc keeps unbounded DICOM uploads.
+    assert.equal(MAX_JSON_BODY_BYTES, 64 * 1024);
+    assert.match(block('/api/'), /client_max_body_size 64k;/);
+    assert.match(server('443 ssl;'), /^ {4}client_max_body_size 0;$/m);
+    assert.doesNotMatch(block('/orthanc/'), /client_max_body_size/);
+    assert.match(block('/api/'), /limit_req zone=autorthanc_api burst=\d+ nodelay;/);
+    assert.match(block('/orthanc/'), /limit_req zone=autorthanc_orthanc burst=\d+ nodelay;/);
+    assert.match(block('/dicom-web/'), /limit_req zone=autorthanc_orthanc burst=\d+ nodelay;/);
+    // The Lua hook reaches the function app directly, so its events never meet the API's bound or limit.
+    assert.equal(services().orthanc.environment?.AUTOMATION_EVENTS_URL, 'http://functions:80/api/orthanc/events');
+  });
+
+  it('puts the security headers on every location of the HTTPS server, and allows only Explorer\'s one inline handler', () => {
+    const https = server('443 ssl;');
+    assert.match(https, /^ {4}include \/etc\/nginx\/autorthanc\/security-headers\.conf;$/m);
+    assert.ok(services().nginx.volumes?.some((v) => v.includes('deploy/nginx/security-headers.conf:/etc/nginx/autorthanc/security-headers.conf:ro')));
+    // A location with its own add_header or proxy_hide_header would silently drop the included ones.
+    for (const location of https.matchAll(/location ([^{]+) \{/g)) {
+      const text = block(location[1]);
+      if (/add_header|proxy_hide_header/.test(text)) assert.match(text, /include \/etc\/nginx\/autorthanc\/security-headers\.conf;/, `location ${location[1]}`);
+    }
+    const headers = read('deploy/nginx/security-headers.conf');
+    for (const name of ['Strict-Transport-Security', 'Content-Security-Policy', 'X-Frame-Options', 'X-Content-Type-Options', 'Referrer-Policy']) {
+      assert.match(headers, new RegExp(`^add_header ${name} .+ always;$`, 'm'), name);
+    }
+    const handler = "$('#fileupload').click()";
+    const hash = createHash('sha256').update(handler).digest('base64');
+    assert.ok(template.includes(`'unsafe-hashes' 'sha256-${hash}'`), "Orthanc Explorer's upload button, by hash");
+    assert.ok(template.includes(handler), 'the comment names the handler the hash allows');
+    assert.doesNotMatch(template, /'unsafe-inline'[^;]*script|script-src[^;]*'unsafe-inline'|'unsafe-eval'/, 'no inline script or eval allowed');
   });
 
   it('ships browser scripts that parse, and an explorer button that calls the manual-run routes', () => {
@@ -292,15 +495,17 @@ describe('nginx, Orthanc Explorer extension and viewer files', () => {
     // The page is /orthanc/app/explorer.html, so ../../api is nginx's /api/.
     assert.equal(new URL('../../api/studies/x/run', 'http://h/orthanc/app/explorer.html').pathname, '/api/studies/x/run');
     assert.match(read('deploy/viewer/app-config.js'), /window\.location\.origin \+ '\/dicom-web'/);
-    assert.match(template, /location \/dicom-web\/ \{\s*proxy_pass http:\/\/orthanc:8042\/dicom-web\/;/);
+    assert.match(block('/dicom-web/'), /proxy_pass http:\/\/orthanc:8042\/dicom-web\/;/);
   });
 
-  it('mounts only files that exist in the repository', () => {
+  it('mounts only files that exist in the repository, or generated ones that git and the image never see', () => {
+    assert.ok(read('.gitignore').split('\n').includes('deploy/generated/'));
     const resolved = services();
     for (const [name, service] of Object.entries(resolved)) {
       for (const volume of service.volumes ?? []) {
         const source = volume.split(':')[0];
-        if (!source.startsWith(path.join(REPO, 'deploy/')) || source.endsWith('deploy/secrets')) continue;
+        // deploy/secrets and deploy/generated are written at deployment (sync-keys.js, generate-keys.sh).
+        if (!source.startsWith(path.join(REPO, 'deploy/')) || source.endsWith('deploy/secrets') || source.startsWith(path.join(REPO, 'deploy/generated/'))) continue;
         assert.ok(existsSync(source), `${name} mounts ${source}, which exists`);
       }
     }
@@ -316,6 +521,6 @@ describe('function app entry point', () => {
     assert.match(start, /^node \/opt\/autorthanc\/sync-keys\.js$/m);
     assert.match(start, /^exec \/opt\/startup\/start_nonappservice\.sh "\$@"$/m, "the base image's CMD (azure-functions-docker node22.Dockerfile)");
     const ignored = read('.dockerignore').split('\n');
-    for (const entry of ['deploy/secrets', '.env', 'node_modules', '.git']) assert.ok(ignored.includes(entry), `.dockerignore keeps ${entry} out of the build context`);
+    for (const entry of ['deploy/secrets', 'deploy/generated', '.env', 'node_modules', '.git']) assert.ok(ignored.includes(entry), `.dockerignore keeps ${entry} out of the build context`);
   });
 });
