@@ -25,6 +25,8 @@ export interface Manifest {
   files: ManifestEntry[];
   series: Record<string, number>;
   totals: { files: number; bytes: number };
+  /** Documents written beside MANIFEST.json (e.g. DEIDENTIFICATION.json), not counted in totals. */
+  extras?: ManifestEntry[];
 }
 
 async function listFiles(root: string): Promise<string[]> {
@@ -74,7 +76,15 @@ function wholeFileReader(source: string, sizes: ReadonlyMap<string, number>, { r
   };
 }
 
-export async function zipFolder(source: string, target: string, options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> }): Promise<Manifest> {
+export interface ZipOptions {
+  level: number;
+  name: string;
+  progress?: (done: number, total: number) => Promise<void>;
+  /** Small documents to place beside MANIFEST.json, by file name (e.g. DEIDENTIFICATION.json). */
+  extras?: Record<string, string>;
+}
+
+export async function zipFolder(source: string, target: string, options: ZipOptions): Promise<Manifest> {
   useNativeCrc32();
   const sizes = new Map<string, number>();
   for (const f of await listFiles(source)) sizes.set(f, (await fs.stat(path.join(source, f))).size);
@@ -108,7 +118,7 @@ async function writeEntries(
   archive: archiver.Archiver,
   source: string,
   sizes: ReadonlyMap<string, number>,
-  options: { level: number; name: string; progress?: (done: number, total: number) => Promise<void> },
+  options: ZipOptions,
   failed: Promise<never>,
   finished: Promise<unknown>,
   reading: Set<Readable>,
@@ -156,6 +166,12 @@ async function writeEntries(
     manifest.totals.bytes += size;
     done += 1;
     await options.progress?.(done, files.length);
+  }
+  for (const [file, content] of Object.entries(options.extras ?? {})) {
+    const bytes = Buffer.from(content);
+    archive.append(bytes, { name: `${options.name}/${file}` });
+    await Promise.race([once(archive, 'entry'), failed]);
+    (manifest.extras ??= []).push({ path: `${options.name}/${file}`, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
   }
   archive.append(`${JSON.stringify(manifest, null, 2)}\n`, { name: `${options.name}/MANIFEST.json` });
   await Promise.race([archive.finalize(), failed]);

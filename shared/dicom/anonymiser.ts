@@ -1,18 +1,24 @@
 /**
  * De-identification per DICOM PS3.15 Annex E (Basic Application Level Confidentiality Profile and
  * its options), on dcmjs's raw, tag-keyed dictionary: nothing is dropped by accident (dcmjs's
- * naturalised form silently loses private and unknown tags), sequences are processed at every depth,
+ * naturalised form silently loses private and unknown tags), every element at every depth meets an
+ * explicit decision (decisions.ts: the table, the safe-attribute allow-list, else a fallback by VR),
  * and pixel data is never touched. Replacements are keyed (see pseudonyms.ts), so they are
- * consistent across a study, across runs and across studies of the same patient.
+ * consistent across a study, across runs and across studies of the same patient. Each instance
+ * reports what was decided (record.ts), with counts and tags only.
  */
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { anonymisedUid, dateShiftDays, patientPseudonym } from './pseudonyms';
 import type { IdentityMapping } from './mapping';
 import type { AnonymiseSettings } from './options';
-import { EXPLICIT_LE, PIXEL_DATA, TRANSFER_SYNTAX_TAG, writeDicomFile } from './write';
-import { isPrivate, profileActionFor, profileRow, type Action } from './profile';
+import { PIXEL_DATA, TRANSFER_SYNTAX_TAG, writeDicomFile } from './write';
+import { isPrivate, TABLE_EDITION, type Action } from './profile';
+import { createDecider, SAFE_ATTRIBUTE_COUNT, type Decision } from './decisions';
+import { readDicom } from './charset';
+import { asPart10, DEFLATED_EXPLICIT_LE, EXPLICIT_LE, rewriteMeta } from './part10';
+import type { Counts, DeidentificationRecord, Outcome } from './record';
 
-const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
+const { DicomMetaDictionary } = dcmjs.data;
 
 const TAG = {
   SpecificCharacterSet: '00080005',
@@ -25,7 +31,6 @@ const TAG = {
   DeidentificationMethod: '00120063',
   DeidentificationMethodCodeSequence: '00120064',
   LongitudinalTemporalInformationModified: '00280303',
-  MediaStorageSOPInstanceUID: '00020003',
 };
 
 /**
@@ -38,14 +43,20 @@ export const BURNED_IN_MODALITIES = new Set(['US', 'IVUS', 'SC', 'XC', 'ES', 'GM
 /** Free-text VRs emptied under Clean Descriptors (see applyAction). */
 const FREE_TEXT_VRS = new Set(['ST', 'LT', 'UT']);
 
-/** File meta attributes that can name the sender or carry opaque private data; removed. */
-const META_REMOVED = ['00020016', '00020017', '00020018', '00020100', '00020102'];
-const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
-
-/** Registered DICOM UIDs (transfer syntaxes, SOP classes, well-known instances): never replaced. */
+/** Registered DICOM UIDs (PS3.6 Annex A: transfer syntaxes, SOP classes, well-known instances): never replaced. */
 export function isWellKnownUid(uid: string): boolean {
   return uid.trim().startsWith('1.2.840.10008.');
 }
+
+/** PS3.5 9.1: digits and dots, at most 64 bytes (leading zeros are tolerated, as in many real files). */
+export function isValidUid(uid: string): boolean {
+  return uid.length <= 64 && /^[0-9]+(\.[0-9]+)*$/.test(uid);
+}
+
+/** Where the de-identification came from, in every output file and record. */
+export const PROFILE = { table: `PS3.15 ${TABLE_EDITION} Table E.1-1`, safeAttributes: SAFE_ATTRIBUTE_COUNT };
+
+const KEYWORDS = new Map(Object.values(DicomMetaDictionary.nameMap).map((e) => [e.tag.replace(/[(),]/g, '').toUpperCase(), e.name]));
 
 /** CID 7050 De-identification Method codes (PS3.16). */
 const METHOD_CODES: Array<[string, string, (o: AnonymiseSettings) => boolean]> = [
@@ -82,9 +93,13 @@ export interface AnonymiserOptions {
   mapping?: IdentityMapping;
 }
 
+/** One instance's share of the de-identification record (record.ts). */
+export type InstanceRecord = Pick<DeidentificationRecord, 'counts' | 'fallbacks' | 'warnings' | 'characterSets'>;
+
 export interface AnonymisedInstance {
   /** Undefined when the instance is excluded (burned-in annotation policy `exclude`). */
   output?: Buffer;
+  record?: InstanceRecord;
   sopInstanceUid?: string;
   /**
    * Original → new Study, Series and SOP Instance UIDs of this instance, so a caller can rename
@@ -115,6 +130,39 @@ function set(element: DicomElement, value: unknown[]): void {
   delete element._rawValue;
 }
 
+/** Identifiers cut out of descriptors under Clean Descriptors: at most this many, each at most this long. */
+const MAX_IDENTIFIERS = 64;
+const MAX_IDENTIFIER_LENGTH = 64;
+
+/** Every occurrence of `needle` in `text`, compared in lower case, replaced by `by`. */
+export function replaceInsensitive(text: string, needle: string, by: string): string {
+  const haystack = text.toLowerCase();
+  const target = needle.toLowerCase();
+  // Lower-casing can change a string's length (e.g. U+0130): then positions would not line up, and
+  // an exact-case search is the safe fallback.
+  const exact = haystack.length !== text.length || target.length !== needle.length;
+  const [inText, find] = exact ? [text, needle] : [haystack, target];
+  if (find === '') return text;
+  let out = '';
+  let from = 0;
+  for (let at = inText.indexOf(find); at !== -1; at = inText.indexOf(find, from)) {
+    out += text.slice(from, at) + by;
+    from = at + find.length;
+  }
+  return out + text.slice(from);
+}
+
+/**
+ * A parser's or writer's error as it may be shown: dcmjs quotes a value it cannot convert ("Not a
+ * number: <value>"), and a value must never reach a job's error, a log or the API (hence also no
+ * `cause`: loggers print it).
+ */
+function reasonOf(error: unknown): string {
+  const message = String((error as Error)?.message ?? error);
+  if (/^Not a number/i.test(message)) return 'a numeric value (DS/IS) is not a number';
+  return message.length > 200 ? `${message.slice(0, 200)}…` : message;
+}
+
 function shiftDate(value: string, days: number): string {
   const match = /^(\d{4})(\d{2})(\d{2})(.*)$/.exec(value.trim());
   // A value that is not a full date (a year-only DT, an old "2024-01-31") cannot be shifted: emptied.
@@ -129,6 +177,11 @@ export function createAnonymiser(options: AnonymiserOptions) {
   const keep = new Set(settings.Keep.map(tagOf));
   const remove = new Set(settings.Remove.map(tagOf));
   const replace = new Map(Object.entries(settings.Replace).map(([k, v]) => [tagOf(k), v]));
+  for (const [tag, value] of replace) {
+    const vr = DicomMetaDictionary.dictionary[`(${tag.slice(0, 4)},${tag.slice(4)})`]?.vr;
+    if (vr === 'UI' && !isValidUid(value.trim())) throw new Error(`Replace (${tag.slice(0, 4)},${tag.slice(4)}): the value is not a valid UID`);
+  }
+  const decider = createDecider(settings, { keep, remove });
   const safePrivate = settings.SafePrivateAllowList.map((entry) => {
     const m = /^\(?([0-9A-Fa-f]{4}),?(?:xx|XX|[0-9A-Fa-f]{2})([0-9A-Fa-f]{2})\)?$/.exec(entry.Tag)!;
     return { creator: entry.Creator.trim(), group: m[1].toUpperCase(), element: m[2].toUpperCase() };
@@ -155,17 +208,68 @@ export function createAnonymiser(options: AnonymiserOptions) {
       .filter((v) => v.trim() !== '');
     const birth = /^(\d{4})(\d{2})(\d{2})$/.exec(text(dataset['00100030'])?.trim() ?? '');
     if (birth) values.push(`${birth[1]}-${birth[2]}-${birth[3]}`, `${birth[3]}.${birth[2]}.${birth[1]}`, `${birth[3]}/${birth[2]}/${birth[1]}`, `${birth[2]}/${birth[3]}/${birth[1]}`);
-    const parts = values.flatMap((v) => [v, ...v.split(/[\^\s=,]+/)]).map((p) => p.trim()).filter((p) => p.length >= 2);
-    return [...new Set(parts)].sort((a, b) => b.length - a.length);
+    const parts = values.flatMap((v) => [v, ...v.split(/[\^\s=,]+/)]).map((p) => p.trim()).filter((p) => p.length >= 2 && p.length <= MAX_IDENTIFIER_LENGTH);
+    // Longest first, so a whole name goes before its parts; bounded, so a 16 KB name of 4,000
+    // components costs 64 searches per descriptor, not 4,000.
+    return [...new Set(parts)].sort((a, b) => b.length - a.length).slice(0, MAX_IDENTIFIERS);
   }
 
+  /**
+   * The value with every identifier replaced by `X`, case-insensitively, by plain search: a value
+   * from the file never becomes a RegExp (a long one made RegExp compilation overflow the stack).
+   */
   function clean(value: string, identifiers: string[]): string {
     let out = value;
-    for (const id of identifiers) out = out.split(new RegExp(id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'giu')).join('X');
+    for (const id of identifiers) out = replaceInsensitive(out, id, 'X');
     return out;
   }
 
-  function processDataset(dataset: DicomDataset, context: { shiftDays: number; identifiers: string[]; pseudonym: string }): void {
+  interface Context {
+    shiftDays: number;
+    identifiers: string[];
+    pseudonym: string;
+    counts: Counts;
+    fallbacks: Record<string, number>;
+    warnings: string[];
+    name: string;
+    /** Tags whose malformed UIDs were already reported for this instance. */
+    malformed: Set<string>;
+  }
+
+  function tally(context: Context, basis: string, outcome: Outcome, n = 1): void {
+    const outcomes = (context.counts[basis] ??= {});
+    outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
+  }
+
+  /**
+   * A UID value as it leaves. dcmjs drops every character but digits and dots when it reads a UI
+   * value, so the raw value tells whether the file's was malformed (garbage, spaces, several UIDs
+   * run together). Under U everything but a well-formed registered UID becomes a keyed 2.25 UID;
+   * under K a well-formed value stays, a malformed one only when what is left is a registered UID.
+   */
+  function outgoingUid(value: unknown, raw: unknown, tag: string, context: Context, remap: boolean): unknown {
+    if (typeof value !== 'string') return value;
+    const uid = value.replace(/\0/g, '').trim();
+    if (uid === '') return uid;
+    const original = typeof raw === 'string' ? raw.replace(/[\0 ]+$/, '').trim() : uid;
+    const malformed = original !== uid || !isValidUid(uid);
+    if (malformed && !context.malformed.has(tag)) {
+      context.malformed.add(tag);
+      context.warnings.push(`${context.name}: a malformed UID in (${tag.slice(0, 4)},${tag.slice(4)}) was replaced by a valid one`);
+    }
+    const registered = isWellKnownUid(uid) && isValidUid(uid);
+    if (registered && !(remap && malformed)) return uid;
+    if (!remap && !malformed) return uid;
+    return anonymisedUid(secret, uid);
+  }
+
+  function outgoingUids(element: DicomElement, tag: string, context: Context, remap: boolean): { before: unknown[]; after: unknown[] } {
+    const before = element.Value ?? [];
+    const raws = Array.isArray(element._rawValue) ? element._rawValue : [];
+    return { before, after: before.map((v, i) => outgoingUid(v, raws[i], tag, context, remap)) };
+  }
+
+  function processDataset(dataset: DicomDataset, context: Context): void {
     const creators = new Map<string, string>();
     for (const [tag, element] of Object.entries(dataset)) {
       const upper = tag.toUpperCase();
@@ -175,81 +279,150 @@ export function createAnonymiser(options: AnonymiserOptions) {
     for (const tag of Object.keys(dataset)) {
       const upper = tag.toUpperCase();
       const element = dataset[tag];
-      if (upper === PIXEL_DATA) continue;
+      if (upper === PIXEL_DATA) {
+        tally(context, 'safe-list', 'kept');
+        continue;
+      }
       if (isPrivate(upper)) {
         const low = parseInt(upper.slice(4), 16);
         if (low >= 0x10 && low <= 0xff) continue; // decided after the elements of its block
-        if (keep.has(upper) || isSafePrivate(upper, creators)) {
+        const kept = keep.has(upper) ? 'rule:Keep' : isSafePrivate(upper, creators) ? 'private:safe' : undefined;
+        if (kept) {
           keptBlocks.add(`${upper.slice(0, 4)}00${upper.slice(4, 6)}`);
+          if (element.vr === 'UI') {
+            // Kept as the rule says, but still a valid UID when written.
+            const { before, after } = outgoingUids(element, upper, context, false);
+            if (after.some((v, i) => v !== before[i]) || context.malformed.has(upper)) set(element, after);
+          }
+          tally(context, kept, 'kept');
           if (element.vr === 'SQ') for (const item of (element.Value ?? []) as DicomDataset[]) processDataset(item, context);
-        } else delete dataset[tag];
+        } else {
+          delete dataset[tag];
+          tally(context, 'private', 'removed');
+        }
         continue;
       }
       if (remove.has(upper)) {
         delete dataset[tag];
+        tally(context, 'rule:Remove', 'removed');
         continue;
       }
       if (replace.has(upper)) {
         set(element, [element.vr === 'PN' ? { Alphabetic: replace.get(upper)! } : replace.get(upper)!]);
+        tally(context, 'rule:Replace', 'replaced');
         continue;
       }
-      if (upper === TAG.PatientID) {
-        set(element, [context.pseudonym]);
+      if (upper === TAG.PatientID || upper === TAG.PatientName) {
+        set(element, [upper === TAG.PatientID ? context.pseudonym : { Alphabetic: context.pseudonym }]);
+        tally(context, 'identity', 'replaced');
         continue;
       }
-      if (upper === TAG.PatientName) {
-        set(element, [{ Alphabetic: context.pseudonym }]);
+      if (upper === TAG.SpecificCharacterSet) {
+        // Every string is written as UTF-8 (the top level's is set again in record()).
+        set(element, ['ISO_IR 192']);
+        tally(context, 'charset', 'replaced');
         continue;
       }
-      const row = profileRow(upper);
-      const action: Action = keep.has(upper) ? 'K' : row ? profileActionFor(row, settings) : 'K';
-      applyAction(dataset, tag, element, action, context);
+      let decision = decider.decide(upper, element.vr);
+      // A UN value is opaque bytes (or, inside a UN-encoded sequence that dcmjs parsed as explicit
+      // VR, garbage): nothing can be remapped or vetted in it, so only actions that drop the value
+      // stand, and a rule's Keep.
+      if (element.vr === 'UN' && decision.basis !== 'rule:Keep' && (decision.action === 'K' || decision.action === 'U' || decision.action === 'C')) decision = { action: 'X', basis: 'vr:UN' };
+      // Sequences that fall back are kept (their items are decided one by one): not worth a review.
+      if ((decision.basis.startsWith('vr:') && decision.basis !== 'vr:SQ') || decision.basis === 'unknown-public') {
+        const where = `(${upper.slice(0, 4)},${upper.slice(4)}) ${KEYWORDS.get(upper) ?? 'unknown'}`;
+        context.fallbacks[where] = (context.fallbacks[where] ?? 0) + 1;
+      }
+      applyAction(dataset, tag, element, decision, context);
     }
-    for (const creator of creators.keys()) if (!keptBlocks.has(creator)) delete dataset[Object.keys(dataset).find((t) => t.toUpperCase() === creator)!];
+    for (const creator of creators.keys()) {
+      if (keptBlocks.has(creator)) {
+        tally(context, 'private:creator', 'kept');
+      } else {
+        delete dataset[Object.keys(dataset).find((t) => t.toUpperCase() === creator)!];
+        tally(context, 'private:creator', 'removed');
+      }
+    }
   }
 
-  function applyAction(dataset: DicomDataset, tag: string, element: DicomElement, action: Action, context: { shiftDays: number; identifiers: string[]; pseudonym: string }): void {
+  function applyAction(dataset: DicomDataset, tag: string, element: DicomElement, decision: Decision, context: Context): void {
+    const { basis } = decision;
+    const action: Action = decision.action;
+    const upper = tag.toUpperCase();
     switch (action) {
       case 'X':
         delete dataset[tag];
+        tally(context, basis, 'removed');
         return;
       case 'Z':
         set(element, []);
+        tally(context, basis, 'emptied');
         return;
       case 'D':
         set(element, dummyValue(element.vr, secret));
+        tally(context, basis, element.vr === 'SQ' ? 'emptied' : 'dummied');
         return;
-      case 'U':
+      case 'U': {
         if (element.vr === 'SQ') break;
-        set(element, (element.Value ?? []).map((v) => (typeof v === 'string' && v.trim() !== '' && !isWellKnownUid(v) ? anonymisedUid(secret, v) : v)));
+        if ((element.Value ?? []).some((v) => typeof v !== 'string')) {
+          // Not text (a UI read as bytes): it cannot be remapped, so it goes.
+          delete dataset[tag];
+          tally(context, basis, 'removed');
+          return;
+        }
+        const { before, after } = outgoingUids(element, upper, context, true);
+        set(element, after);
+        tally(context, basis, after.some((v, i) => v !== before[i]) ? 'remapped' : 'kept');
         return;
+      }
       case 'C':
         // Dates under Retain Longitudinal with Modified Dates move by the patient's offset; times stay.
         if (element.vr === 'DA' || element.vr === 'DT') {
-          set(element, settings.RetainLongitudinal === 'shifted' ? (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)) : []);
+          const shifted = settings.RetainLongitudinal === 'shifted';
+          set(element, shifted ? (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)) : []);
+          tally(context, basis, shifted ? 'shifted' : 'emptied');
           return;
         }
         if (element.vr === 'SQ') break;
-        if (element.vr === 'TM') return;
+        if (element.vr === 'TM') {
+          tally(context, basis, 'kept');
+          return;
+        }
         // Narrative text (comments, histories, notes) cannot be cleaned reliably: it is emptied.
         if (FREE_TEXT_VRS.has(element.vr)) {
           set(element, []);
+          tally(context, basis, 'emptied');
           return;
         }
         // Short descriptors (protocol, series, study descriptions) are kept with this patient's own
         // identifiers (name parts, IDs, accession, birth date) cut out.
         set(element, (element.Value ?? []).map((v) => (typeof v === 'string' ? clean(v, context.identifiers) : typeof v === 'object' && v && 'Alphabetic' in v ? { Alphabetic: clean(String((v as { Alphabetic: string }).Alphabetic), context.identifiers) } : v)));
+        tally(context, basis, 'cleaned');
         return;
       case 'K':
+        if (element.vr === 'UI') {
+          // Kept UIDs (SOP classes, a rule's Keep) must still be valid UIDs.
+          const { before, after } = outgoingUids(element, upper, context, false);
+          if (after.some((v, i) => v !== before[i]) || context.malformed.has(upper)) {
+            set(element, after);
+            tally(context, basis, 'remapped');
+            return;
+          }
+        }
         break;
     }
+    tally(context, basis, 'kept');
     if (element.vr === 'SQ') for (const item of (element.Value ?? []) as DicomDataset[]) processDataset(item, context);
   }
 
   function record(dataset: DicomDataset): void {
     const codes = METHOD_CODES.filter(([, , applies]) => applies(settings));
     dataset[TAG.PatientIdentityRemoved] = { vr: 'CS', Value: ['YES'] };
-    dataset[TAG.DeidentificationMethod] = { vr: 'LO', Value: [`autorthanc-functions PS3.15 E.1-1 ${codes.map(([code]) => code).join(' ')}`.slice(0, 64)] };
+    // LO is limited to 64 characters a value, so the method is told in three values.
+    dataset[TAG.DeidentificationMethod] = {
+      vr: 'LO',
+      Value: [`autorthanc-functions PS3.15 E.1-1 ${codes.map(([code]) => code).join(' ')}`.slice(0, 64), PROFILE.table, `allow-list: safe-attributes v1 (${SAFE_ATTRIBUTE_COUNT})`],
+    };
     dataset[TAG.DeidentificationMethodCodeSequence] = {
       vr: 'SQ',
       Value: codes.map(([code, meaning]) => ({ '00080100': { vr: 'SH', Value: [code] }, '00080102': { vr: 'SH', Value: ['DCM'] }, '00080104': { vr: 'LO', Value: [meaning] } })),
@@ -261,15 +434,27 @@ export function createAnonymiser(options: AnonymiserOptions) {
 
   return {
     settings,
+    profile: PROFILE,
     pseudonymOf,
-    /** De-identifies one Part-10 file; `name` is only used in messages and must not hold PHI. */
-    anonymiseBuffer(input: Buffer, name: string): AnonymisedInstance {
+    /**
+     * De-identifies one DICOM file (Part 10, or a bare dataset, read with `transferSyntax` when the
+     * caller knows it, else with the syntax its first element shows); `name` is only used in
+     * messages and must not hold PHI.
+     */
+    anonymiseBuffer(input: Buffer, name: string, options: { transferSyntax?: string } = {}): AnonymisedInstance {
       const warnings: string[] = [];
       let parsed;
+      let characterSets: string[];
       try {
-        parsed = DicomMessage.readFile(input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer);
+        const part10 = asPart10(input, options.transferSyntax);
+        if (part10.addedHeader) warnings.push(`${name}: no complete Part 10 meta header; read as ${part10.addedHeader} and written with one`);
+        const decoded = readDicom(part10.buffer);
+        parsed = decoded.parsed;
+        characterSets = decoded.converted;
+        warnings.push(...decoded.warnings.map((w) => `${name}: ${w}`));
       } catch (error) {
-        throw new Error(`${name}: not readable as DICOM (${(error as Error).message})`, { cause: error });
+        // eslint-disable-next-line preserve-caught-error -- the original error can quote a value (PHI)
+        throw new Error(`${name}: not readable as DICOM (${reasonOf(error)})`);
       }
       const dataset = parsed.dict;
       const modality = text(dataset[TAG.Modality])?.toUpperCase();
@@ -288,13 +473,14 @@ export function createAnonymiser(options: AnonymiserOptions) {
       } catch (error) {
         throw new Error(`${name}: ${(error as Error).message}`, { cause: error });
       }
-      const context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym };
+      const context: Context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym, counts: {}, fallbacks: {}, warnings, name, malformed: new Set() };
       processDataset(dataset, context);
       // Replace also sets attributes the instance lacks (as Orthanc's Replace does), at the top level.
       for (const [tag, replacement] of replace) {
         if (dataset[tag] !== undefined) continue;
         const vr = DicomMetaDictionary.dictionary[`(${tag.slice(0, 4)},${tag.slice(4)})`]?.vr ?? 'LO';
         dataset[tag] = { vr, Value: [vr === 'PN' ? { Alphabetic: replacement } : replacement] };
+        tally(context, 'rule:Replace', 'replaced');
       }
       record(dataset);
       const uidChanges = new Map<string, string>();
@@ -304,23 +490,21 @@ export function createAnonymiser(options: AnonymiserOptions) {
         if (was && now && was !== now) uidChanges.set(was, now);
       });
       const sop = text(dataset[TAG.SOPInstanceUID]);
-      const meta = parsed.meta;
-      // The meta header must name the new instance; sender AE titles and opaque private meta data go.
-      if (sop) {
-        if (meta[TAG.MediaStorageSOPInstanceUID]) set(meta[TAG.MediaStorageSOPInstanceUID], [sop]);
-        else meta[TAG.MediaStorageSOPInstanceUID] = { vr: 'UI', Value: [sop] };
-      }
-      for (const tag of META_REMOVED) delete meta[tag];
       // dcmjs inflates a deflated dataset on reading but writes it uncompressed: name what is written
       // (Explicit VR Little Endian, the same content), or the output would not parse.
-      if (text(meta[TRANSFER_SYNTAX_TAG])?.trim() === DEFLATED_EXPLICIT_LE) set(meta[TRANSFER_SYNTAX_TAG], [EXPLICIT_LE]);
+      const syntax = text(parsed.meta[TRANSFER_SYNTAX_TAG])?.replace(/\0/g, '').trim() ?? EXPLICIT_LE;
+      // The meta header names the new instance and our implementation; nothing of the sender's stays.
+      const { meta, dropped } = rewriteMeta(parsed.meta, dataset, syntax === DEFLATED_EXPLICIT_LE ? EXPLICIT_LE : syntax);
+      tally(context, 'file-meta', 'removed', dropped);
+      tally(context, 'file-meta', 'replaced', 3);
       let output: Buffer;
       try {
         output = writeDicomFile(meta, dataset, { allowInvalidVRLength: true });
       } catch (error) {
-        throw new Error(`${name}: could not be written after de-identification (${(error as Error).message})`, { cause: error });
+        // eslint-disable-next-line preserve-caught-error -- the original error can quote a value (PHI)
+        throw new Error(`${name}: could not be written after de-identification (${reasonOf(error)})`);
       }
-      return { output, sopInstanceUid: sop, uidChanges, warnings };
+      return { output, sopInstanceUid: sop, uidChanges, warnings, record: { counts: context.counts, fallbacks: context.fallbacks, warnings, characterSets: Object.fromEntries(characterSets.map((c) => [c, 1])) } };
     },
   };
 }

@@ -69,3 +69,9 @@ export function isPrivate(tagHex: string): boolean {
 }
 
 export const PROFILE_SIZE = rows.length;
+
+/**
+ * The edition of PS3.15 this table was parsed from (see data/README.md for how it was established).
+ * It goes into DeidentificationMethod and the de-identification record.
+ */
+export const TABLE_EDITION = '2024b';

@@ -7,6 +7,7 @@
  * endian, encapsulated pixels), a Pixel Data that is not one binary value, elements after it.
  */
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
+import { EXPLICIT_LE, IMPLICIT_LE } from './part10';
 
 const { DicomDict } = dcmjs.data;
 
@@ -14,8 +15,6 @@ type WriteOptions = Parameters<InstanceType<typeof DicomDict>['write']>[0];
 
 export const PIXEL_DATA = '7FE00010';
 export const TRANSFER_SYNTAX_TAG = '00020010';
-const IMPLICIT_LE = '1.2.840.10008.1.2';
-export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions): Buffer {
   const out = new DicomDict(meta);

@@ -1,6 +1,6 @@
 /**
  * The operator dashboard: one self-contained page (no CDN, no external font or script: hospital
- * networks often have no internet). It reads the operator API (`health`, `stats`, `jobs`, `rules`)
+ * networks often have no internet). It reads the operator API (`status`, `stats`, `jobs`, `rules`)
  * relative to its own URL, so it works at `/api/dashboard` on the function app and behind nginx,
  * and it passes on a `?code=` function key from its own URL when one was given.
  *
@@ -163,6 +163,21 @@ const SCRIPT = `
       }))]);
   }
 
+  // The anonymise step's de-identification record: element counts per outcome and per basis of decision.
+  function deidentification(job) {
+    var step = (job.steps || []).filter(function (s) { return s.name === 'anonymise'; })[0];
+    var record = step && step.detail && step.detail.deidentification;
+    if (!record || !record.counts) return null;
+    var totals = {};
+    var bases = Object.keys(record.counts).sort().map(function (basis) {
+      var outcomes = record.counts[basis];
+      return basis + ' ' + Object.keys(outcomes).map(function (o) { totals[o] = (totals[o] || 0) + outcomes[o]; return o + ' ' + outcomes[o]; }).join(', ');
+    });
+    var summary = Object.keys(totals).map(function (o) { return o + ' ' + totals[o]; }).join(', ');
+    return el('div', { class: 'deid', 'data-deid-of': job.id }, [el('b', { text: 'De-identification ' }), (record.profile ? record.profile.table + ': ' : '') + record.instances + ' instances; ' + summary,
+      el('div', { class: 'muted', text: 'By basis: ' + bases.join('; ') + (record.warnings ? '; ' + record.warnings + ' warning(s)' : '') })]);
+  }
+
   function jobRows(job) {
     var duration = job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.createdAt) : undefined;
     var row = el('tr', { class: 'job', 'data-job': job.id, 'data-status': job.status }, [
@@ -178,7 +193,8 @@ const SCRIPT = `
     if (state.open[job.id]) rows.push(el('tr', { class: 'detail' }, [el('td', { colspan: '8' }, [
       el('div', {}, [el('b', { text: 'Job ' }), el('code', { text: job.id }), ' from ' + job.source + (job.forced ? ' (forced)' : '') + ', attempts ' + job.attempts]),
       job.outputPath ? el('div', {}, ['Output: ', el('code', { text: job.outputPath })]) : null,
-      job.warnings && job.warnings.length ? el('div', { class: 'muted', text: 'Warnings: ' + job.warnings.join('; ') }) : null,
+      job.warnings && job.warnings.length ? el('div', { class: 'muted', text: 'Warnings: ' + job.warnings.join('; ') + (job.warningsOverflow ? ' ... and ' + job.warningsOverflow.count + ' more (GET jobs/' + job.id + '/warnings)' : '') }) : null,
+      deidentification(job),
       stepsTable(job)])]));
     return rows;
   }
@@ -227,9 +243,9 @@ const SCRIPT = `
 
   var refreshes = 0;
   function refresh() {
-    // Jobs, failures and health every 5 s; the 24-hour counters (a day of index rows) and the rules every 30 s.
+    // Jobs, failures and the status report every 5 s; the 24-hour counters (a day of index rows) and the rules every 30 s.
     var full = refreshes++ % 6 === 0;
-    var tasks = [api('health', { allow: [503] }).then(renderHealth), loadJobs(), loadFailures()];
+    var tasks = [api('status', { allow: [503] }).then(renderHealth), loadJobs(), loadFailures()];
     if (full) tasks.push(api('stats').then(renderStats), api('rules').then(renderRules));
     return Promise.all(tasks).then(function () { $('updated').textContent = 'updated ' + new Date().toLocaleTimeString(); document.body.setAttribute('data-loaded', String(Date.now())); })
       .catch(function (e) { say(e.message, true); });

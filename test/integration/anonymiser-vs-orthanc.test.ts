@@ -1,7 +1,10 @@
 /**
  * Our anonymiser against Orthanc's own `/studies/{id}/anonymize` (PS3.15 2021b basic profile in
- * Orthanc 1.10.1) on the same study: every attribute Orthanc removes or empties, ours removes,
- * empties or replaces with a dummy that carries no information, unless listed below with the reason.
+ * Orthanc 1.10.1) on the same study, both ways: every attribute Orthanc removes or empties, ours
+ * removes, empties or replaces with a dummy that carries no information, unless listed below with
+ * the reason; and every attribute ours removes, empties or replaces while Orthanc keeps its original
+ * value is counted and listed (the allow-list's reach beyond Orthanc's deny-list), with the planted
+ * identifying attributes outside Table E.1-1 required among them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +30,17 @@ import { startOrthanc, type OrthancServer } from '../support/orthanc';
  */
 const JUSTIFIED_DIFFERENCES: Record<string, string> = {};
 
+/** Identifying values in attributes outside Table E.1-1 (issue 16): Orthanc 1.10 keeps them, ours must not. */
+const PLANTED: Record<string, unknown> = {
+  CommentsOnTheScheduledProcedureStep: 'Johnathan Doe MRN7654321',
+  EvaluatorName: 'Doe^Johnathan',
+  VolumeFrameOfReferenceUID: '1.2.826.0.1.3680043.9.515151.1',
+  SOPInstanceUIDOfConcatenationSource: '1.2.826.0.1.3680043.9.515151.2',
+  ContactDisplayName: 'Johanna Doe',
+  IssuerOfAccessionNumberSequence: [{ LocalNamespaceEntityID: 'NS-MRN7654321', UniversalEntityID: 'UE-MRN7654321' }],
+};
+const PLANTED_TAGS = ['0040,0400', '0014,2006', '0020,9312', '0020,0242', '0074,100c', '0008,0051[].0040,0031', '0008,0051[].0040,0032'];
+
 function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null || value === '') return true;
   if (Array.isArray(value)) return value.length === 0 || value.every((v) => isEmpty(v));
@@ -47,7 +61,7 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
       privateTags: true,
       nestedSequences: true,
       series: [
-        { seriesNumber: 1, modality: 'MR', instances: 2, extra: { OperatorsName: 'Weiß^Bernd', DeviceSerialNumber: 'SN-1', PerformedProcedureStepDescription: 'brain', RequestingPhysician: 'Doe^John' } },
+        { seriesNumber: 1, modality: 'MR', instances: 2, extra: { OperatorsName: 'Weiß^Bernd', DeviceSerialNumber: 'SN-1', PerformedProcedureStepDescription: 'brain', RequestingPhysician: 'Doe^John', ...PLANTED } },
         { seriesNumber: 2, modality: 'CT', instances: 2 },
       ],
     });
@@ -65,6 +79,7 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
     assert.equal(theirs.length, originals.length);
     const checked = new Set<string>();
     const replaced = new Set<string>();
+    const stricter = new Set<string>();
     const differences: string[] = [];
     for (const original of originals) {
       const key = `${original.MainDicomTags.InstanceNumber}`;
@@ -95,11 +110,17 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
           replaced.add(where.replace(/\[\d+\]/g, '[]'));
           const mine = oursFlat.get(where)?.value;
           if (mine !== undefined && String(mine).trim() === value.trim() && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${where} (original value kept where Orthanc replaced it)`);
+        } else if (typeof value === 'string') {
+          // Orthanc kept the original value: counted when ours removes, empties or replaces it.
+          const mine = oursFlat.get(where);
+          if (mine === undefined || isEmpty(mine.value) || !sameValues(mine.raw, value)) stricter.add(where.replace(/\[\d+\]/g, '[]'));
         }
       }
     }
     console.log(`anonymiser-vs-orthanc: ${checked.size} attributes Orthanc removes or empties, all removed or emptied by ours too: ${[...checked].sort().join(" ")}`);
     console.log(`anonymiser-vs-orthanc: ${replaced.size} attributes Orthanc replaces, none kept by ours: ${[...replaced].sort().join(' ')}`);
+    console.log(`anonymiser-vs-orthanc: ${stricter.size} attributes Orthanc keeps with their original value that ours removes, empties or replaces: ${[...stricter].sort().join(' ')}`);
+    for (const tag of PLANTED_TAGS) assert.ok(stricter.has(tag), `planted ${tag} (outside Table E.1-1): Orthanc keeps it, ours must not (${[...stricter].join(' ')})`);
     assert.ok(checked.size >= 15, `compared ${checked.size} attributes Orthanc removes or empties`);
     assert.ok([...checked, ...replaced].some((p) => p.includes('[].')), 'attributes inside sequences were compared');
     assert.ok(['0008,0018', '0020,000d', '0020,000e', '0010,0020'].every((t) => replaced.has(t)), `Orthanc replaced ${[...replaced].join(' ')}`);
@@ -112,6 +133,13 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
     assert.ok((await client.getStudy(orthancStudy)).AnonymizedFrom, 'Orthanc marks its copy AnonymizedFrom (the pipeline skips such studies)');
   });
 });
+
+/** Our element's values equal Orthanc's `a\\b` string (numbers compared as numbers, PN by its text). */
+function sameValues(ours: unknown, theirs: string): boolean {
+  const mine = (Array.isArray(ours) ? ours : [ours]).map((v) => (v && typeof v === 'object' && 'Alphabetic' in v ? String((v as { Alphabetic: unknown }).Alphabetic ?? '') : String(v ?? '')).trim());
+  const other = theirs.split('\\').map((v) => v.trim());
+  return mine.length === other.length && mine.every((v, i) => v === other[i] || (v !== '' && Number(v) === Number(other[i])));
+}
 
 /** Orthanc's `/tags?short` answer as path -> value; sequences become `gggg,eeee[i].gggg,eeee`. */
 function flattenOrthanc(tags: Record<string, unknown>, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {

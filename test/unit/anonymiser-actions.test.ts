@@ -280,9 +280,14 @@ describe('anonymiser actions', () => {
     }
   });
 
-  it('fails an instance in an ISO 2022 code-extension character set (dcmjs cannot decode it) with its name', () => {
-    const input = instance({ '00080005': { vr: 'CS', Value: ['ISO 2022 IR 6', 'ISO 2022 IR 87'] } });
-    assert.throws(() => createAnonymiser({ secret: 'k', settings: settings() }).anonymiseBuffer(input, 'SE3/9.dcm'), /^Error: SE3\/9\.dcm: not readable as DICOM \(Using multiple character sets is not supported/);
+  it('decodes ISO 2022 code extensions and writes them as UTF-8 (issue 16: such instances used to fail)', () => {
+    // JIS X 0208 "山田" between ESC $ B and ESC ( B, under ISO 2022 IR 6 + IR 87.
+    const input = instance({ '00080005': { vr: 'CS', Value: ['ISO 2022 IR 6', 'ISO 2022 IR 87'] }, '00081030': { vr: 'LO', Value: ['\u001b$B;3ED\u001b(B brain'] } });
+    const { dataset, bytes } = run({ Keep: ['StudyDescription'] }, input);
+    assert.equal(first(dataset, '00081030'), '山田 brain');
+    assert.equal(first(dataset, '00080005'), 'ISO_IR 192');
+    assert.ok(bytes.indexOf(Buffer.from('山田 brain', 'utf8')) > 0, 'written as UTF-8');
+    assert.equal(bytes.indexOf(Buffer.from('\u001b$B', 'latin1')), -1, 'no escape sequence left');
   });
 
   it('leaves pixel data bytes untouched', () => {

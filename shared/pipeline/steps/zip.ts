@@ -7,13 +7,29 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { zipFolder } from '../../archive/zip';
 import { jobPaths } from '../naming';
+import type { Job } from '../job';
 import type { StepHandler } from '../runner';
+
+/**
+ * DEIDENTIFICATION.json for an anonymising job: the anonymise step's record (counts per basis of
+ * decision, no original value) with the job's anonymise warnings.
+ */
+export function deidentificationDocument(job: Job): string | undefined {
+  const step = job.steps.find((s) => s.name === 'anonymise');
+  const record = step?.detail?.deidentification as Record<string, unknown> | undefined;
+  if (!record) return undefined;
+  const warnings = job.warnings.filter((w) => w.startsWith('anonymise: ')).map((w) => w.slice('anonymise: '.length));
+  const more = job.warningsOverflow !== undefined || warnings.length < Number(record.warnings ?? 0);
+  return `${JSON.stringify({ ...record, warnings, ...(more ? { moreWarnings: 'the job record holds further warnings' } : {}) }, null, 2)}\n`;
+}
 
 export function zipStep(): StepHandler {
   return async ({ job, progress }) => {
     const paths = jobPaths(job);
     await fs.rm(paths.zipWorking, { force: true });
-    const manifest = await zipFolder(paths.working, paths.zipWorking, { level: job.rule.zip?.level ?? 1, name: path.basename(paths.final), progress });
+    const deidentification = deidentificationDocument(job);
+    const extras = deidentification ? { 'DEIDENTIFICATION.json': deidentification } : undefined;
+    const manifest = await zipFolder(paths.working, paths.zipWorking, { level: job.rule.zip?.level ?? 1, name: path.basename(paths.final), progress, extras });
     const size = (await fs.stat(paths.zipWorking)).size;
     return { instances: manifest.totals.files, bytes: size, detail: { zipBytes: size, contentBytes: manifest.totals.bytes, series: manifest.series, level: job.rule.zip?.level ?? 1 } };
   };
