@@ -10,6 +10,7 @@ import { getServices } from '../shared/app/services';
 import { handOnVia, stepOutputs } from '../shared/app/steps';
 import { jobsQuerySchema, listJobs, percentDone, retryJob } from '../shared/operator/jobs';
 import { QUEUES, jobIdSchema } from '../shared/pipeline/messages';
+import { discardStaging } from '../shared/pipeline/staging';
 
 export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
   const query = readQuery(request, jobsQuerySchema);
@@ -34,7 +35,8 @@ export async function jobRetry(request: HttpRequest, context: InvocationContext)
   const parsed = readRouteId(request, jobIdSchema, 'a job id');
   if (!parsed.ok) return parsed.response;
   const id = parsed.value;
-  const outcome = await retryJob((await getServices()).ledger, id);
+  const { ledger, config } = await getServices();
+  const outcome = await retryJob(ledger, id, new Date(), (job) => discardStaging(config.stagingPath, job.id));
   if (outcome.kind === 'not-found') return { status: 404, jsonBody: { error: `no job ${id}` } };
   if (outcome.kind === 'not-failed') return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };
   handOnVia(context)(QUEUES.step(outcome.step), { jobId: id, step: outcome.step });

@@ -12,7 +12,9 @@ packages=(
   nginx                # the compose front end (deploy/nginx), run in front of the test stack
   zip unzip            # Info-ZIP: zip benchmark reference and unzip -t checks
   procps               # ps, used to measure peak memory
-  openssl              # a local HTTPS endpoint for the telemetry test
+  openssl              # a local HTTPS endpoint for the telemetry test; deploy/generate-keys.sh (htpasswd hash, self-signed certificate)
+  python3-pydicom      # pydicom's test corpus (real-world DICOM files) and a second parser for the anonymiser's output
+  python3-watchdog     # a Python folder watcher, the kind of downstream consumer published output must suit
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,13 +4,16 @@
  *   ORTHANC_POSTGRESQL_ENABLED=true and ORTHANC_POSTGRESQL_* pointing at a server), Azurite, and the
  *   function app under the devhost. Ctrl-C stops all three.
  * Settings come from the environment and, when present, `.env` (autorthanc's names); state lives in
- * `.devhost/` (Orthanc's storage, Azurite's data) unless ORTAHNC_DB_STORAGE_PATH/ORTHANC_DB_STORAGE_PATH
- * says otherwise.
+ * `.devhost/` (Orthanc's storage, Azurite's data, the staging folder of anonymising pipelines and the
+ * anonymisation secret) unless ORTAHNC_DB_STORAGE_PATH/ORTHANC_DB_STORAGE_PATH, AUTOMATION_STAGING_PATH
+ * or AUTOMATION_ANONYMISATION_SECRET say otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { orthancDicomAccessEnv } from '../shared/orthanc/peers';
 
 const root = path.resolve(__dirname, '..');
 if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
@@ -23,7 +26,30 @@ const orthancStorage = path.resolve(root, env.ORTHANC_DB_STORAGE_PATH ?? env.ORT
 const azuriteDir = path.join(stateDir, 'azurite');
 const rulesDir = path.resolve(root, env.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 'automation/rules');
 const storageDir = path.resolve(root, env.ORTHANC_AUTOMATION_STORAGE_PATH ?? 'automation/storage');
+// Beside Azurite's data, which is on the storage root's filesystem in the default layout (the app checks).
+const stagingDir = path.resolve(root, env.AUTOMATION_STAGING_PATH?.trim() || path.join(stateDir, 'staging'));
 for (const dir of [orthancStorage, azuriteDir, rulesDir, storageDir]) mkdirSync(dir, { recursive: true });
+mkdirSync(stagingDir, { recursive: true, mode: 0o700 });
+
+/**
+ * The anonymisation secret: the environment's (or `.env`'s) when set, else a file in the state folder,
+ * made on first start from 32 random bytes, readable by its owner only. Never printed, only its place.
+ */
+function anonymisationSecret(): { value: string; note: string } {
+  const given = env.AUTOMATION_ANONYMISATION_SECRET?.trim();
+  if (given) return { value: given, note: 'AUTOMATION_ANONYMISATION_SECRET from the environment' };
+  const file = path.join(stateDir, 'anonymisation-secret');
+  if (existsSync(file)) {
+    if ((statSync(file).mode & 0o077) !== 0) console.warn(`[stack] ${file} is readable by others; chmod 600 it`);
+    return { value: readFileSync(file, 'utf8').trim(), note: `${file} (back it up)` };
+  }
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+  console.log(`[stack] Created the anonymisation secret in ${file}. Back it up: pseudonyms and UIDs of anonymised studies`);
+  console.log('[stack]   derive from it, and without it the same patient gets a different pseudonym after a re-install.');
+  return { value: readFileSync(file, 'utf8').trim(), note: `${file} (created now; back it up)` };
+}
+const secret = anonymisationSecret();
 
 const children: Array<{ name: string; child: ChildProcess }> = [];
 let stopping = false;
@@ -100,6 +126,7 @@ async function main(): Promise<void> {
     ORTHANC_STABLE_AGE: env.ORTHANC_STABLE_AGE ?? '10',
     ORTHANC_LUA_SCRIPT: path.join(root, 'deploy/orthanc/automation.lua'),
     AUTOMATION_EVENTS_URL: `${functionsUrl}/api/orthanc/events`,
+    ...orthancDicomAccessEnv(env),
   });
   await waitForPort(10001, 'Azurite');
   await waitForPort(Number(orthancHttpPort), 'Orthanc');
@@ -109,12 +136,19 @@ async function main(): Promise<void> {
     ORTHANC_URL: env.ORTHANC_URL ?? `http://127.0.0.1:${orthancHttpPort}`,
     ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: rulesDir,
     ORTHANC_AUTOMATION_STORAGE_PATH: storageDir,
+    AUTOMATION_STAGING_PATH: stagingDir,
+    AUTOMATION_ANONYMISATION_SECRET: secret.value,
   });
   console.log(`[stack] Orthanc     http://127.0.0.1:${orthancHttpPort}  (DICOM ${env.ORTHANC_AET_NAME ?? 'ORTHANC'}@${env.ORTHANC_AET_PORT ?? '4242'})`);
+  // Orthanc 1.10 has no DICOM bind address: say so, and who may call it.
+  console.log(`[stack] DICOM       on every interface; ${env.ORTHANC_ALLOWED_SENDERS ? 'only ORTHANC_ALLOWED_SENDERS and destinations may call' : 'any node may store, none unknown may query or retrieve'}`);
   console.log(`[stack] Functions   ${functionsUrl}/api/health`);
+  console.log(`[stack] Status      ${functionsUrl}/api/status  (details; a function key when keys are enforced)`);
   console.log(`[stack] Dashboard   ${functionsUrl}/api/dashboard`);
   console.log(`[stack] Rules       ${rulesDir}`);
   console.log(`[stack] Output      ${storageDir}`);
+  console.log(`[stack] Staging     ${stagingDir}  (originals of anonymising rules; private)`);
+  console.log(`[stack] Secret      ${secret.note}`);
   console.log('[stack] Ctrl-C stops everything');
 }
 

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { AE_TITLE, allowedSendersSetting, combinePeers, destinationPermissionsSetting, type AllowedSender, type QueryRetrieveOperation } from './orthanc/peers';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -57,6 +58,26 @@ const optionalText = z
   .optional()
   .transform((raw) => (raw === undefined || raw.trim() === '' ? undefined : raw.trim()));
 
+/** Values people leave in a template instead of a secret (`replace-me…`, `change-me…`, `<secret>`). */
+const PLACEHOLDER_SECRET = /^(replace|change)[-_ ]?me|^changeit$|^<.*>$|^(.)\2*$/i;
+const MIN_SECRET_BYTES = 32;
+
+/** A key everything else is derived from: generated (never a default), long enough to resist guessing. */
+const secret = optionalText.superRefine((value, ctx) => {
+  if (value === undefined) return;
+  if (PLACEHOLDER_SECRET.test(value)) {
+    ctx.addIssue({ code: 'custom', message: 'is a placeholder, not a secret; generate one (npm start does; or run: openssl rand -hex 32)' });
+  } else if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
+    ctx.addIssue({ code: 'custom', message: `is ${Buffer.byteLength(value, 'utf8')} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -hex 32)` });
+  }
+});
+
+/** Whether `inner` is `outer` or lies below it. */
+function within(outer: string, inner: string): boolean {
+  const relative = path.relative(outer, inner);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
 const httpUrl = (fallback: string) =>
   text(fallback).superRefine((value, ctx) => {
     try {
@@ -72,9 +93,9 @@ export interface ModalityDefinition {
   AET: string;
   Host: string;
   Port: number;
+  /** Query/retrieve this destination may ask of Orthanc (ORTHANC_DESTINATION_PERMISSIONS); echo and store only when absent. */
+  allow?: QueryRetrieveOperation[];
 }
-
-const AE_TITLE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/; // 16 printable characters, no backslash (VR AE)
 
 const modalityTuple = z.tuple([
   z.string().regex(AE_TITLE, 'AE title must be 1-16 printable characters'),
@@ -143,6 +164,8 @@ const environmentSchema = z.object({
   ORTHANC_AET_NAME: text('ORTHANC').refine((v) => AE_TITLE.test(v), 'AE title must be 1-16 printable characters without backslash'),
   ORTHANC_AET_PORT: port(4242),
   ORTHANC_DICOM_MODALITIES: dicomModalitiesJson,
+  ORTHANC_DESTINATION_PERMISSIONS: destinationPermissionsSetting,
+  ORTHANC_ALLOWED_SENDERS: allowedSendersSetting,
   ORTHANC_WEB_PORT: port(80),
   ORTHANC_DISPLAY_NAME: text('autorthanc'),
   ORTHANC_AUTHENTICATION_ENABLED: booleanFlag(true),
@@ -156,13 +179,15 @@ const environmentSchema = z.object({
   FUNCTIONS_HTTP_PORT: port(7071),
   AUTOMATION_DOWNLOAD_CONCURRENCY: integer(8, 1, 64, 'a number of parallel downloads'),
   AUTOMATION_STEP_CONCURRENCY: integer(4, 1, 64, 'a number of files processed in parallel'),
-  AUTOMATION_ANONYMISATION_SECRET: optionalText,
+  AUTOMATION_ANONYMISATION_SECRET: secret,
+  AUTOMATION_STAGING_PATH: optionalText,
   AUTOMATION_LOG_PHI: booleanFlag(false),
   AUTOMATION_SWEEP_PAGE_SIZE: integer(500, 1, 10_000, 'a number of studies per page'),
   AUTOMATION_CHANGE_FEED_BATCH: integer(500, 1, 10_000, 'a number of changes per read'),
   AUTOMATION_FORWARD_POLL_SECONDS: integer(5, 1, 3600, 'seconds'),
   AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(5, 1, 100, 'a number of attempts'),
   AUTOMATION_STALE_HEARTBEAT_SECONDS: integer(120, 2, 86_400, 'seconds'),
+  AUTOMATION_LEDGER_RETENTION_DAYS: integer(90, 0, 36_500, 'days (0 keeps job records forever)'),
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText,
 });
 
@@ -188,6 +213,11 @@ export interface Config {
   downloadConcurrency: number;
   stepConcurrency: number;
   anonymisationSecret?: string;
+  /**
+   * Where anonymising pipelines download originals: no share or watcher sees it, and it sits on the
+   * storage root's filesystem so de-identified files move into `.WORKING` by rename.
+   */
+  stagingPath: string;
   logPhi: boolean;
   sweepPageSize: number;
   changeFeedBatch: number;
@@ -195,7 +225,11 @@ export interface Config {
   forwardMaxAttempts: number;
   /** A running step whose heartbeat is older than this is presumed dead (its host crashed) and is taken over. */
   staleHeartbeatMs: number;
+  /** Job records older than this many days are purged by the daily sweep; 0 keeps them forever. */
+  ledgerRetentionDays: number;
   modalities: Record<string, ModalityDefinition>;
+  /** Nodes allowed to send to Orthanc (ORTHANC_ALLOWED_SENDERS); undefined: any sender may store. */
+  allowedSenders?: Record<string, AllowedSender>;
   applicationInsightsConnectionString?: string;
 }
 
@@ -214,6 +248,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const check = httpUrl('').safeParse(parsed.data.ORTHANC_URL);
     if (!check.success) problems.push(`ORTHANC_URL: ${check.error.issues[0]?.message}`);
   }
+  const storagePath = path.resolve(parsed.data?.ORTHANC_AUTOMATION_STORAGE_PATH ?? 'automation/storage');
+  const rulesPath = path.resolve(parsed.data?.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 'automation/rules');
+  // Beside the storage root (likely the same filesystem) and named after it, so two deployments
+  // sharing a parent folder never share (and clean up) each other's staging.
+  const stagingPath = path.resolve(parsed.data?.AUTOMATION_STAGING_PATH ?? path.join(path.dirname(storagePath), `.${path.basename(storagePath)}-staging`));
+  if (parsed.success && (within(storagePath, stagingPath) || within(stagingPath, storagePath) || within(stagingPath, rulesPath))) {
+    problems.push(
+      `AUTOMATION_STAGING_PATH: '${stagingPath}' must be a folder of its own, outside ORTHANC_AUTOMATION_STORAGE_PATH (shares and watchers see that) and not containing it or the rules folder (the app deletes stale staging)`,
+    );
+  }
+  const modalities = parsed.success ? combinePeers({ ...parsed.data.ORTHANC_DICOM_MODALITIES, ...lineModalities }, parsed.data.ORTHANC_DESTINATION_PERMISSIONS, parsed.data.ORTHANC_ALLOWED_SENDERS, problems) : {};
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
   return {
@@ -226,20 +271,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       aet: e.ORTHANC_AET_NAME,
       dicomPort: e.ORTHANC_AET_PORT,
     },
-    rulesPath: path.resolve(e.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH),
-    storagePath: path.resolve(e.ORTHANC_AUTOMATION_STORAGE_PATH),
+    rulesPath,
+    storagePath,
     owner: e.UID !== undefined && e.GID !== undefined ? { uid: e.UID, gid: e.GID } : undefined,
     storageConnectionString: e.AzureWebJobsStorage,
     downloadConcurrency: e.AUTOMATION_DOWNLOAD_CONCURRENCY as number,
     stepConcurrency: e.AUTOMATION_STEP_CONCURRENCY as number,
     anonymisationSecret: e.AUTOMATION_ANONYMISATION_SECRET,
+    stagingPath,
     logPhi: e.AUTOMATION_LOG_PHI,
     sweepPageSize: e.AUTOMATION_SWEEP_PAGE_SIZE as number,
     changeFeedBatch: e.AUTOMATION_CHANGE_FEED_BATCH as number,
     forwardPollSeconds: e.AUTOMATION_FORWARD_POLL_SECONDS as number,
     forwardMaxAttempts: e.AUTOMATION_FORWARD_MAX_ATTEMPTS as number,
     staleHeartbeatMs: (e.AUTOMATION_STALE_HEARTBEAT_SECONDS as number) * 1000,
-    modalities: { ...e.ORTHANC_DICOM_MODALITIES, ...lineModalities },
+    ledgerRetentionDays: e.AUTOMATION_LEDGER_RETENTION_DAYS as number,
+    modalities,
+    allowedSenders: e.ORTHANC_ALLOWED_SENDERS,
     applicationInsightsConnectionString: e.APPLICATIONINSIGHTS_CONNECTION_STRING,
   };
 }

@@ -1,23 +1,36 @@
 /**
  * Pseudonymous names for anonymising pipelines, from the same keyed functions the anonymiser applies
- * inside the files, so folder and file names match the anonymised content.
+ * inside the files (with the same project key), so folder and file names match the anonymised content.
  */
 import path from 'node:path';
 import type { Config } from '../config';
 import { loadIdentityMapping } from '../dicom/mapping';
-import { anonymiseSettingsSchema } from '../dicom/options';
-import { anonymisedUid, opaqueToken, patientPseudonym } from '../dicom/pseudonyms';
+import { anonymisationProject, anonymiseSettingsSchema } from '../dicom/options';
+import { anonymisedUid, opaqueToken, patientPseudonym, projectKey } from '../dicom/pseudonyms';
 import { resolveInside } from '../output/sanitize';
+import type { Job } from '../pipeline/job';
 import type { Pseudonymiser } from '../pipeline/naming';
 import { PermanentError } from '../pipeline/runner';
 
 export function createPseudonymiser(config: Pick<Config, 'anonymisationSecret' | 'rulesPath'>): Pseudonymiser | undefined {
   const secret = config.anonymisationSecret;
   if (!secret) return undefined;
+  // The download names every instance; a job's rule snapshot is the same object for all of them,
+  // so its project key is derived once per step.
+  const keys = new WeakMap<object, string>();
+  const settingsOf = (job: Job) => anonymiseSettingsSchema.parse(job.rule.anonymise ?? {});
+  const keyOf = (job: Job) => {
+    let key = keys.get(job.rule);
+    if (key === undefined) {
+      key = projectKey(secret, anonymisationProject(settingsOf(job), job.ruleId));
+      keys.set(job.rule, key);
+    }
+    return key;
+  };
   return {
     async patientPseudonym(job, patientId) {
-      const settings = anonymiseSettingsSchema.parse(job.rule.anonymise ?? {});
-      if (settings.Identity !== 'mapping') return patientPseudonym(secret, patientId, settings.PseudonymPrefix);
+      const settings = settingsOf(job);
+      if (settings.Identity !== 'mapping') return patientPseudonym(keyOf(job), patientId, settings.PseudonymPrefix);
       const file = resolveInside(config.rulesPath, settings.MappingFile ?? '');
       try {
         return (await loadIdentityMapping(file)).pseudonymFor(patientId);
@@ -25,7 +38,7 @@ export function createPseudonymiser(config: Pick<Config, 'anonymisationSecret' |
         throw new PermanentError(`identity mapping ${path.basename(file)}: ${(error as Error).message}`);
       }
     },
-    uid: (uid) => anonymisedUid(secret, uid),
-    token: (value) => opaqueToken(secret, value),
+    uid: (job, uid) => anonymisedUid(keyOf(job), uid),
+    token: (job, value) => opaqueToken(keyOf(job), value),
   };
 }

@@ -6,7 +6,9 @@
 import { app, output, type InvocationContext, type StorageQueueOutput } from '@azure/functions';
 import { PIPELINE_STEPS, type Job, type PipelineStep } from '../pipeline/job';
 import { QUEUES } from '../pipeline/messages';
+import { createRedaction, studyPhiLookup } from '../pipeline/redact';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
+import { cleanUpEndedJob } from '../pipeline/staging';
 import { loggerFor } from './logging';
 import { getServices, type Services } from './services';
 
@@ -33,15 +35,23 @@ export function handOnVia(context: InvocationContext): (queue: string, message: 
 }
 
 function runnerDeps(services: Services, context: InvocationContext) {
+  const redaction = createRedaction({
+    storagePath: services.config.storagePath,
+    logPhi: services.config.logPhi,
+    knownPhi: studyPhiLookup(services.orthanc, services.naming),
+  });
   return {
     handOn: handOnVia(context),
     ledger: services.ledger,
     queues: services.queues,
-    log: loggerFor(context),
+    log: loggerFor(context, redaction.anywhere),
+    redaction,
     staleHeartbeatMs: services.config.staleHeartbeatMs,
     telemetry: services.telemetry,
-    // The download step claimed the output folder for this job; whoever ends the job gives it back.
+    // The download step claimed the output folder for this job; whoever ends the job gives it back,
+    // after deleting what an anonymising job leaves (its staged originals; all of it if it failed).
     onJobEnded: async (job: Job) => {
+      await cleanUpEndedJob({ stagingPath: services.config.stagingPath, ledger: services.ledger }, job);
       if (job.outputPath) await services.ledger.releaseOutput(job.outputPath, job.id);
     },
   };

@@ -13,6 +13,11 @@ export const tagReferenceSchema = z
 
 export const anonymiseSettingsSchema = z
   .object({
+    /**
+     * The project whose key derives this rule's pseudonyms and UIDs (default: the rule's id). Rules
+     * naming the same project give a patient the same pseudonym; different projects cannot be linked.
+     */
+    Project: z.string().trim().min(1, 'must not be empty').max(128, 'use at most 128 characters').optional(),
     /** How PatientID/PatientName are replaced: a keyed-hash pseudonym, or a row of the operator's CSV mapping file. */
     Identity: z.enum(['pseudonym', 'mapping']).default('pseudonym'),
     /** CSV `original_id,pseudonym` (header optional), relative to the rules folder; required for `mapping`. */
@@ -44,3 +49,8 @@ export const anonymiseSettingsSchema = z
   });
 
 export type AnonymiseSettings = z.infer<typeof anonymiseSettingsSchema>;
+
+/** The project a rule's keyed derivations belong to: its `Project`, else the rule's own id. */
+export function anonymisationProject(settings: Pick<AnonymiseSettings, 'Project'>, ruleId: string): string {
+  return settings.Project ?? ruleId;
+}

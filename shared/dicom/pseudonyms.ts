@@ -1,9 +1,23 @@
 /**
- * Keyed, deterministic replacements: the same secret and original always give the same UID,
+ * Keyed, deterministic replacements: the same key and original always give the same UID,
  * pseudonym and date shift, so references stay consistent across a study, across re-runs and across
- * studies of the same patient, while nothing can be reversed without the secret.
+ * studies of the same patient, while nothing can be reversed without the key.
+ *
+ * The key is never the site's secret itself but a project key derived from it (`projectKey`), so
+ * recipients of different projects cannot link a patient by comparing pseudonyms or UIDs.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
+
+/** Fixed HKDF salt: it separates this use of the site secret from any other use of the same bytes. */
+const PROJECT_KEY_SALT = 'autorthanc-functions anonymisation v1';
+
+/**
+ * The key of one project (a rule's `Anonymise.Project`, by default its id): HKDF-SHA-256 of the site
+ * secret with the project name as info. Same project, same key, whichever rule names it.
+ */
+export function projectKey(secret: string, project: string): string {
+  return Buffer.from(hkdfSync('sha256', secret, PROJECT_KEY_SALT, `project\u0000${project}`, 32)).toString('hex');
+}
 
 function hmac(secret: string, purpose: string, value: string): Buffer {
   return createHmac('sha256', secret).update(`${purpose}\u0000${value}`).digest();

@@ -43,11 +43,18 @@ export type RetryOutcome =
  * A failed job runs again under the same id. Pipelines that write files start over from their first
  * step: the download empties the working folder, so a half-anonymised or half-zipped folder is
  * never resumed. Pipelines without files (forward from Orthanc) resume at the step that failed.
+ * `discardStaging` deletes what the failed run left in private staging before anything runs again.
  */
-export async function retryJob(ledger: Pick<Ledger, 'getJob' | 'updateJob'>, id: string, now = new Date()): Promise<RetryOutcome> {
+export async function retryJob(
+  ledger: Pick<Ledger, 'getJob' | 'updateJob'>,
+  id: string,
+  now = new Date(),
+  discardStaging?: (job: Job) => Promise<void>,
+): Promise<RetryOutcome> {
   const stored = await ledger.getJob(id);
   if (!stored) return { kind: 'not-found' };
   if (stored.status !== 'failed') return { kind: 'not-failed', status: stored.status };
+  await discardStaging?.(stored);
   let step: PipelineStep | undefined;
   let notFailed: Job['status'] | undefined;
   const job = await ledger.updateJob(id, (j) => {

@@ -1,6 +1,7 @@
 /**
  * Where a job's files go. Plain pipelines use autorthanc's names; pipelines that anonymise use a
- * pseudonymiser so that no PHI appears in any path, not even while the folder is `.WORKING`.
+ * pseudonymiser so that no PHI appears in any path, not even while the folder is `.WORKING`, and
+ * download into private staging (shared/pipeline/staging.ts) rather than under the storage root.
  */
 import { promises as fs } from 'node:fs';
 import type { OrthancStudy } from '../orthanc/schemas';
@@ -21,10 +22,10 @@ import { PermanentError } from './runner';
 export interface Pseudonymiser {
   /** The pseudonym that replaces PatientID for this job's rule settings. */
   patientPseudonym(job: Job, patientId: string): Promise<string>;
-  /** The replacement of a DICOM UID (same function as inside the anonymised files). */
-  uid(uid: string): string;
+  /** The replacement of a DICOM UID (same function and project key as inside the anonymised files). */
+  uid(job: Job, uid: string): string;
   /** A short opaque token for the study, for folder names. */
-  token(value: string): string;
+  token(job: Job, value: string): string;
 }
 
 export interface OutputNaming {
@@ -33,7 +34,8 @@ export interface OutputNaming {
   instanceFile(job: Job, sopInstanceUid: string): Promise<string>;
 }
 
-function anonymising(job: Job): boolean {
+/** Whether a job's pipeline de-identifies: then no original may ever sit under the storage root. */
+export function anonymises(job: Pick<Job, 'rule'>): boolean {
   return job.rule.steps.includes('anonymise');
 }
 
@@ -44,7 +46,7 @@ export function createOutputNaming(pseudonymiser: Pseudonymiser | undefined): Ou
   }
   return {
     async outputName(job, study, seriesTags) {
-      if (!anonymising(job)) {
+      if (!anonymises(job)) {
         return outputName(
           { level: job.level, ...study.PatientMainDicomTags, ...study.MainDicomTags, ...(seriesTags ?? {}) },
           job.rule.outputName,
@@ -52,15 +54,15 @@ export function createOutputNaming(pseudonymiser: Pseudonymiser | undefined): Ou
       }
       const p = requirePseudonymiser(job);
       const pseudonym = await p.patientPseudonym(job, study.PatientMainDicomTags.PatientID ?? '');
-      return pseudonymousOutputName(pseudonym, p.token(study.MainDicomTags.StudyInstanceUID ?? study.ID), job.level === 'Series' ? seriesTags?.SeriesNumber : undefined);
+      return pseudonymousOutputName(pseudonym, p.token(job, study.MainDicomTags.StudyInstanceUID ?? study.ID), job.level === 'Series' ? seriesTags?.SeriesNumber : undefined);
     },
     async seriesFolder(job, tags) {
-      if (!anonymising(job)) return seriesFolderName({ SeriesNumber: tags.SeriesNumber, SeriesDate: tags.SeriesDate, SeriesInstanceUID: tags.SeriesInstanceUID ?? 'NOUID' });
+      if (!anonymises(job)) return seriesFolderName({ SeriesNumber: tags.SeriesNumber, SeriesDate: tags.SeriesDate, SeriesInstanceUID: tags.SeriesInstanceUID ?? 'NOUID' });
       const p = requirePseudonymiser(job);
-      return `SE${sanitizeComponent(tags.SeriesNumber, '', 16)}-${p.uid(tags.SeriesInstanceUID ?? '')}`;
+      return `SE${sanitizeComponent(tags.SeriesNumber, '', 16)}-${p.uid(job, tags.SeriesInstanceUID ?? '')}`;
     },
     async instanceFile(job, sop) {
-      return instanceFileName(anonymising(job) ? requirePseudonymiser(job).uid(sop) : sop);
+      return instanceFileName(anonymises(job) ? requirePseudonymiser(job).uid(job, sop) : sop);
     },
   };
 }
@@ -77,13 +79,25 @@ export function jobPaths(job: Job): OutputPaths & { zip: string; zipWorking: str
   return { ruleFolder, final, working: `${final}${WORKING_SUFFIX}`, zip: `${final}.zip`, zipWorking: `${final}.zip${WORKING_SUFFIX}` };
 }
 
-export async function prepareWorkingFor(paths: OutputPaths): Promise<void> {
+/** Creates the rule folder, with the real reason (EROFS, EACCES, ENOSPC) when it cannot. */
+async function ensureRuleFolder(paths: OutputPaths): Promise<void> {
   await fs.mkdir(paths.ruleFolder, { recursive: true }).catch(async (error: NodeJS.ErrnoException) => {
     // Node's recursive mkdir reports ENOENT for some failures, a read-only filesystem among them;
-    // a plain mkdir of the folder gives the real reason (EROFS, EACCES, ENOSPC) for the job's error.
+    // a plain mkdir of the folder gives the real reason for the job's error.
     if (error.code !== 'ENOENT') throw error;
     await fs.mkdir(paths.ruleFolder);
   });
+}
+
+/** An empty working folder (an earlier job's leftovers removed). */
+export async function prepareWorkingFor(paths: OutputPaths): Promise<void> {
+  await ensureRuleFolder(paths);
   await fs.rm(paths.working, { recursive: true, force: true });
-  await fs.mkdir(paths.working);
+  await fs.mkdir(paths.working, { recursive: true });
+}
+
+/** The working folder, created if missing and kept if present (a step resumed after a crash). */
+export async function ensureWorkingFor(paths: OutputPaths): Promise<void> {
+  await ensureRuleFolder(paths);
+  await fs.mkdir(paths.working, { recursive: true });
 }

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { patientPseudonym } from '../../shared/dicom/pseudonyms';
+import { patientPseudonym, projectKey } from '../../shared/dicom/pseudonyms';
 import { dcmdump } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
-import { startStack, type Stack } from './stack';
+import { E2E_ANONYMISATION_SECRET, startStack, type Stack } from './stack';
 
 describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
   let stack: Stack;
@@ -35,7 +35,7 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
 
     const ruleFolder = path.join(stack.storageDir, 'research');
     const [published] = readdirSync(ruleFolder);
-    assert.match(published, new RegExp(`^${patientPseudonym('e2e-anonymisation-secret', 'PID-E2E-ANON')}-ST[0-9a-f]{12}$`));
+    assert.match(published, new RegExp(`^${patientPseudonym(projectKey(E2E_ANONYMISATION_SECRET, 'research'), 'PID-E2E-ANON')}-ST[0-9a-f]{12}$`));
     const identifiers = ['PID-E2E-ANON', 'Ødegård', 'Åsa', '19550101', 'SID-E2E-77', 'ACC-E2E-55', study.studyInstanceUID, ...study.series.map((s) => s.seriesInstanceUID), ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID))];
     const all = readdirSync(ruleFolder, { recursive: true }).map(String);
     const files = all.filter((f) => statSync(path.join(ruleFolder, f)).isFile());

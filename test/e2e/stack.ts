@@ -52,6 +52,8 @@ export interface Stack {
   queues: QueueSender;
   rulesDir: string;
   storageDir: string;
+  /** AUTOMATION_STAGING_PATH: the private staging of anonymising pipelines. */
+  stagingDir: string;
   masterKey: string;
   functionKey: string;
   writeRule(id: string, rule: unknown): Promise<void>;
@@ -67,6 +69,8 @@ export interface Stack {
 }
 
 const TEST_SECRETS = { masterKey: 'e2e-master-key-0123456789abcdef', functionKey: 'e2e-function-key-0123456789abcdef' };
+/** The stack's AUTOMATION_ANONYMISATION_SECRET (the app refuses one under 32 bytes). */
+export const E2E_ANONYMISATION_SECRET = 'e2e-anonymisation-secret-0123456789abcdef';
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   if (!existsSync(path.join(REPO_ROOT, 'dist/functions'))) {
@@ -75,6 +79,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const work = await makeTempDir('e2e-stack-');
   const rulesDir = path.join(work, 'rules');
   const storageDir = path.join(work, 'storage');
+  const stagingDir = path.join(work, 'staging');
   await mkdir(rulesDir, { recursive: true });
   await mkdir(storageDir, { recursive: true });
 
@@ -99,7 +104,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     AzureFunctionsWebHost__hostid: `e2e-${hostPort}`,
     ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: rulesDir,
     ORTHANC_AUTOMATION_STORAGE_PATH: storageDir,
-    AUTOMATION_ANONYMISATION_SECRET: 'e2e-anonymisation-secret',
+    AUTOMATION_ANONYMISATION_SECRET: E2E_ANONYMISATION_SECRET,
+    AUTOMATION_STAGING_PATH: stagingDir,
     DEVHOST_SECRETS_FILE: secretsFile,
     ...(options.env ?? {}),
   };
@@ -147,6 +153,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     queues: createQueueSender(azurite.connectionString),
     rulesDir,
     storageDir,
+    stagingDir,
     ...TEST_SECRETS,
     async writeRule(id, rule) {
       // Write then rename, as an editor saving a file would: the loader never sees half a file.

@@ -9,6 +9,7 @@
  * instead of ten minutes.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../shared/pipeline/job';
 import { generateStudy } from '../support/dicom';
@@ -102,6 +103,8 @@ describe('crash safety', { timeout: LONG ? 1_800_000 : 420_000 }, () => {
     assert.equal(jobs.length, studies.length * 2, 'one job per study and rule, no duplicates');
     assert.deepEqual(problems, [], 'every output is complete');
     assert.deepEqual(rest, [], 'no .WORKING or .REPLACED leftovers');
+    // The anonymising jobs' originals lived in private staging; every job ended, so none is left.
+    assert.deepEqual(existsSync(stack.stagingDir) ? readdirSync(stack.stagingDir) : [], [], 'no staging left');
     assert.ok(['download', 'anonymise', 'zip', 'publish'].filter((s) => (hits.get(s) ?? 0) > 0).length >= 2, `kills landed in several steps: ${distribution}`);
   });
 });

@@ -163,8 +163,8 @@ describe('duplicates, races and hostile names', { timeout: 300_000 }, () => {
         if (problem) unreadable.push(`${JSON.stringify(component)}: ${problem}`);
       }
     }
-    // Nothing appeared beside the storage root (the stack's work folder holds only rules, storage and keys).
-    const beside = (await fs.readdir(path.dirname(stack.storageDir))).filter((n) => !['rules', 'storage', 'secrets.json'].includes(n));
+    // Nothing appeared beside the storage root (the stack's work folder holds only rules, storage, the private staging and keys).
+    const beside = (await fs.readdir(path.dirname(stack.storageDir))).filter((n) => !['rules', 'storage', 'staging', 'secrets.json'].includes(n));
     const studyOutputs = await fs.readdir(path.join(stack.storageDir, 'hostile'));
     const seriesOutputs = await fs.readdir(path.join(stack.storageDir, 'hostile-series'));
     figure(`hostile-names: ${cases.length} studies with ../, /, NUL, control, reserved, long and non-ASCII values → ${jobs.length - failed.length}/${jobs.length} jobs succeeded, ${studyOutputs.length + seriesOutputs.length} outputs, ${escaped.length + beside.length} outside the storage root, ${unreadable.length} unreadable names`);

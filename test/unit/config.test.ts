@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, ENVIRONMENT_VARIABLES, loadConfig } from '../../shared/config';
-
-function problemsFor(env: NodeJS.ProcessEnv): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error.problems;
-  }
-  assert.fail('expected loadConfig to reject the environment');
-}
+import { ENVIRONMENT_VARIABLES, loadConfig } from '../../shared/config';
+import { problemsFor } from '../support/config';
 
 describe('config', () => {
   it('applies autorthanc-compatible defaults to an empty environment', () => {
@@ -65,6 +56,8 @@ describe('config', () => {
     ['AUTOMATION_DOWNLOAD_CONCURRENCY', { AUTOMATION_DOWNLOAD_CONCURRENCY: '1000' }],
     ['AUTOMATION_LOG_PHI', { AUTOMATION_LOG_PHI: 'sometimes' }],
     ['MODALITY_BROKEN', { MODALITY_BROKEN: 'AET|host' }],
+    ['ORTHANC_DESTINATION_PERMISSIONS', { ORTHANC_DESTINATION_PERMISSIONS: 'PACS:everything' }],
+    ['ORTHANC_ALLOWED_SENDERS', { ORTHANC_ALLOWED_SENDERS: 'MRI|MRI_AET|mri.local' }],
     ['MODALITY_BADPORT', { MODALITY_BADPORT: 'AET|host|99999' }],
     ['ORTHANC_TIMEOUT_SECONDS', { ORTHANC_TIMEOUT_SECONDS: '0' }],
     ['ORTHANC_WEB_PORT', { ORTHANC_WEB_PORT: '80a' }],
@@ -74,6 +67,9 @@ describe('config', () => {
     ['AUTOMATION_FORWARD_POLL_SECONDS', { AUTOMATION_FORWARD_POLL_SECONDS: '-5' }],
     ['AUTOMATION_FORWARD_MAX_ATTEMPTS', { AUTOMATION_FORWARD_MAX_ATTEMPTS: '1.5' }],
     ['AUTOMATION_STALE_HEARTBEAT_SECONDS', { AUTOMATION_STALE_HEARTBEAT_SECONDS: '1' }],
+    ['AUTOMATION_LEDGER_RETENTION_DAYS', { AUTOMATION_LEDGER_RETENTION_DAYS: '-1' }],
+    ['AUTOMATION_ANONYMISATION_SECRET', { AUTOMATION_ANONYMISATION_SECRET: 'too-short' }],
+    ['AUTOMATION_STAGING_PATH', { ORTHANC_AUTOMATION_STORAGE_PATH: '/srv/out', AUTOMATION_STAGING_PATH: '/srv/out/staging' }],
   ];
   // Free text (names, paths, passwords, connection strings, secrets) cannot be wrong on its own.
   const freeText = new Set([
@@ -83,7 +79,6 @@ describe('config', () => {
     'ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH',
     'ORTHANC_AUTOMATION_STORAGE_PATH',
     'AzureWebJobsStorage',
-    'AUTOMATION_ANONYMISATION_SECRET',
     'APPLICATIONINSIGHTS_CONNECTION_STRING',
   ]);
   it('has a bad-value case for every validated variable', () => {

@@ -3,22 +3,29 @@
  * `/instances/{id}/file` into `<name>.WORKING/SE<n>-<date>-<uid>/<sop>.dcm`, a bounded number at a
  * time, each checked against Orthanc's FileSize. Memory stays flat whatever the study size, and a
  * retry starts from an empty working folder.
+ *
+ * Pipelines that anonymise download into the job's private staging folder instead (same layout,
+ * pseudonymous names), so no original ever sits under the storage root; the anonymise step fills
+ * `<name>.WORKING` with de-identified files only.
  */
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { OrthancClient } from '../../orthanc/client';
 import type { OrthancInstance } from '../../orthanc/schemas';
-import { outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
+import { anonymises, outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
+import { prepareStaging } from '../staging';
 import { forEachLimit } from '../../util/concurrency';
 import type { Ledger } from '../ledger';
-import type { StepHandler } from '../runner';
+import { PermanentError, type StepHandler } from '../runner';
 
 export interface DownloadDeps {
   orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries' | 'listInstances' | 'instanceFile'>;
   ledger: Pick<Ledger, 'acquireOutput'>;
   naming: OutputNaming;
   storagePath: string;
+  /** Private folder for the originals of anonymising pipelines (see shared/pipeline/staging.ts). */
+  stagingPath?: string;
   concurrency: number;
 }
 
@@ -42,7 +49,15 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
     if (!claim.acquired) {
       return { wait: { delaySeconds: OUTPUT_BUSY_RECHECK_SECONDS, detail: { waitingFor: claim.holder, reason: 'another job is writing the same output' } } };
     }
-    await prepareWorkingFor(paths);
+    let target = paths.working;
+    if (anonymises(job)) {
+      if (!deps.stagingPath) throw new PermanentError(`rule '${job.ruleId}' anonymises but no staging folder is configured`);
+      // An earlier job's half-done `.WORKING` is this output's to clear; the new one is made by anonymise.
+      await fs.rm(paths.working, { recursive: true, force: true });
+      target = await prepareStaging(deps.stagingPath, job.id);
+    } else {
+      await prepareWorkingFor(paths);
+    }
 
     // One mkdir per series folder, not per instance.
     const folders = new Map<string, Promise<string>>();
@@ -50,7 +65,7 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
       let folder = folders.get(seriesId);
       if (!folder) {
         folder = (async () => {
-          const dir = path.join(paths.working, await deps.naming.seriesFolder(job, seriesTags.get(seriesId) ?? {}));
+          const dir = path.join(target, await deps.naming.seriesFolder(job, seriesTags.get(seriesId) ?? {}));
           await fs.mkdir(dir, { recursive: true });
           return dir;
         })();
