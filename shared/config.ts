@@ -1,7 +1,7 @@
 /**
  * Every setting the function app reads, parsed once from the environment and validated with zod.
  * Names follow autorthanc's `.env` (DESIGN section 4) so a site can reuse its file; new settings
- * have explicit names and are listed in `.env.example` and the README.
+ * have explicit names and are listed in `.env.example` and docs/operations.md (Settings).
  */
 import path from 'node:path';
 import { z } from 'zod';

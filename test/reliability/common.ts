@@ -1,6 +1,6 @@
 /**
  * Shared helpers of the reliability suite: walking outputs, checking that a published result is
- * complete, and the one figure line each scenario prints (collected in the README).
+ * complete, and the one figure line each scenario prints (collected in docs/reliability.md).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -15,7 +15,7 @@ const run = promisify(execFile);
 /** RELIABILITY_LONG=1 runs the heavy loops longer (more kills, more fuzz cases). */
 export const LONG = /^(1|true|yes)$/i.test(process.env.RELIABILITY_LONG ?? '');
 
-/** The scenario's figure: printed on one line, as the README quotes it. */
+/** The scenario's figure: printed on one line, as docs/reliability.md quotes it. */
 export function figure(line: string): void {
   console.log(line);
 }

@@ -9,7 +9,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { builtinModules } from 'node:module';
 import { describe, it } from 'node:test';
+import ts from 'typescript';
 import { parse } from 'yaml';
 import { MAX_JSON_BODY_BYTES } from '../../shared/app/http';
 import { ENVIRONMENT_VARIABLES } from '../../shared/config';
@@ -19,6 +21,8 @@ import { postgresIndexEnv } from '../support/orthanc';
 
 const REPO = path.resolve(__dirname, '../..');
 const read = (file: string) => readFileSync(path.join(REPO, file), 'utf8');
+/** Where settings are documented: the README names the main ones, the guides under docs/ all of them. */
+const GUIDES = ['README.md', 'docs/deployment.md', 'docs/operations.md'];
 
 interface ComposeService {
   environment?: Record<string, string>;
@@ -61,17 +65,25 @@ describe('docker-compose.yml', () => {
     assert.match(stderr, /deploy\/generate-keys\.sh or set AUTOMATION_FUNCTION_KEY/);
   });
 
-  it('documents every variable it uses in .env.example and the README', () => {
+  it('documents every variable it uses in .env.example and the guides (README, deployment, operations)', () => {
     // Uses only: comments are not uses, and $${...} is expanded inside the container, not by compose.
     const compose = read('docker-compose.yml').split('\n').filter((line) => !line.trim().startsWith('#')).join('\n').replace(/\$\$\{[^}]*\}/g, '');
     const used = [...new Set([...compose.matchAll(/\$\{([A-Za-z0-9_]+)/g)].map((m) => m[1]))].sort();
     assert.ok(used.length > 15, `found ${used.length} variables`);
     const example = envExample();
-    const guide = read('README.md');
+    const guide = GUIDES.map(read).join('\n');
     for (const variable of used) {
       assert.match(example, new RegExp(`^#? ?${variable}=`, 'm'), `${variable} is in .env.example`);
-      assert.ok(guide.includes(`\`${variable}\``), `${variable} is in the README`);
+      assert.ok(guide.includes(`\`${variable}\``), `${variable} is documented in ${GUIDES.join(', ')}`);
     }
+  });
+
+  it('documents every setting the function app reads in the Settings table of docs/operations.md', () => {
+    const operations = read('docs/operations.md');
+    const settings = operations.slice(operations.indexOf('\n## Settings'));
+    assert.ok(settings.length > 1000, 'docs/operations.md has a Settings section');
+    const undocumented = ENVIRONMENT_VARIABLES.filter((v) => !settings.includes(`\`${v}\``));
+    assert.deepEqual(undocumented, [], 'settings missing from docs/operations.md, Settings');
   });
 
   it('passes every setting the function app reads to its container (so .env can set it)', () => {
@@ -160,7 +172,54 @@ describe('function app image', () => {
     assert.equal(functions.environment?.AzureFunctionsWebHost__hostid, 'autorthanc-functions');
     assert.equal(functions.environment?.AzureWebJobsSecretStorageType, 'files');
   });
+
+  it('compiles and ships only functions/ and shared/: no devhost, scripts or tests', () => {
+    const files = buildFiles();
+    assert.ok(files.some((f) => f.startsWith('functions/')) && files.some((f) => f.startsWith('shared/')), 'the build has the app');
+    assert.deepEqual(files.filter((f) => !/^(functions|shared)\//.test(f)), [], 'tsconfig.build.json compiles nothing else');
+    for (const folder of ['devhost', 'scripts', 'test', 'bench']) {
+      assert.doesNotMatch(dockerfile, new RegExp(`^(COPY|ADD)\\b.*\\s${folder}\\b`, 'm'), `the image copies no ${folder}/`);
+      assert.ok(read('.dockerignore').split('\n').includes(folder), `.dockerignore keeps ${folder}/ out of the build context`);
+    }
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    assert.match(runtime, /^FROM mcr\.microsoft\.com\/azure-functions\//m, 'the last stage is the runtime image');
+    for (const install of runtime.match(/\bnpm (ci|install|i)\b[^\n&]*/g) ?? []) assert.match(install, /--omit=dev/, `runtime installs without dev dependencies: ${install}`);
+    assert.deepEqual(runtime.match(/^COPY --from=\S+ .*$/gm), ['COPY --from=build /src/dist ./dist'], 'only the compiled output comes from the build stage');
+  });
+
+  it('needs at run time only what production dependencies provide', () => {
+    const pkgDeps = JSON.parse(read('package.json')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const builtins = new Set(builtinModules);
+    const packages = new Set<string>();
+    const compilerOptions = buildConfig().options;
+    for (const file of buildFiles().filter((f) => !f.endsWith('.d.ts') && f.endsWith('.ts'))) {
+      // The emitted CommonJS, as dist/ gets it: imports used only as types are gone.
+      const js = ts.transpileModule(read(file), { compilerOptions, fileName: path.join(REPO, file) }).outputText;
+      for (const [, specifier] of js.matchAll(/\b(?:require|import)\(\s*["'`]([^"'`]+)["'`]\s*\)/g)) {
+        if (specifier.startsWith('.')) {
+          const target = path.relative(REPO, path.resolve(REPO, path.dirname(file), specifier));
+          assert.match(target, /^(functions|shared)\//, `${file} imports ${specifier}, outside what the image ships`);
+        } else if (!builtins.has(specifier.replace(/^node:/, ''))) {
+          packages.add(specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]);
+        }
+      }
+    }
+    assert.ok(packages.has('@azure/functions') && packages.has('zod'), `the scan sees the app's imports: ${[...packages].join(', ')}`);
+    for (const name of packages) assert.ok(name in pkgDeps.dependencies, `${name} is needed at run time, so it belongs in dependencies${name in pkgDeps.devDependencies ? ', not devDependencies' : ''}`);
+  });
 });
+
+/** tsconfig.build.json as tsc reads it (extends resolved). */
+function buildConfig(): ts.ParsedCommandLine {
+  const { config, error } = ts.readConfigFile(path.join(REPO, 'tsconfig.build.json'), ts.sys.readFile);
+  assert.equal(error, undefined, 'tsconfig.build.json parses');
+  return ts.parseJsonConfigFileContent(config, ts.sys, REPO);
+}
+
+/** The files `npm run build` compiles, relative to the repository. */
+function buildFiles(): string[] {
+  return buildConfig().fileNames.map((f) => path.relative(REPO, f)).sort();
+}
 
 /** The compose file as `docker-compose config` resolves it with the given .env text. */
 function services(envText = envExample()): Record<string, ComposeService & { image?: string; ports?: string[]; command?: string[] }> {
