@@ -15,6 +15,7 @@ import { loadConfig } from '../shared/config';
 import { createOrthancClient } from '../shared/orthanc/client';
 import { verdictOf, type DryRunVerdict } from '../shared/operator/rules';
 import { collectResourceTags, createRuleLoader, valueText, type ResourceTags, type RuleSetSnapshot } from '../shared/rules';
+import type { ResourceLevel } from '../shared/vocabulary';
 
 const USAGE = `Usage:
   npm run rules -- check <dir> [--json]
@@ -98,7 +99,7 @@ async function main(): Promise<void> {
   if (sources.length !== 1) usage('test needs exactly one of --file, --study or --series');
   if (values['remote-aet'] && !values.file) usage('--remote-aet only applies to --file (Orthanc knows the sending AE of a stored study)');
   let tags: ResourceTags;
-  let level: 'Study' | 'Series' = 'Study';
+  let level: ResourceLevel = 'Study';
   if (values.file) {
     tags = tagsFromFile(values.file, values['remote-aet']);
   } else {

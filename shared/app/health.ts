@@ -9,7 +9,7 @@
  */
 import { destinationStates, type EchoState } from './destinations';
 import type { Services } from './services';
-import { PIPELINE_STEPS } from '../pipeline/job';
+import { PIPELINE_STEPS } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
 import { CHANGE_FEED_CURSOR } from '../pipeline/changeFeed';
 

@@ -1,7 +1,7 @@
 import type { InvocationContext } from '@azure/functions';
 import { getConfig } from '../config';
 import { createRedaction, type Redact } from '../pipeline/redact';
-import type { Logger } from '../pipeline/runner';
+import type { Logger } from '../vocabulary';
 
 /**
  * Every log line passes AUTOMATION_LOG_PHI's redaction: unless it is true, an output name under the

@@ -5,12 +5,12 @@
 import path from 'node:path';
 import type { Config } from '../config';
 import { loadIdentityMapping } from '../dicom/mapping';
-import { anonymisationProject, anonymiseSettingsSchema } from '../dicom/options';
+import { anonymisationProject } from '../dicom/options';
 import { anonymisedUid, opaqueToken, patientPseudonym, projectKey } from '../dicom/pseudonyms';
 import { resolveInside } from '../output/sanitize';
-import type { Job } from '../pipeline/job';
+import { anonymiseSettingsOf, type Job } from '../pipeline/job';
 import type { Pseudonymiser } from '../pipeline/naming';
-import { PermanentError } from '../pipeline/runner';
+import { PermanentError } from '../vocabulary';
 
 export function createPseudonymiser(config: Pick<Config, 'anonymisationSecret' | 'rulesPath'>): Pseudonymiser | undefined {
   const secret = config.anonymisationSecret;
@@ -18,7 +18,7 @@ export function createPseudonymiser(config: Pick<Config, 'anonymisationSecret' |
   // The download names every instance; a job's rule snapshot is the same object for all of them,
   // so its project key is derived once per step.
   const keys = new WeakMap<object, string>();
-  const settingsOf = (job: Job) => anonymiseSettingsSchema.parse(job.rule.anonymise ?? {});
+  const settingsOf = (job: Job) => anonymiseSettingsOf(job.rule);
   const keyOf = (job: Job) => {
     let key = keys.get(job.rule);
     if (key === undefined) {

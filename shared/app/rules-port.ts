@@ -3,16 +3,15 @@
  */
 import type { OrthancClient } from '../orthanc/client';
 import type { RuleVerdict, RulesPort } from '../pipeline/evaluate';
-import type { SweepSettings } from '../pipeline/sweep';
 import { createRuleLoader } from '../rules/loader';
 import { matchRule } from '../rules/matcher';
 import { collectResourceTags, type ResourceTags } from '../rules/resource-tags';
-import type { Rule, RuleSetSnapshot } from '../rules/model';
+import type { MasterSettings, Rule, RuleSetSnapshot } from '../rules/model';
 
 export interface AppRulesPort extends RulesPort<Rule, ResourceTags> {
   /** The whole rule set as loaded now: rules, problems per file, ignored files, master settings. */
   load(): Promise<RuleSetSnapshot>;
-  master(): Promise<SweepSettings>;
+  master(): Promise<MasterSettings>;
 }
 
 export function createRulesPort(rulesPath: string, orthanc: OrthancClient): AppRulesPort {

@@ -4,7 +4,8 @@
  * attribute, so the API can be used without handling PHI.
  */
 import { z } from 'zod';
-import { isTerminal, resetForRetry, type Job, type PipelineStep } from '../pipeline/job';
+import { isTerminal, resetForRetry, type Job } from '../pipeline/job';
+import type { PipelineStep } from '../vocabulary';
 import { InvalidCursorError, type Ledger, type ListFilter } from '../pipeline/ledger';
 import { orthancIdSchema } from '../pipeline/messages';
 

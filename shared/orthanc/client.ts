@@ -73,7 +73,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const studyIdsSchema = z.array(z.string());
 
-export type ResourceLevel = 'patients' | 'studies' | 'series' | 'instances';
+/** The REST collection a resource lives under (`/studies/{id}`); not the rules' ResourceLevel. */
+export type OrthancCollection = 'patients' | 'studies' | 'series' | 'instances';
 
 export interface StoreOptions {
   asynchronous?: boolean;
@@ -213,7 +214,7 @@ export function createOrthancClient(options: OrthancClientOptions) {
     getInstanceTagsByNumber: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/tags`, simplifiedTagsSchema, { params: { short: '' } }),
 
     /** One metadata value (e.g. RemoteAET), or undefined when Orthanc has none. */
-    getMetadata: async (level: ResourceLevel, id: string, name: string): Promise<string | undefined> => {
+    getMetadata: async (level: OrthancCollection, id: string, name: string): Promise<string | undefined> => {
       try {
         const { data } = await send<string>('GET', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { responseType: 'text', transformResponse: (x: unknown) => x });
         return String(data);
@@ -223,7 +224,7 @@ export function createOrthancClient(options: OrthancClientOptions) {
       }
     },
 
-    setMetadata: async (level: ResourceLevel, id: string, name: string, value: string): Promise<void> => {
+    setMetadata: async (level: OrthancCollection, id: string, name: string, value: string): Promise<void> => {
       await send('PUT', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { data: value, headers: { 'Content-Type': 'text/plain' } });
     },
 

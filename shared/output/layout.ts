@@ -6,11 +6,12 @@
  * so no PHI appears in any path, the `.WORKING` name included.
  */
 import { resolveInside, sanitizeComponent } from './sanitize';
+import type { ResourceLevel } from '../vocabulary';
 
 export const WORKING_SUFFIX = '.WORKING';
 
 export interface NamingTags {
-  level: 'Study' | 'Series';
+  level: ResourceLevel;
   PatientID?: string;
   PatientName?: string;
   StudyID?: string;

@@ -7,7 +7,7 @@
 import type { OrthancClient } from '../orthanc/client';
 import type { Ledger } from './ledger';
 import { QUEUES, type EvaluateMessage } from './messages';
-import type { Logger } from './runner';
+import type { Logger } from '../vocabulary';
 import type { QueueSender } from '../storage/queues';
 import { forEachLimit } from '../util/concurrency';
 

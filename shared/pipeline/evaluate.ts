@@ -3,24 +3,17 @@
  * (insert-if-absent, so duplicate events collapse) whose first step is enqueued.
  */
 import type { Ledger } from './ledger';
-import { failJob, jobIdFor, newJob, type Job, type PipelineStep, type RuleSnapshot } from './job';
+import { failJob, jobIdFor, newJob, type Job, type RuleSnapshot } from './job';
 import { QUEUES, type EvaluateMessage } from './messages';
-import type { Logger } from './runner';
+import type { Logger, ResourceLevel } from '../vocabulary';
 import type { QueueSender } from '../storage/queues';
 import type { OrthancClient } from '../orthanc/client';
+import { derivedSkip } from '../rules/matcher';
+import type { Rule, RuleFileProblem } from '../rules/model';
+import { derivedFrom } from '../rules/resource-tags';
 
-/** What evaluation needs of a loaded rule (shared/rules provides it). */
-export interface EvaluableRule {
-  id: string;
-  checkOn: 'Study' | 'Series';
-  active: boolean;
-  steps: Array<Exclude<PipelineStep, 'publish'>>;
-  destinations: string[];
-  anonymise?: unknown;
-  zip?: { level: number; keepFolder: boolean };
-  outputName?: string;
-  includeDerived: boolean;
-}
+/** The fields of a loaded rule (shared/rules) that evaluation reads; a rule without `zip` gets the zip step's defaults. */
+export type EvaluableRule = Pick<Rule, 'id' | 'checkOn' | 'active' | 'steps' | 'destinations' | 'includeDerived' | 'anonymise' | 'outputName'> & Partial<Pick<Rule, 'zip'>>;
 
 export interface RuleVerdict {
   matched: boolean;
@@ -28,18 +21,11 @@ export interface RuleVerdict {
   failures: string[];
 }
 
-/** A problem in a rule file (the loader skips the file; every other rule keeps working). */
-export interface RuleProblem {
-  file: string;
-  path: string;
-  severity: 'error' | 'warning';
-  message: string;
-}
-
 /** Rule-file errors last logged, so a broken file is reported when it appears or changes, not on every event. */
 let reportedRuleErrors = '';
 
-function reportRuleErrors(log: Logger, problems: RuleProblem[] = []): void {
+/** A rule file with an error is skipped by the loader; every other rule keeps working. */
+function reportRuleErrors(log: Logger, problems: RuleFileProblem[] = []): void {
   const errors = problems.filter((p) => p.severity === 'error').map((p) => `${p.file}${p.path ? ` ${p.path}` : ''}: ${p.message}`);
   const signature = errors.join('\n');
   if (signature === reportedRuleErrors) return;
@@ -49,8 +35,8 @@ function reportRuleErrors(log: Logger, problems: RuleProblem[] = []): void {
 
 /** The rules port: load the current rule set, gather a resource's tags, match. */
 export interface RulesPort<R extends EvaluableRule = EvaluableRule, T = unknown> {
-  load(): Promise<{ rules: R[]; problems?: RuleProblem[] }>;
-  collectTags(level: 'Study' | 'Series', resourceId: string, rules: R[]): Promise<T>;
+  load(): Promise<{ rules: R[]; problems?: RuleFileProblem[] }>;
+  collectTags(level: ResourceLevel, resourceId: string, rules: R[]): Promise<T>;
   match(rule: R, tags: T): RuleVerdict;
 }
 
@@ -103,8 +89,9 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
   } else if (candidates.length > 0) {
     const tags = await deps.rules.collectTags(message.level, message.resourceId, candidates);
     for (const rule of candidates) {
-      if (resource.derived && !rule.includeDerived) {
-        outcomes.push({ ruleId: rule.id, outcome: 'skipped-derived', detail: 'made by Orthanc (anonymised or modified); set IncludeDerived to process it' });
+      const skipped = derivedSkip(rule, resource.derivedFrom);
+      if (skipped !== undefined) {
+        outcomes.push({ ruleId: rule.id, outcome: 'skipped-derived', detail: skipped });
         continue;
       }
       const verdict = deps.rules.match(rule, tags);
@@ -130,7 +117,8 @@ interface ResourceState {
   /** False while instances are still arriving (Orthanc's IsStable; true again after a restart). */
   stable: boolean;
   studyInstanceUid?: string;
-  derived: boolean;
+  /** Set when Orthanc made the resource itself (anonymised or modified): the source's Orthanc id. */
+  derivedFrom?: string;
   seriesIds: string[];
 }
 
@@ -142,7 +130,7 @@ async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>
         lastUpdate: study.LastUpdate,
         stable: study.IsStable,
         studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
-        derived: study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
+        derivedFrom: derivedFrom(study),
         seriesIds: study.Series,
       };
     }
@@ -152,7 +140,7 @@ async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>
       lastUpdate: series.LastUpdate,
       stable: series.IsStable,
       studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
-      derived: series.AnonymizedFrom !== undefined || series.ModifiedFrom !== undefined || study.AnonymizedFrom !== undefined || study.ModifiedFrom !== undefined,
+      derivedFrom: derivedFrom(study, series),
       seriesIds: [],
     };
   } catch (error) {

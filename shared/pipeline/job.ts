@@ -3,11 +3,9 @@
  * A job is one rule's pipeline for one state of one resource: (rule, resource, LastUpdate).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { EventSource, ResourceLevel } from './messages';
-
-/** Step names map to queues `step-<name>`; a new step is a new function plus a new handler. */
-export const PIPELINE_STEPS = ['download', 'anonymise', 'zip', 'forward', 'publish'] as const;
-export type PipelineStep = (typeof PIPELINE_STEPS)[number];
+import { anonymiseSettingsSchema, type AnonymiseSettings } from '../dicom/options';
+import type { PipelineStep, ResourceLevel } from '../vocabulary';
+import type { EventSource } from './messages';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type StepStatus = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped';
@@ -35,9 +33,18 @@ export interface RuleSnapshot {
   checkOn: ResourceLevel;
   steps: PipelineStep[];
   destinations: string[];
-  anonymise?: unknown;
+  /** As the rule schema parsed it (defaults filled in), so a step reads it as it is. */
+  anonymise?: AnonymiseSettings;
   zip?: { level: number; keepFolder: boolean };
   outputName?: string;
+}
+
+/**
+ * The Anonymise settings a job runs with. The snapshot holds them as the rule schema parsed them
+ * (defaults filled in), so they are used as stored; only a snapshot without any gets the defaults.
+ */
+export function anonymiseSettingsOf(rule: Pick<RuleSnapshot, 'anonymise'>): AnonymiseSettings {
+  return rule.anonymise ?? anonymiseSettingsSchema.parse({});
 }
 
 export interface NewJob {

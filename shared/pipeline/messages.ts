@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { describeIssues } from '../util/issues';
+import { RESOURCE_LEVELS } from '../vocabulary';
 
 export const QUEUES = {
   evaluate: 'evaluate',
@@ -14,8 +15,7 @@ export const QUEUES = {
 /** Orthanc's Orthanc ids: SHA-1 hex in five dash-separated groups. */
 export const orthancIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/, 'expected an Orthanc id (8-8-8-8-8 lowercase hex)');
 
-export const resourceLevelSchema = z.enum(['Study', 'Series']);
-export type ResourceLevel = z.infer<typeof resourceLevelSchema>;
+export const resourceLevelSchema = z.enum(RESOURCE_LEVELS);
 
 /** What the Lua hook posts: `{changeType, resourceId}`. */
 export const orthancEventSchema = z

@@ -16,7 +16,7 @@ import {
 } from '../output/layout';
 import { sanitizeComponent } from '../output/sanitize';
 import type { Job } from './job';
-import { PermanentError } from './runner';
+import { PermanentError } from '../vocabulary';
 
 /** Derives pseudonymous identifiers with the site's secret (shared/dicom provides it). */
 export interface Pseudonymiser {

@@ -20,7 +20,6 @@ import {
   stepRecord,
   waitStep,
   type Job,
-  type PipelineStep,
   type StepResult,
 } from './job';
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
@@ -28,20 +27,7 @@ import { redactError, type Redact, type Redaction } from './redact';
 import type { QueueSender } from '../storage/queues';
 import { describeIssues } from '../util/issues';
 import type { StepTelemetry, Telemetry } from '../telemetry';
-
-/** An error that retrying cannot fix (bad data, bad rule): the job fails at once. */
-export class PermanentError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PermanentError';
-  }
-}
-
-export interface Logger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
+import { PermanentError, describe, type Logger, type PipelineStep } from '../vocabulary';
 
 /** A step asks to be called again later (waiting for Orthanc, or for another job's output). */
 export interface StepWait {
@@ -294,9 +280,4 @@ function sendTelemetry(deps: Pick<RunnerDeps, 'telemetry' | 'log'>, step: StepTe
   } catch (error) {
     deps.log.warn(`Telemetry for job ${step.jobId} ${step.step} not sent: ${describe(error)}`);
   }
-}
-
-export function describe(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
 }

@@ -8,21 +8,17 @@
 import type { OrthancClient } from '../orthanc/client';
 import type { Ledger, PurgeResult } from './ledger';
 import { QUEUES, type EvaluateMessage } from './messages';
-import type { Logger } from './runner';
+import type { Logger } from '../vocabulary';
+import type { MasterSettings } from '../rules/model';
 import type { QueueSender } from '../storage/queues';
 import { forEachLimit } from '../util/concurrency';
 
-export interface SweepSettings {
-  DailyCheckHour: number;
-  DailySweepEnabled: boolean;
-}
-
-export function sweepDue(settings: SweepSettings, now: Date): boolean {
+export function sweepDue(settings: MasterSettings, now: Date): boolean {
   return settings.DailySweepEnabled && now.getHours() === settings.DailyCheckHour;
 }
 
 /** The purge runs once a day, in the sweep's hour, even when the sweep itself is switched off. */
-export function retentionDue(settings: Pick<SweepSettings, 'DailyCheckHour'>, retentionDays: number, now: Date): boolean {
+export function retentionDue(settings: Pick<MasterSettings, 'DailyCheckHour'>, retentionDays: number, now: Date): boolean {
   return retentionDays > 0 && now.getHours() === settings.DailyCheckHour;
 }
 

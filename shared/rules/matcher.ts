@@ -8,11 +8,12 @@
 import type { Condition, Operator, Rule } from './model';
 import type { ResourceTags } from './resource-tags';
 import { tagValues } from './resource-tags';
+import type { ResourceLevel } from '../vocabulary';
 
 export interface TagCheck {
   /** The TagName as the rule wrote it. */
   tag: string;
-  level: 'Study' | 'Series';
+  level: ResourceLevel;
   operator: Operator;
   expected: string;
   /** One value for a study-level tag; one per series (null where missing) for a series-level tag. */
@@ -76,6 +77,16 @@ export function checkCondition(condition: Condition, tags: ResourceTags): TagChe
   };
 }
 
+/**
+ * The one place that decides on resources Orthanc made itself (anonymised or modified copies): a rule
+ * skips them unless it sets IncludeDerived, or a rule that anonymises would run again on its own
+ * output. Returns the reason to skip, or undefined.
+ */
+export function derivedSkip(rule: Pick<Rule, 'includeDerived'>, derivedFrom: string | undefined): string | undefined {
+  if (derivedFrom === undefined || rule.includeDerived) return undefined;
+  return 'made by Orthanc (AnonymizedFrom/ModifiedFrom); set IncludeDerived to true to process it';
+}
+
 export function matchRule(rule: Rule, tags: ResourceTags): MatchResult {
   const reasons = rule.conditions.map((c) => checkCondition(c, tags));
   let matched = reasons.every((r) => r.passed);
@@ -91,8 +102,9 @@ export function matchRule(rule: Rule, tags: ResourceTags): MatchResult {
     reasons.push(...groups.flat());
     matched = matched && anyPassed;
   }
-  if (tags.derivedFrom !== undefined && !rule.includeDerived) {
-    result.skipped = 'made by Orthanc (AnonymizedFrom/ModifiedFrom); set IncludeDerived to true to process it';
+  const skipped = derivedSkip(rule, tags.derivedFrom);
+  if (skipped !== undefined) {
+    result.skipped = skipped;
     matched = false;
   }
   result.matched = matched;

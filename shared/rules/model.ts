@@ -2,16 +2,14 @@
 import type { AnonymiseSettings } from '../dicom/options';
 import type { RulePattern } from './regex';
 import type { ResolvedTag } from './tags';
-
-export type StepName = 'download' | 'anonymise' | 'zip' | 'forward';
-export const STEP_ORDER: StepName[] = ['download', 'anonymise', 'zip', 'forward'];
+import type { ResourceLevel, RuleStep } from '../vocabulary';
 
 export const OPERATORS = ['contains', 'equals', 'startsWith', 'endsWith', 'regex', 'notContains', 'notEquals', 'notStartsWith', 'notEndsWith', 'notRegex'] as const;
 export type Operator = (typeof OPERATORS)[number];
 
 export interface Condition {
   tag: ResolvedTag;
-  level: 'Study' | 'Series';
+  level: ResourceLevel;
   operator: Operator;
   value: string;
   /** Compiled (RE2, linear time) for regex operators. */
@@ -21,10 +19,10 @@ export interface Condition {
 export interface Rule {
   id: string;
   file: string;
-  checkOn: 'Study' | 'Series';
+  checkOn: ResourceLevel;
   active: boolean;
   comment?: string;
-  steps: StepName[];
+  steps: RuleStep[];
   destinations: string[];
   conditions: Condition[];
   anyOf: Condition[][];
@@ -36,6 +34,7 @@ export interface Rule {
   raw: unknown;
 }
 
+/** master.json: when the daily sweep runs, and whether it does. */
 export interface MasterSettings {
   DailyCheckHour: number;
   DailySweepEnabled: boolean;

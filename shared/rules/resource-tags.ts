@@ -6,6 +6,7 @@
  */
 import type { Condition, Rule } from './model';
 import { REMOTE_AET, resolveTag, type ResolvedTag } from './tags';
+import type { ResourceLevel } from '../vocabulary';
 
 /** DICOM keyword (or upper-case `GGGGEEEE` for tags without one) → value as text. */
 export type TagMap = Record<string, string>;
@@ -18,7 +19,7 @@ export interface SeriesTags {
 }
 
 export interface ResourceTags {
-  level: 'Study' | 'Series';
+  level: ResourceLevel;
   orthancId: string;
   patient: TagMap;
   study: TagMap;
@@ -120,11 +121,22 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
   return out;
 }
 
+/** Where Orthanc made a study (or its series) from, by anonymising or modifying; undefined for a received one. */
+export function derivedFrom(study: DerivedMarks, series?: DerivedMarks): string | undefined {
+  return study.AnonymizedFrom ?? study.ModifiedFrom ?? series?.AnonymizedFrom ?? series?.ModifiedFrom;
+}
+
+/** The fields by which Orthanc marks a resource it made itself. */
+export interface DerivedMarks {
+  AnonymizedFrom?: string;
+  ModifiedFrom?: string;
+}
+
 /**
  * Gathers what the rules need to be matched against a study or series. `needed` is the rules to be
  * evaluated (or tag names), so instances are read only when a rule uses a non-main tag.
  */
-export async function collectResourceTags(orthanc: OrthancTagSource, level: 'Study' | 'Series', id: string, needed: ReadonlyArray<Rule | string>): Promise<ResourceTags> {
+export async function collectResourceTags(orthanc: OrthancTagSource, level: ResourceLevel, id: string, needed: ReadonlyArray<Rule | string>): Promise<ResourceTags> {
   const own = level === 'Series' ? await orthanc.getSeries(id) : undefined;
   const study = await orthanc.getStudy(own ? own.ParentStudy : id);
   const seriesList = own ? [own] : await mapLimit(study.Series, 8, (s) => orthanc.getSeries(s));
@@ -149,13 +161,13 @@ export async function collectResourceTags(orthanc: OrthancTagSource, level: 'Stu
     if (need.remoteAet) entry.remoteAet = await orthanc.getMetadata('instances', instance, 'RemoteAET');
     return entry;
   });
-  const derivedFrom = study.AnonymizedFrom ?? study.ModifiedFrom ?? own?.AnonymizedFrom ?? own?.ModifiedFrom;
+  const source = derivedFrom(study, own);
   return {
     level,
     orthancId: id,
     patient: { ...study.PatientMainDicomTags },
     study: { ...study.MainDicomTags },
     series,
-    ...(derivedFrom !== undefined ? { derivedFrom } : {}),
+    ...(source !== undefined ? { derivedFrom: source } : {}),
   };
 }

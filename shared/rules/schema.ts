@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { anonymiseSettingsSchema } from '../dicom/options';
 import { OUTPUT_NAME_PLACEHOLDERS } from '../output/layout';
-import { OPERATORS, STEP_ORDER, type Condition, type MasterSettings, type Rule, type RuleFileProblem, type StepName, DEFAULT_MASTER } from './model';
+import { OPERATORS, type Condition, type MasterSettings, type Rule, type RuleFileProblem, DEFAULT_MASTER } from './model';
+import { RESOURCE_LEVELS, RULE_STEPS, type RuleStep } from '../vocabulary';
 import { compileRulePattern, type RulePattern } from './regex';
 import { resolveTag } from './tags';
 
@@ -30,14 +31,14 @@ const tagConditionSchema = z.object({
 const TAG_KEYS = new Set(Object.keys(tagConditionSchema.shape));
 
 const ruleFileSchema = z.object({
-  CheckOn: caseInsensitive(['Study', 'Series'] as const, 'CheckOn'),
+  CheckOn: caseInsensitive(RESOURCE_LEVELS, 'CheckOn'),
   IsActive: z.boolean({ message: 'IsActive must be true or false (without quotes)' }).optional(),
   Comment: z.string().optional(),
   Action: caseInsensitive(['DOWNLOAD', 'FORWARD'] as const, 'Action').optional(),
   DestinationModality: z.string().optional(),
   Tags: z.array(tagConditionSchema, { message: 'Tags must be a list of {TagName, Level, Value} objects' }).default([]),
   AnyOf: z.array(z.union([tagConditionSchema, z.array(tagConditionSchema).min(1, 'an AnyOf group must not be empty')], { message: 'each AnyOf entry must be a tag object or a list of tag objects' })).optional(),
-  Steps: z.array(caseInsensitive(STEP_ORDER, 'Step')).min(1, 'Steps must name at least one step').optional(),
+  Steps: z.array(caseInsensitive(RULE_STEPS, 'Step')).min(1, 'Steps must name at least one step').optional(),
   Anonymise: anonymiseSettingsSchema.optional(),
   Zip: z.object({ Level: z.number().int().min(0, 'Zip.Level must be 0-9').max(9, 'Zip.Level must be 0-9').default(1), KeepFolder: z.boolean().default(false) }).strict().optional(),
   Forward: z.object({ Destinations: z.array(z.string().trim().min(1)).min(1, 'Forward.Destinations must name at least one modality') }).strict().optional(),
@@ -168,11 +169,11 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
 
   if (r.IsActive === undefined) warn('IsActive', 'IsActive is missing: the rule is active (autorthanc treated a missing IsActive as inactive)');
 
-  let steps: StepName[];
+  let steps: RuleStep[];
   if (r.Steps) {
     steps = r.Steps;
-    const order = steps.map((s) => STEP_ORDER.indexOf(s));
-    if (new Set(steps).size !== steps.length || order.some((o, i) => i > 0 && o <= order[i - 1])) error('Steps', `steps must be in the order ${STEP_ORDER.join(', ')}, each at most once`);
+    const order = steps.map((s) => RULE_STEPS.indexOf(s));
+    if (new Set(steps).size !== steps.length || order.some((o, i) => i > 0 && o <= order[i - 1])) error('Steps', `steps must be in the order ${RULE_STEPS.join(', ')}, each at most once`);
     if ((steps.includes('anonymise') || steps.includes('zip')) && !steps.includes('download')) error('Steps', "'anonymise' and 'zip' work on downloaded files: add 'download' first");
     if (r.Action) warn('Action', "'Steps' is set, so 'Action' is ignored");
   } else if (r.Action === 'FORWARD') {

@@ -4,6 +4,7 @@
  * known for the study, series tags per series, anything else is read from one instance per series.
  */
 import dcmjs from 'dcmjs';
+import type { ResourceLevel } from '../vocabulary';
 
 export const REMOTE_AET = 'RemoteAET';
 const REMOTE_AET_ALIASES = new Set(['remoteaet', 'sendingaet', 'callingaet', 'sendingaetitle']);
@@ -33,7 +34,7 @@ export interface ResolvedTag {
   remoteAet?: true;
   /** Needs one instance per series to be read (not an Orthanc main tag). */
   fromInstance: boolean;
-  inferredLevel: 'Study' | 'Series';
+  inferredLevel: ResourceLevel;
 }
 
 const byKeyword = dcmjs.data.DicomMetaDictionary.nameMap;

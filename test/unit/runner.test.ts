@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
-import { finishStep, jobIdFor, newJob, startStep, stepRecord, type Job, type PipelineStep } from '../../shared/pipeline/job';
-import { PermanentError, STALE_HEARTBEAT_MS, failPoisonedStep, runStep, type RunnerDeps, type StepHandler } from '../../shared/pipeline/runner';
+import { finishStep, jobIdFor, newJob, startStep, stepRecord, type Job } from '../../shared/pipeline/job';
+import { STALE_HEARTBEAT_MS, failPoisonedStep, runStep, type RunnerDeps, type StepHandler } from '../../shared/pipeline/runner';
+import { PermanentError, type PipelineStep } from '../../shared/vocabulary';
 import { createMemoryLedger, type MemoryLedger } from '../support/memory-ledger';
 import { createMemoryQueues, type MemoryQueues } from '../support/memory-queues';
 

@@ -28,7 +28,8 @@ const SECRET = 'unit-staging-secret-0123456789abcdef0123';
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function jobFor(ruleId: string, anonymise?: Record<string, unknown>, steps: RuleSnapshot['steps'] = ['download', 'anonymise']): Job {
-  const rule: RuleSnapshot = { id: ruleId, checkOn: 'Study', steps, destinations: [], ...(anonymise ? { anonymise } : {}) } as RuleSnapshot;
+  // As the rule loader makes it: the settings parsed, defaults filled in.
+  const rule: RuleSnapshot = { id: ruleId, checkOn: 'Study', steps, destinations: [], ...(anonymise ? { anonymise: anonymiseSettingsSchema.parse(anonymise) } : {}) };
   const id = Buffer.from(ruleId.padEnd(16, '-').slice(0, 16)).toString('hex');
   return newJob({ rule, level: 'Study', resourceId: 'study-1', lastUpdate: '20260101T000000', source: 'webhook', forced: false }, id);
 }

@@ -8,7 +8,7 @@
  * Safe to run again after a crash: originals stay in staging until their anonymised file is in
  * `.WORKING`, so a second run picks up exactly the files not yet done and counts the rest.
  */
-import { anonymisationProject, anonymiseSettingsSchema } from '../../dicom/options';
+import { anonymisationProject } from '../../dicom/options';
 import { createAnonymiser } from '../../dicom/anonymiser';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -17,9 +17,11 @@ import { jobRecord } from '../../dicom/record';
 import { loadIdentityMapping } from '../../dicom/mapping';
 import { projectKey } from '../../dicom/pseudonyms';
 import { resolveInside } from '../../output/sanitize';
+import { anonymiseSettingsOf } from '../job';
 import { ensureWorkingFor, jobPaths } from '../naming';
 import { discardStaging, stagingFolder } from '../staging';
-import { PermanentError, type StepHandler } from '../runner';
+import type { StepHandler } from '../runner';
+import { PermanentError } from '../../vocabulary';
 
 export interface AnonymiseDeps {
   secret?: string;
@@ -41,9 +43,7 @@ export function alreadyAnonymised(file: string, input: Buffer): boolean {
 export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
   return async ({ job, progress }) => {
     if (!deps.secret) throw new PermanentError('AUTOMATION_ANONYMISATION_SECRET is not set; anonymising rules need it');
-    const parsed = anonymiseSettingsSchema.safeParse(job.rule.anonymise ?? {});
-    if (!parsed.success) throw new PermanentError(`the rule's Anonymise settings are invalid: ${parsed.error.issues[0]?.message}`);
-    const settings = parsed.data;
+    const settings = anonymiseSettingsOf(job.rule);
     const mapping = settings.Identity === 'mapping' ? await loadIdentityMapping(resolveInside(deps.rulesPath, settings.MappingFile!)).catch((e: Error) => {
       throw new PermanentError(`identity mapping file: ${e.message}`);
     }) : undefined;

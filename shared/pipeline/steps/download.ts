@@ -17,7 +17,8 @@ import { anonymises, outputPaths, prepareWorkingFor, type OutputNaming } from '.
 import { prepareStaging } from '../staging';
 import { forEachLimit } from '../../util/concurrency';
 import type { Ledger } from '../ledger';
-import { PermanentError, type StepHandler } from '../runner';
+import type { StepHandler } from '../runner';
+import { PermanentError } from '../../vocabulary';
 
 export interface DownloadDeps {
   orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries' | 'listInstances' | 'instanceFile'>;

@@ -15,7 +15,8 @@ import { forEachLimit } from '../../util/concurrency';
 import type { Job } from '../job';
 import { stepRecord } from '../job';
 import { jobPaths } from '../naming';
-import { PermanentError, type StepHandler, type StepWait } from '../runner';
+import type { StepHandler, StepWait } from '../runner';
+import { PermanentError } from '../../vocabulary';
 
 export interface DestinationState {
   status: 'pending' | 'sending' | 'done' | 'retrying';
