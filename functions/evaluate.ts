@@ -12,10 +12,10 @@ export async function evaluate(message: unknown, context: InvocationContext): Pr
   await evaluateResource({ ...services, log: loggerFor(context), availableSteps: registeredSteps, handOn: handOnVia(context) }, parsed);
 }
 
-app.storageQueue('evaluate', { queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION, extraOutputs: Object.values(stepOutputs), handler: evaluate });
+app.storageQueue('evaluate', { queueName: 'evaluate', connection: STORAGE_CONNECTION, extraOutputs: Object.values(stepOutputs), handler: evaluate });
 
 app.storageQueue('evaluatePoison', {
-  queueName: QUEUES.poison(QUEUES.evaluate),
+  queueName: 'evaluate-poison',
   connection: STORAGE_CONNECTION,
   handler: (message: unknown, context: InvocationContext) => {
     // No job exists yet for a failed evaluation; the resource id (never PHI) tells operators what to re-run.

@@ -7,11 +7,9 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { readQuery, readRouteId } from '../shared/app/http';
 import { getServices } from '../shared/app/services';
-import { z } from 'zod';
-import { dryRun, rulesReport } from '../shared/operator/rules';
-import { orthancIdSchema, type ResourceLevel } from '../shared/pipeline/messages';
-
-const dryRunQuerySchema = z.object({ rules: z.string().max(2000).optional() }).strict();
+import { dryRun, dryRunQuerySchema, rulesReport } from '../shared/operator/rules';
+import { orthancIdSchema } from '../shared/pipeline/messages';
+import type { ResourceLevel } from '../shared/vocabulary';
 
 export async function rulesList(): Promise<HttpResponseInit> {
   const services = await getServices();

@@ -4,13 +4,13 @@
  * Optional body: {"rules": ["ruleId", ...]} to run only some rules.
  */
 import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { z } from 'zod';
 import { STORAGE_CONNECTION } from '../shared/app/steps';
 import { readJsonBody, readRouteId, requireJsonContentType } from '../shared/app/http';
-import { QUEUES, orthancIdSchema, type EvaluateMessage, type ResourceLevel } from '../shared/pipeline/messages';
+import { runBodySchema } from '../shared/operator/run';
+import { QUEUES, orthancIdSchema, type EvaluateMessage } from '../shared/pipeline/messages';
+import type { ResourceLevel } from '../shared/vocabulary';
 
 const evaluateQueue = output.storageQueue({ queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION });
-const runBodySchema = z.object({ rules: z.array(z.string().min(1)).min(1).optional() }).strict();
 
 function runHandler(level: ResourceLevel) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {

@@ -1,5 +1,10 @@
 /** Queue `step-publish`: `<name>.WORKING` renamed to `<name>` atomically, then chowned to UID:GID. */
-import { registerStep } from '../shared/app/steps';
+import { app } from '@azure/functions';
+import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
 import { publishStep } from '../shared/pipeline/steps/publish';
 
-registerStep('publish', (services) => publishStep({ owner: services.config.owner }));
+app.storageQueue('stepPublish', {
+  queueName: 'step-publish',
+  ...stepFunction('publish', (services) => publishStep({ owner: services.config.owner })),
+});
+app.storageQueue('stepPublishPoison', { queueName: 'step-publish-poison', ...stepPoisonFunction('publish') });

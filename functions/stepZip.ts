@@ -1,5 +1,7 @@
 /** Queue `step-zip`: the working folder streamed into `<name>.zip.WORKING` with a manifest. */
-import { registerStep } from '../shared/app/steps';
+import { app } from '@azure/functions';
+import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
 import { zipStep } from '../shared/pipeline/steps/zip';
 
-registerStep('zip', () => zipStep());
+app.storageQueue('stepZip', { queueName: 'step-zip', ...stepFunction('zip', () => zipStep()) });
+app.storageQueue('stepZipPoison', { queueName: 'step-zip-poison', ...stepPoisonFunction('zip') });

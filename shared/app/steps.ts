@@ -1,10 +1,11 @@
 /**
- * One factory per kind of trigger, so each file in functions/ reads as a declaration:
- * a step is its queue, its handler and its poison queue; adding a step is a new file there
- * and its handler in shared/pipeline/steps, nothing else.
+ * What every step function shares, so each file in functions/ reads as a declaration: a step is its
+ * queue, its handler and its poison queue, spelled out there as literals; adding a step is a new file
+ * there and its handler in shared/pipeline/steps, nothing else.
  */
-import { app, output, type InvocationContext, type StorageQueueOutput } from '@azure/functions';
-import { PIPELINE_STEPS, type Job, type PipelineStep } from '../pipeline/job';
+import { output, type InvocationContext, type StorageQueueFunctionOptions, type StorageQueueOutput } from '@azure/functions';
+import type { Job } from '../pipeline/job';
+import { PIPELINE_STEPS, type PipelineStep } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
 import { createRedaction, studyPhiLookup } from '../pipeline/redact';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
@@ -60,26 +61,32 @@ function runnerDeps(services: Services, context: InvocationContext) {
 /** Steps whose functions this app registered: a job needing another step fails at once with a reason. */
 export const registeredSteps = new Set<PipelineStep>();
 
-/** Registers `step<Name>` on queue `step-<name>` and `step<Name>Poison` on its poison queue. */
-export function registerStep(step: PipelineStep, makeHandler: (services: Services) => StepHandler): void {
-  const name = `step${step[0].toUpperCase()}${step.slice(1)}`;
-  const queueName = QUEUES.step(step);
+/** A queue function's options without its queue, which the file in functions/ names as a literal. */
+export type StepFunctionOptions = Omit<StorageQueueFunctionOptions, 'queueName'>;
+
+/**
+ * The options of `step<Name>` on queue `step-<name>`: the runner runs the step's handler, and every
+ * step queue is an output binding so the function can hand on to whichever step comes next.
+ */
+export function stepFunction(step: PipelineStep, makeHandler: (services: Services) => StepHandler): StepFunctionOptions {
   registeredSteps.add(step);
-  app.storageQueue(name, {
-    queueName,
+  return {
     connection: STORAGE_CONNECTION,
     extraOutputs: Object.values(stepOutputs),
     handler: async (message: unknown, context: InvocationContext) => {
       const services = await getServices();
       await runStep(runnerDeps(services, context), step, makeHandler(services), message);
     },
-  });
-  app.storageQueue(`${name}Poison`, {
-    queueName: QUEUES.poison(queueName),
+  };
+}
+
+/** The options of `step<Name>Poison` on queue `step-<name>-poison`: the job fails with its last reason. */
+export function stepPoisonFunction(step: PipelineStep): StepFunctionOptions {
+  return {
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
       const services = await getServices();
-      await failPoisonedStep(runnerDeps(services, context), queueName, message);
+      await failPoisonedStep(runnerDeps(services, context), QUEUES.step(step), message);
     },
-  });
+  };
 }

@@ -2,9 +2,14 @@
  * The rules as operators need to see them: every file with its validation state, and a dry run that
  * says which rules would run for a study or series and why, acting on nothing.
  */
+import { z } from 'zod';
 import type { Rule, RuleFileProblem, RuleSetSnapshot } from '../rules/model';
 import { collectResourceTags, type OrthancTagSource, type ResourceTags } from '../rules/resource-tags';
 import { matchRule, type MatchResult } from '../rules/matcher';
+import type { ResourceLevel } from '../vocabulary';
+
+/** `?rules=a,b` of a dry run: which rules to try (all active ones when absent). */
+export const dryRunQuerySchema = z.object({ rules: z.string().max(2000).optional() }).strict();
 
 export interface RuleReport {
   id: string;
@@ -82,7 +87,7 @@ export interface DryRunVerdict extends MatchResult {
  * One rule against one resource's tags. `level` is the resource's level, or undefined for a lone
  * DICOM file, which stands for both its study and its series.
  */
-export function verdictOf(rule: Rule, tags: ResourceTags, level: 'Study' | 'Series' | undefined): DryRunVerdict {
+export function verdictOf(rule: Rule, tags: ResourceTags, level: ResourceLevel | undefined): DryRunVerdict {
   const result = matchRule(rule, { ...tags, level: level ?? tags.level });
   const notes: string[] = [];
   if (!rule.active) notes.push('inactive: would not run');
@@ -91,7 +96,7 @@ export function verdictOf(rule: Rule, tags: ResourceTags, level: 'Study' | 'Seri
   return { ...result, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, wouldRun: result.matched && rule.active && (level === undefined || rule.checkOn === level), note: notes.length ? notes.join('; ') : undefined };
 }
 
-export async function dryRun(loadRules: () => Promise<RuleSetSnapshot>, orthanc: OrthancTagSource, level: 'Study' | 'Series', resourceId: string, ruleIds?: string[]): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
+export async function dryRun(loadRules: () => Promise<RuleSetSnapshot>, orthanc: OrthancTagSource, level: ResourceLevel, resourceId: string, ruleIds?: string[]): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
   const snapshot = await loadRules();
   const rules = ruleIds ? snapshot.rules.filter((r) => ruleIds.includes(r.id)) : snapshot.rules;
   const unknownRules = (ruleIds ?? []).filter((id) => !snapshot.rules.some((r) => r.id === id));
