@@ -168,6 +168,9 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
   it('logs requests without their query strings (DICOMweb searches carry patient names there)', async () => {
     await get(`https://127.0.0.1:${viewerPort}/dicom-web/studies?PatientName=Secret%5EPatient&PatientID=PID-123`);
     await get(`${base}/orthanc/tools/lookup?q=Secret`);
+    // nginx writes a request's log line after the response has gone, so the last one may lag.
+    const lookedUp = /"GET \/orthanc\/tools\/lookup HTTP\/1\.1" 401 /;
+    await waitFor(() => lookedUp.test(readFileSync(accessLog, 'utf8')), { timeoutMs: 5_000, description: 'the access log line of the last request', onTimeout: () => readFileSync(accessLog, 'utf8') });
     const log = readFileSync(accessLog, 'utf8');
     assert.match(log, /"GET \/dicom-web\/studies HTTP\/1\.1" 401 /);
     assert.match(log, /"GET \/orthanc\/tools\/lookup HTTP\/1\.1" 401 /);
