@@ -12,7 +12,7 @@ export async function dailySweep(_timer: Timer, context: InvocationContext): Pro
   const services = await getServices();
   const master = await services.rules.master();
   const now = new Date();
-  const log = loggerFor(context);
+  const log = loggerFor(context, services.redaction.anywhere);
   if (sweepDue(master, now)) await runSweep({ ...services, log, pageSize: services.config.sweepPageSize });
   if (retentionDue(master, services.config.ledgerRetentionDays, now)) await purgeOldJobs({ ledger: services.ledger, log, retentionDays: services.config.ledgerRetentionDays, now });
 }

@@ -9,7 +9,7 @@ import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/
 export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
   const services = await getServices();
   const parsed = parseMessage(evaluateMessageSchema, QUEUES.evaluate, message);
-  await evaluateResource({ ...services, log: loggerFor(context), availableSteps: registeredSteps, handOn: handOnVia(context) }, parsed);
+  await evaluateResource({ ...services, log: loggerFor(context, services.redaction.anywhere), availableSteps: registeredSteps, handOn: handOnVia(context) }, parsed);
 }
 
 app.storageQueue('evaluate', { queueName: 'evaluate', connection: STORAGE_CONNECTION, extraOutputs: Object.values(stepOutputs), handler: evaluate });

@@ -10,6 +10,7 @@ import { createQueueSender, type QueueSender } from '../storage/queues';
 import { createRulesPort, type AppRulesPort } from './rules-port';
 import { createPseudonymiser } from './pseudonymiser';
 import { createTelemetry, type Telemetry } from '../telemetry';
+import { createRedaction, studyPhiLookup, type Redaction } from '../pipeline/redact';
 
 export interface Services {
   config: Config;
@@ -19,6 +20,8 @@ export interface Services {
   rules: AppRulesPort;
   naming: OutputNaming;
   telemetry: Telemetry;
+  /** AUTOMATION_LOG_PHI's rewriting of errors and log lines, one for the process. */
+  redaction: Redaction;
 }
 
 let services: Promise<Services> | undefined;
@@ -26,14 +29,16 @@ let services: Promise<Services> | undefined;
 export async function buildServices(config: Config): Promise<Services> {
   const orthanc = createOrthancClient({ url: config.orthanc.url, username: config.orthanc.username, password: config.orthanc.password, timeoutMs: config.orthanc.timeoutMs });
   const rules = createRulesPort(config.rulesPath, orthanc);
+  const naming = createOutputNaming(createPseudonymiser(config));
   return {
     config,
     orthanc,
     ledger: await createLedger(config.storageConnectionString),
     queues: createQueueSender(config.storageConnectionString),
     rules,
-    naming: createOutputNaming(createPseudonymiser(config)),
+    naming,
     telemetry: await createTelemetry(config.applicationInsightsConnectionString),
+    redaction: createRedaction({ storagePath: config.storagePath, logPhi: config.logPhi, knownPhi: studyPhiLookup(orthanc, naming) }),
   };
 }
 

@@ -7,7 +7,6 @@ import { output, type InvocationContext, type StorageQueueFunctionOptions, type 
 import type { Job } from '../pipeline/job';
 import { PIPELINE_STEPS, type PipelineStep } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
-import { createRedaction, studyPhiLookup } from '../pipeline/redact';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
 import { cleanUpEndedJob } from '../pipeline/staging';
 import { loggerFor } from './logging';
@@ -36,17 +35,12 @@ export function handOnVia(context: InvocationContext): (queue: string, message: 
 }
 
 function runnerDeps(services: Services, context: InvocationContext) {
-  const redaction = createRedaction({
-    storagePath: services.config.storagePath,
-    logPhi: services.config.logPhi,
-    knownPhi: studyPhiLookup(services.orthanc, services.naming),
-  });
   return {
     handOn: handOnVia(context),
     ledger: services.ledger,
     queues: services.queues,
-    log: loggerFor(context, redaction.anywhere),
-    redaction,
+    log: loggerFor(context, services.redaction.anywhere),
+    redaction: services.redaction,
     staleHeartbeatMs: services.config.staleHeartbeatMs,
     telemetry: services.telemetry,
     // The download step claimed the output folder for this job; whoever ends the job gives it back,

@@ -93,6 +93,16 @@ export function metaSopInstanceUid(input: Buffer): string | undefined {
   }
 }
 
+/**
+ * An `isDone` for folders anonymised in place (the pipeline itself anonymises from staging): files
+ * named after their future SOP Instance UID (the keyed replacement of the original) are done once
+ * their content carries that UID; an original never does (its UID would be its own keyed hash).
+ */
+export function alreadyAnonymised(file: string, input: Buffer): boolean {
+  const sop = metaSopInstanceUid(input);
+  return sop !== undefined && sop === path.basename(file, '.dcm');
+}
+
 async function writeAtomically(file: string, data: Buffer, temporary = `${file}${TEMPORARY_SUFFIX}`): Promise<void> {
   const handle = await fs.open(temporary, 'w');
   try {

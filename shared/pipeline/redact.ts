@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { OrthancClient } from '../orthanc/client';
 import { sanitizeComponent } from '../output/sanitize';
 import type { Job } from './job';
+import type { Logger } from '../vocabulary';
 import type { OutputNaming } from './naming';
 
 export const REDACTED = '<redacted>';
@@ -136,6 +137,11 @@ export function createRedaction(settings: RedactionSettings): Redaction {
     },
     anywhere: settings.logPhi ? identity : (text) => redactOutputPaths(text, settings.storagePath, (name) => `<output>${layoutSuffix(name)}`),
   };
+}
+
+/** A logger whose every line passes `redact` first. */
+export function redactedLogger(log: Logger, redact: Redact): Logger {
+  return { info: (m) => log.info(redact(m)), warn: (m) => log.warn(redact(m)), error: (m) => log.error(redact(m)) };
 }
 
 /** An error as it may leave the process: the same name, its message and stack rewritten. */

@@ -23,7 +23,7 @@ import {
   type StepResult,
 } from './job';
 import { QUEUES, parseMessage, stepMessageSchema, type StepMessage } from './messages';
-import { redactError, type Redact, type Redaction } from './redact';
+import { redactError, redactedLogger, type Redact, type Redaction } from './redact';
 import type { QueueSender } from '../storage/queues';
 import { describeIssues } from '../util/issues';
 import type { StepTelemetry, Telemetry } from '../telemetry';
@@ -152,7 +152,7 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
 
   // The step's own log lines (e.g. a forward retry's reason) pass the job's path redaction too.
   const redactPaths: Redact = deps.redaction?.paths(job) ?? ((text) => text);
-  const log: Logger = { info: (m) => deps.log.info(redactPaths(m)), warn: (m) => deps.log.warn(redactPaths(m)), error: (m) => deps.log.error(redactPaths(m)) };
+  const log = redactedLogger(deps.log, redactPaths);
   let lastProgress = 0;
   const context: StepContext = {
     job,

@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import dcmjs, { type DicomDataset } from 'dcmjs';
 import { createAnonymiser } from '../../shared/dicom/anonymiser';
 import { PIXEL_DATA } from '../../shared/dicom/write';
-import { anonymiseFolder } from '../../shared/dicom/folder';
+import { alreadyAnonymised, anonymiseFolder } from '../../shared/dicom/folder';
 import { parseIdentityMapping } from '../../shared/dicom/mapping';
 import { anonymiseSettingsSchema, type AnonymiseSettings } from '../../shared/dicom/options';
 import { PROFILE_SIZE } from '../../shared/dicom/profile';
@@ -13,7 +13,6 @@ import { anonymisedUid, dateShiftDays } from '../../shared/dicom/pseudonyms';
 import { dcmdump } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { makeTempDir } from '../support/process';
-import { alreadyAnonymised } from '../../shared/pipeline/steps/anonymise';
 
 const settings = (over: Partial<Record<keyof AnonymiseSettings, unknown>> = {}) => anonymiseSettingsSchema.parse(over);
 const read = (buffer: Buffer): DicomDataset => dcmjs.data.DicomMessage.readFile(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer).dict;

@@ -11,8 +11,7 @@
 import { anonymisationProject } from '../../dicom/options';
 import { createAnonymiser } from '../../dicom/anonymiser';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { anonymiseFolder, metaSopInstanceUid } from '../../dicom/folder';
+import { anonymiseFolder } from '../../dicom/folder';
 import { jobRecord } from '../../dicom/record';
 import { loadIdentityMapping } from '../../dicom/mapping';
 import { projectKey } from '../../dicom/pseudonyms';
@@ -28,16 +27,6 @@ export interface AnonymiseDeps {
   rulesPath: string;
   stagingPath: string;
   concurrency: number;
-}
-
-/**
- * For folders anonymised in place: the download names each file after its future SOP Instance UID
- * (the keyed replacement of the original), so a file whose content already carries that UID is done;
- * an original never does (its UID would have to be its own keyed hash).
- */
-export function alreadyAnonymised(file: string, input: Buffer): boolean {
-  const sop = metaSopInstanceUid(input);
-  return sop !== undefined && sop === path.basename(file, '.dcm');
 }
 
 export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
