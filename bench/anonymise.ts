@@ -16,7 +16,14 @@ import { generateStudy } from '../test/support/dicom';
 import { startOrthanc } from '../test/support/orthanc';
 import { makeTempDir } from '../test/support/process';
 
-const { values } = parseArgs({ options: { instances: { type: 'string', default: '100' }, runs: { type: 'string', default: '5' }, modality: { type: 'string', default: 'MR' }, concurrency: { type: 'string', default: '4' } } });
+const { values } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '100' },
+    runs: { type: 'string', default: '5' },
+    modality: { type: 'string', default: 'MR' },
+    concurrency: { type: 'string', default: '4' },
+  },
+});
 const instances = Number(values.instances);
 const runs = Number(values.runs);
 const modality = values.modality === 'CT' ? 'CT' : 'MR';
@@ -28,14 +35,21 @@ async function main(): Promise<void> {
   const orthanc = await startOrthanc({ stableAgeSeconds: 60 });
   try {
     const client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
-    const study = await generateStudy({ privateTags: true, nestedSequences: true, series: [{ seriesNumber: 1, modality, instances }] });
+    const study = await generateStudy({
+      privateTags: true,
+      nestedSequences: true,
+      series: [{ seriesNumber: 1, modality, instances }],
+    });
     await storescu(study.files, { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet });
     const studyId = (await client.lookup(study.studyInstanceUID))[0].ID;
 
     const orthancRates: number[] = [];
     for (let i = 0; i <= runs; i += 1) {
       const started = process.hrtime.bigint();
-      const { data } = await client.raw<{ ID: string }>('POST', `/studies/${studyId}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+      const { data } = await client.raw<{ ID: string }>('POST', `/studies/${studyId}/anonymize`, {
+        data: {},
+        headers: { 'Content-Type': 'application/json' },
+      });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       await client.raw('DELETE', `/studies/${data.ID}`);
       if (i > 0) orthancRates.push(instances / seconds); // run 0 is the warm-up
@@ -67,7 +81,9 @@ async function main(): Promise<void> {
     writeFileSync(path.join(__dirname, 'results', 'anonymise.json'), `${JSON.stringify(report, null, 2)}\n`);
     console.log('| comparison | ours (instances/s) | reference (instances/s) | ratio |');
     console.log('|---|---|---|---|');
-    console.log(`| anonymise ${instances} ${modality} | ${report.ours.instancesPerSecond.toFixed(0)} (${report.ours.min.toFixed(0)}-${report.ours.max.toFixed(0)}) | Orthanc /anonymize ${report.orthancAnonymize.instancesPerSecond.toFixed(0)} (${report.orthancAnonymize.min.toFixed(0)}-${report.orthancAnonymize.max.toFixed(0)}) | ${report.ratio.toFixed(2)}x |`);
+    console.log(
+      `| anonymise ${instances} ${modality} | ${report.ours.instancesPerSecond.toFixed(0)} (${report.ours.min.toFixed(0)}-${report.ours.max.toFixed(0)}) | Orthanc /anonymize ${report.orthancAnonymize.instancesPerSecond.toFixed(0)} (${report.orthancAnonymize.min.toFixed(0)}-${report.orthancAnonymize.max.toFixed(0)}) | ${report.ratio.toFixed(2)}x |`,
+    );
   } finally {
     await orthanc.stop();
   }

@@ -37,12 +37,17 @@ const SIZES = quick
   : { runs: 5, mrSeries: 4, mrPerSeries: 30, ctInstances: 500, latencyStudies: 30, sweepStudies: 2000 };
 if (values.runs) SIZES.runs = Number(values.runs);
 
-interface Stat { median: number; min: number; max: number }
+interface Stat {
+  median: number;
+  min: number;
+  max: number;
+}
 const stat = (xs: number[]): Stat => {
   const sorted = [...xs].sort((a, b) => a - b);
   return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1] };
 };
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const started = process.hrtime.bigint();
@@ -58,7 +63,10 @@ type Contender = (() => Promise<unknown>) | { prepare: () => Promise<unknown> | 
  * round: drift on a shared machine (other work, Orthanc still settling after the upload) then
  * falls on all of them alike instead of on whichever ran first.
  */
-async function compareRounds<K extends string>(runs: number, contenders: Record<K, Contender>): Promise<Record<K, number[]>> {
+async function compareRounds<K extends string>(
+  runs: number,
+  contenders: Record<K, Contender>,
+): Promise<Record<K, number[]>> {
   const names = Object.keys(contenders) as K[];
   const seconds = Object.fromEntries(names.map((n) => [n, [] as number[]])) as Record<K, number[]>;
   for (let round = 0; round <= runs; round += 1) {
@@ -100,7 +108,8 @@ async function peakRss(pid: number, work: () => Promise<unknown>): Promise<numbe
 async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) total += (await fs.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).size;
+    if (e.isFile())
+      total += (await fs.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).size;
   }
   return total;
 }
@@ -116,7 +125,8 @@ async function settle(stack: Stack, ids: string[]): Promise<void> {
   await stack.orthanc.stop();
   await stack.orthanc.start();
   for (const id of ids) {
-    if (!(await stack.client.getStudy(id)).IsStable) throw new Error(`study ${id} is still unstable after an Orthanc restart`);
+    if (!(await stack.client.getStudy(id)).IsStable)
+      throw new Error(`study ${id} is still unstable after an Orthanc restart`);
   }
 }
 
@@ -124,15 +134,43 @@ const noLedger = { acquireOutput: async () => ({ acquired: true as const }) } as
 
 async function main(): Promise<void> {
   requireBinary('zip', 'zip');
-  const results: Record<string, unknown> = { quick, sizes: SIZES, machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 1024 ** 3), node: process.version }, at: new Date().toISOString() };
+  const results: Record<string, unknown> = {
+    quick,
+    sizes: SIZES,
+    machine: {
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+      node: process.version,
+    },
+    at: new Date().toISOString(),
+  };
   const rows: string[] = [];
   const stack: Stack = await startStack({ stableAgeSeconds: 3600, env: { AUTOMATION_DOWNLOAD_CONCURRENCY: '8' } });
   try {
     console.log('bench: generating data');
-    const mr = await generateStudy({ studyDescription: 'bench mr', series: Array.from({ length: SIZES.mrSeries }, (_, i) => ({ seriesNumber: i + 1, modality: 'MR' as const, instances: SIZES.mrPerSeries })) });
-    const ct = await generateStudy({ patientID: 'BENCH-CT', studyID: '1', studyDescription: 'bench ct', series: [{ seriesNumber: 1, modality: 'CT', instances: SIZES.ctInstances }] });
+    const mr = await generateStudy({
+      studyDescription: 'bench mr',
+      series: Array.from({ length: SIZES.mrSeries }, (_, i) => ({
+        seriesNumber: i + 1,
+        modality: 'MR' as const,
+        instances: SIZES.mrPerSeries,
+      })),
+    });
+    const ct = await generateStudy({
+      patientID: 'BENCH-CT',
+      studyID: '1',
+      studyDescription: 'bench ct',
+      series: [{ seriesNumber: 1, modality: 'CT', instances: SIZES.ctInstances }],
+    });
     const small: GeneratedStudy[] = [];
-    for (let i = 0; i < SIZES.latencyStudies; i += 1) small.push(await generateStudy({ studyDescription: 'bench latency', series: [{ seriesNumber: 1, modality: 'MR', instances: 2 }] }));
+    for (let i = 0; i < SIZES.latencyStudies; i += 1)
+      small.push(
+        await generateStudy({
+          studyDescription: 'bench latency',
+          series: [{ seriesNumber: 1, modality: 'MR', instances: 2 }],
+        }),
+      );
     await stack.sendStudy(mr);
     await stack.sendStudy(ct);
     for (const s of small) await stack.sendStudy(s);
@@ -145,7 +183,14 @@ async function main(): Promise<void> {
     // 1. Download: our step vs Orthanc's archive vs the raw limit (parallel /file fetches).
     console.log('bench: download');
     const naming = createOutputNaming(undefined);
-    const draft = { rule: { id: 'bench', checkOn: 'Study' as const, steps: ['download' as const], destinations: [] }, level: 'Study' as const, resourceId: ctId, lastUpdate: 'x', source: 'manual' as const, forced: false };
+    const draft = {
+      rule: { id: 'bench', checkOn: 'Study' as const, steps: ['download' as const], destinations: [] },
+      level: 'Study' as const,
+      resourceId: ctId,
+      lastUpdate: 'x',
+      source: 'manual' as const,
+      forced: false,
+    };
     const job = newJob(draft, jobIdFor(draft));
     const auth = `Basic ${Buffer.from(`${stack.orthanc.username}:${stack.orthanc.password}`).toString('base64')}`;
     const instances = await stack.client.listInstances('studies', ctId);
@@ -154,9 +199,18 @@ async function main(): Promise<void> {
     // "limit" was half of what the machine can do.
     const rawAgent = new http.Agent({ keepAlive: true });
     const downloads = await compareRounds(SIZES.runs, {
-      ours: () => downloadStep({ orthanc: stack.client, ledger: noLedger, naming, storagePath: path.join(work, 'dl'), concurrency: 8 })({ job, log: console, progress: async () => undefined }),
+      ours: () =>
+        downloadStep({
+          orthanc: stack.client,
+          ledger: noLedger,
+          naming,
+          storagePath: path.join(work, 'dl'),
+          concurrency: 8,
+        })({ job, log: console, progress: async () => undefined }),
       archive: async () => {
-        const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, { headers: { Authorization: auth } });
+        const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, {
+          headers: { Authorization: auth },
+        });
         await pipeline(Readable.fromWeb(response.body as never), createWriteStream(path.join(work, 'archive.zip')));
       },
       raw: async () => {
@@ -165,7 +219,13 @@ async function main(): Promise<void> {
         await fs.mkdir(dir, { recursive: true });
         await forEachLimit(instances, 8, async (instance) => {
           const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-            http.get(`${stack.orthanc.url}/instances/${instance.ID}/file`, { agent: rawAgent, headers: { Authorization: auth, 'Accept-Encoding': 'identity' } }, resolve).on('error', reject);
+            http
+              .get(
+                `${stack.orthanc.url}/instances/${instance.ID}/file`,
+                { agent: rawAgent, headers: { Authorization: auth, 'Accept-Encoding': 'identity' } },
+                resolve,
+              )
+              .on('error', reject);
           });
           await pipeline(response, createWriteStream(path.join(dir, `${instance.ID}.dcm`), { highWaterMark: 1 << 20 }));
         });
@@ -174,9 +234,20 @@ async function main(): Promise<void> {
     rawAgent.destroy();
     const [oursDownload, archive, raw] = [downloads.ours, downloads.archive, downloads.raw];
     const mbps = (s: Stat) => ctBytes / 1e6 / s.median;
-    const d = { ours: stat(oursDownload), orthancArchive: stat(archive), rawParallel: stat(raw), megabytes: ctBytes / 1e6 };
-    results.download = { ...d, ratioToRaw: d.rawParallel.median / d.ours.median, ratioToArchive: d.orthancArchive.median / d.ours.median };
-    rows.push(`| Download ${SIZES.ctInstances} CT 512x512 (${(ctBytes / 1e6).toFixed(0)} MB), MB/s | ${mbps(d.ours).toFixed(0)} | raw parallel /file ${mbps(d.rawParallel).toFixed(0)}; Orthanc /archive ${mbps(d.orthancArchive).toFixed(0)} | ${(d.rawParallel.median / d.ours.median).toFixed(2)}x raw, ${(d.orthancArchive.median / d.ours.median).toFixed(2)}x archive | >= 0.9x raw, > 1x archive |`);
+    const d = {
+      ours: stat(oursDownload),
+      orthancArchive: stat(archive),
+      rawParallel: stat(raw),
+      megabytes: ctBytes / 1e6,
+    };
+    results.download = {
+      ...d,
+      ratioToRaw: d.rawParallel.median / d.ours.median,
+      ratioToArchive: d.orthancArchive.median / d.ours.median,
+    };
+    rows.push(
+      `| Download ${SIZES.ctInstances} CT 512x512 (${(ctBytes / 1e6).toFixed(0)} MB), MB/s | ${mbps(d.ours).toFixed(0)} | raw parallel /file ${mbps(d.rawParallel).toFixed(0)}; Orthanc /archive ${mbps(d.orthancArchive).toFixed(0)} | ${(d.rawParallel.median / d.ours.median).toFixed(2)}x raw, ${(d.orthancArchive.median / d.ours.median).toFixed(2)}x archive | >= 0.9x raw, > 1x archive |`,
+    );
 
     // 2. Anonymise: our step vs Orthanc /anonymize, instances per second.
     console.log('bench: anonymise');
@@ -192,49 +263,81 @@ async function main(): Promise<void> {
         run: () => anonymiseFolder(anonDir, anonymiser, { concurrency: 4 }),
       },
       orthanc: async () => {
-        const { data } = await stack.client.raw<{ ID: string }>('POST', `/studies/${mrId}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+        const { data } = await stack.client.raw<{ ID: string }>('POST', `/studies/${mrId}/anonymize`, {
+          data: {},
+          headers: { 'Content-Type': 'application/json' },
+        });
         await stack.client.raw('DELETE', `/studies/${data.ID}`);
       },
     });
     const a = { ours: stat(anonymisations.ours), orthanc: stat(anonymisations.orthanc), instances: mrCount };
     results.anonymise = { ...a, ratio: a.orthanc.median / a.ours.median };
-    rows.push(`| Anonymise ${mrCount} MR 256x256, instances/s | ${(mrCount / a.ours.median).toFixed(0)} | Orthanc /anonymize ${(mrCount / a.orthanc.median).toFixed(0)} (includes its storing) | ${(a.orthanc.median / a.ours.median).toFixed(2)}x | >= 1x |`);
+    rows.push(
+      `| Anonymise ${mrCount} MR 256x256, instances/s | ${(mrCount / a.ours.median).toFixed(0)} | Orthanc /anonymize ${(mrCount / a.orthanc.median).toFixed(0)} (includes its storing) | ${(a.orthanc.median / a.ours.median).toFixed(2)}x | >= 1x |`,
+    );
 
     // 3. Zip: our step vs Info-ZIP at the same level, on the downloaded CT folder.
     console.log('bench: zip');
     const source = path.join(work, 'dl', 'bench', (await fs.readdir(path.join(work, 'dl', 'bench')))[0]);
     const zipBytes = await folderBytes(source);
     const zips = await compareRounds(SIZES.runs, {
-      ours: { prepare: () => fs.rm(path.join(work, 'ours.zip'), { force: true }), run: () => zipFolder(source, path.join(work, 'ours.zip'), { level: 1, name: 'study' }) },
-      infoZip: { prepare: () => fs.rm(path.join(work, 'infozip.zip'), { force: true }), run: () => run('zip', ['-r', '-1', '-q', path.join(work, 'infozip.zip'), '.'], { cwd: source }) },
+      ours: {
+        prepare: () => fs.rm(path.join(work, 'ours.zip'), { force: true }),
+        run: () => zipFolder(source, path.join(work, 'ours.zip'), { level: 1, name: 'study' }),
+      },
+      infoZip: {
+        prepare: () => fs.rm(path.join(work, 'infozip.zip'), { force: true }),
+        run: () => run('zip', ['-r', '-1', '-q', path.join(work, 'infozip.zip'), '.'], { cwd: source }),
+      },
     });
     const z = { ours: stat(zips.ours), infoZip: stat(zips.infoZip), megabytes: zipBytes / 1e6 };
     results.zip = { ...z, ratio: z.infoZip.median / z.ours.median };
-    rows.push(`| Zip ${(zipBytes / 1e6).toFixed(0)} MB at level 1, MB/s | ${(zipBytes / 1e6 / z.ours.median).toFixed(0)} | Info-ZIP zip -r -1 ${(zipBytes / 1e6 / z.infoZip.median).toFixed(0)} | ${(z.infoZip.median / z.ours.median).toFixed(2)}x | >= 0.9x |`);
+    rows.push(
+      `| Zip ${(zipBytes / 1e6).toFixed(0)} MB at level 1, MB/s | ${(zipBytes / 1e6 / z.ours.median).toFixed(0)} | Info-ZIP zip -r -1 ${(zipBytes / 1e6 / z.infoZip.median).toFixed(0)} | ${(z.infoZip.median / z.ours.median).toFixed(2)}x | >= 0.9x |`,
+    );
 
     // 4. Latency: event accepted by orthancEvents to job published, small studies, one at a time.
     console.log('bench: latency');
-    await stack.writeRule('bench-latency', { CheckOn: 'Study', Steps: ['download'], Tags: [{ TagName: 'StudyDescription', Value: 'bench latency' }] });
+    await stack.writeRule('bench-latency', {
+      CheckOn: 'Study',
+      Steps: ['download'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'bench latency' }],
+    });
     const latencies: number[] = [];
     const overheads: number[] = [];
     for (const s of small) {
       const id = await stack.studyId(s.studyInstanceUID);
-      if ((await stack.jobs((j) => j.resourceId === id)).length > 0) throw new Error(`study ${id} has a job before its event was posted`);
+      if ((await stack.jobs((j) => j.resourceId === id)).length > 0)
+        throw new Error(`study ${id} has a job before its event was posted`);
       const t0 = Date.now();
       const answer = await stack.post('orthanc/events', { changeType: 'StableStudy', resourceId: id });
       if (answer.status !== 202) throw new Error(`orthancEvents answered ${answer.status}`);
-      const [done] = await stack.waitForJobs(1, (j) => j.resourceId === id && j.ruleId === 'bench-latency', { timeoutMs: 30_000 });
+      const [done] = await stack.waitForJobs(1, (j) => j.resourceId === id && j.ruleId === 'bench-latency', {
+        timeoutMs: 30_000,
+      });
       const total = Date.parse(done.finishedAt!) - t0;
       const stepsMs = done.steps.reduce((n, st) => n + (st.durationMs ?? 0), 0);
       latencies.push(total);
       overheads.push(total - stepsMs);
     }
-    results.latency = { studies: latencies.length, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95), overheadP50Ms: percentile(overheads, 50), overheadP95Ms: percentile(overheads, 95) };
-    rows.push(`| Latency, event to published (${latencies.length} small studies), ms | p50 ${percentile(latencies, 50)}, p95 ${percentile(latencies, 95)}; outside the steps p50 ${percentile(overheads, 50)}, p95 ${percentile(overheads, 95)} | (steps' own work) | | overhead p95 < 1000 ms |`);
+    results.latency = {
+      studies: latencies.length,
+      p50Ms: percentile(latencies, 50),
+      p95Ms: percentile(latencies, 95),
+      overheadP50Ms: percentile(overheads, 50),
+      overheadP95Ms: percentile(overheads, 95),
+    };
+    rows.push(
+      `| Latency, event to published (${latencies.length} small studies), ms | p50 ${percentile(latencies, 50)}, p95 ${percentile(latencies, 95)}; outside the steps p50 ${percentile(overheads, 50)}, p95 ${percentile(overheads, 95)} | (steps' own work) | | overhead p95 < 1000 ms |`,
+    );
 
     // 5. Peak memory of the function host: the large CT study through download, anonymise, zip.
     console.log('bench: memory');
-    await stack.writeRule('bench-large', { CheckOn: 'Study', Steps: ['download', 'anonymise', 'zip'], Tags: [{ TagName: 'StudyDescription', Value: 'bench ct' }] });
+    await stack.writeRule('bench-large', {
+      CheckOn: 'Study',
+      Steps: ['download', 'anonymise', 'zip'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'bench ct' }],
+    });
     const pid = stack.host.pid()!;
     const rssBefore = (await rssKb(pid)) / 1024;
     const peak = await peakRss(pid, async () => {
@@ -243,49 +346,86 @@ async function main(): Promise<void> {
       if (done.status !== 'succeeded') throw new Error(`large job ${done.status}: ${done.error}`);
     });
     results.memory = { studyMegabytes: ctBytes / 1e6, hostRssBeforeMb: rssBefore, hostPeakRssMb: peak };
-    rows.push(`| Peak RSS of the function host, ${(ctBytes / 1e6).toFixed(0)} MB study through download, anonymise, zip | ${peak.toFixed(0)} MB (idle ${rssBefore.toFixed(0)} MB) | | | < 300 MB |`);
+    rows.push(
+      `| Peak RSS of the function host, ${(ctBytes / 1e6).toFixed(0)} MB study through download, anonymise, zip | ${peak.toFixed(0)} MB (idle ${rssBefore.toFixed(0)} MB) | | | < 300 MB |`,
+    );
 
     // 6. Sweep over many small studies: wall time until every evaluation ran, and peak memory.
     console.log(`bench: sweep over ${SIZES.sweepStudies} studies (storing them first)`);
     const sweepFiles: string[] = [];
     let lastSweepStudy = '';
     for (let i = 0; i < SIZES.sweepStudies; i += 1) {
-      const s = await generateStudy({ studyDescription: 'bench sweep', series: [{ seriesNumber: 1, modality: 'MR', instances: 1, rows: 32, columns: 32 }] });
+      const s = await generateStudy({
+        studyDescription: 'bench sweep',
+        series: [{ seriesNumber: 1, modality: 'MR', instances: 1, rows: 32, columns: 32 }],
+      });
       sweepFiles.push(...s.files);
       lastSweepStudy = s.studyInstanceUID;
     }
     await stack.sendStudy(mr, sweepFiles);
     await settle(stack, [await stack.studyId(lastSweepStudy)]);
-    await fs.writeFile(path.join(stack.rulesDir, 'master.json'), JSON.stringify({ DailyCheckHour: new Date().getHours(), DailySweepEnabled: true }));
+    await fs.writeFile(
+      path.join(stack.rulesDir, 'master.json'),
+      JSON.stringify({ DailyCheckHour: new Date().getHours(), DailySweepEnabled: true }),
+    );
     const totalStudies = (await stack.client.listStudies({ since: 0, limit: 100_000 })).length;
     let sweepSeconds = 0;
     const sweepPeak = await peakRss(pid, async () => {
-      sweepSeconds = await timed(async () => {
-        const invoked = await fetch(`${stack.host.url}/admin/functions/dailySweep`, { method: 'POST', headers: { 'x-functions-key': stack.masterKey, 'Content-Type': 'application/json' }, body: '{"input":""}' });
-        if (invoked.status !== 202) throw new Error(`sweep invocation answered ${invoked.status}`);
-        // Done when the sweep has queued everything and the evaluate queue has stayed empty for a while.
-        let emptySince = 0;
-        await waitFor(async () => {
-          const depth = (await stack.queues.depth(QUEUES.evaluate)) ?? 0;
-          if (depth > 0) emptySince = 0;
-          else emptySince ||= Date.now();
-          return emptySince > 0 && Date.now() - emptySince > 3000 && stack.host.logs().includes(`Sweep: ${totalStudies} studies enqueued`);
-        }, { timeoutMs: 900_000, intervalMs: 250, description: 'the sweep to finish' });
-      }) - 3;
+      sweepSeconds =
+        (await timed(async () => {
+          const invoked = await fetch(`${stack.host.url}/admin/functions/dailySweep`, {
+            method: 'POST',
+            headers: { 'x-functions-key': stack.masterKey, 'Content-Type': 'application/json' },
+            body: '{"input":""}',
+          });
+          if (invoked.status !== 202) throw new Error(`sweep invocation answered ${invoked.status}`);
+          // Done when the sweep has queued everything and the evaluate queue has stayed empty for a while.
+          let emptySince = 0;
+          await waitFor(
+            async () => {
+              const depth = (await stack.queues.depth(QUEUES.evaluate)) ?? 0;
+              if (depth > 0) emptySince = 0;
+              else emptySince ||= Date.now();
+              return (
+                emptySince > 0 &&
+                Date.now() - emptySince > 3000 &&
+                stack.host.logs().includes(`Sweep: ${totalStudies} studies enqueued`)
+              );
+            },
+            { timeoutMs: 900_000, intervalMs: 250, description: 'the sweep to finish' },
+          );
+        })) - 3;
     });
-    results.sweep = { studies: totalStudies, seconds: sweepSeconds, studiesPerSecond: totalStudies / sweepSeconds, hostPeakRssMb: sweepPeak };
-    rows.push(`| Sweep over ${totalStudies} studies | ${sweepSeconds.toFixed(1)} s (${(totalStudies / sweepSeconds).toFixed(0)} studies/s), peak RSS ${sweepPeak.toFixed(0)} MB | | | |`);
+    results.sweep = {
+      studies: totalStudies,
+      seconds: sweepSeconds,
+      studiesPerSecond: totalStudies / sweepSeconds,
+      hostPeakRssMb: sweepPeak,
+    };
+    rows.push(
+      `| Sweep over ${totalStudies} studies | ${sweepSeconds.toFixed(1)} s (${(totalStudies / sweepSeconds).toFixed(0)} studies/s), peak RSS ${sweepPeak.toFixed(0)} MB | | | |`,
+    );
   } finally {
     await stack.stop();
   }
-  const table = ['| comparison | ours | reference (same run) | ratio (ours faster when > 1) | target |', '|---|---|---|---|---|', ...rows].join('\n');
+  const table = [
+    '| comparison | ours | reference (same run) | ratio (ours faster when > 1) | target |',
+    '|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
   mkdirSync(path.join(__dirname, 'results'), { recursive: true });
   writeFileSync(path.join(__dirname, 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(path.join(__dirname, 'results', 'latest.md'), `${table}\n\nMachine: ${JSON.stringify(results.machine)}; ${quick ? 'quick' : 'full'} sizes ${JSON.stringify(SIZES)}; ${results.at}\n`);
+  writeFileSync(
+    path.join(__dirname, 'results', 'latest.md'),
+    `${table}\n\nMachine: ${JSON.stringify(results.machine)}; ${quick ? 'quick' : 'full'} sizes ${JSON.stringify(SIZES)}; ${String(results.at)}\n`,
+  );
   console.log(table);
 }
 
-main().then(() => process.exit(0), (error: Error) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: Error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

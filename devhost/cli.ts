@@ -32,14 +32,18 @@ async function main(): Promise<void> {
     return;
   }
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port must be a TCP port, got '${values.port}'`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`--port must be a TCP port, got '${values.port}'`);
   const appDir = path.resolve(values.app);
-  const secretsFile = values.secrets ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json');
+  const secretsFile =
+    values.secrets ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json');
   const host = await startHost({ appDir, port, enforceAuth: values['enforce-auth'], secretsFile });
   console.log('\nFunctions:\n');
   for (const line of host.listing) console.log(`        ${line}\n`);
   const enforced = values['enforce-auth'] ?? /^(1|true|yes)$/i.test(process.env.DEVHOST_ENFORCE_AUTH ?? '');
-  console.log(`Keys (${secretsFile}) are ${enforced ? 'required' : 'not checked (as with func start; --enforce-auth to check them)'}.`);
+  console.log(
+    `Keys (${secretsFile}) are ${enforced ? 'required' : 'not checked (as with func start; --enforce-auth to check them)'}.`,
+  );
   console.log(`Host id: ${host.hostId}`);
   console.log('Host started');
   let stopping = false;

@@ -31,7 +31,10 @@ export interface RegisteredFunction {
 export interface InvocationModelLike {
   getArguments(): Promise<{ context: unknown; inputs: unknown[] }>;
   invokeFunction(context: unknown, inputs: unknown[], handler: (...args: unknown[]) => unknown): Promise<unknown>;
-  getResponse(context: unknown, result: unknown): Promise<{ invocationId: string; outputData?: Array<{ name: string; data: TypedData }>; returnValue?: TypedData }>;
+  getResponse(
+    context: unknown,
+    result: unknown,
+  ): Promise<{ invocationId: string; outputData?: Array<{ name: string; data: TypedData }>; returnValue?: TypedData }>;
 }
 
 export interface ProgrammingModelLike {
@@ -64,7 +67,13 @@ export interface InvocationLogContext {
 
 export class CoreRegistry {
   readonly functions = new Map<string, RegisteredFunction>();
-  readonly hooks: Record<HookName, Hook[]> = { appStart: [], appTerminate: [], preInvocation: [], postInvocation: [], log: [] };
+  readonly hooks: Record<HookName, Hook[]> = {
+    appStart: [],
+    appTerminate: [],
+    preInvocation: [],
+    postInvocation: [],
+    log: [],
+  };
   programmingModel?: ProgrammingModelLike;
   /** Shared by every hook of the app's lifetime (the worker's appHookData). */
   readonly appHookData: Record<string, unknown> = {};
@@ -127,7 +136,8 @@ export class CoreRegistry {
   }
 
   registerHook(name: string, callback: Hook): Disposable {
-    if (!(name in this.hooks)) throw Object.assign(new RangeError(`Unrecognized hook "${name}"`), { isAzureFunctionsSystemError: true });
+    if (!(name in this.hooks))
+      throw Object.assign(new RangeError(`Unrecognized hook "${name}"`), { isAzureFunctionsSystemError: true });
     const list = this.hooks[name as HookName];
     list.push(callback);
     return new Disposable(() => {
@@ -169,7 +179,8 @@ function shim(): Shim {
   state.api = {
     version: '3.12.0',
     hostVersion: '4.1041.200',
-    registerFunction: (metadata: FunctionMetadata, callback: RegisteredFunction['callback']) => registry().registerFunction(metadata, callback),
+    registerFunction: (metadata: FunctionMetadata, callback: RegisteredFunction['callback']) =>
+      registry().registerFunction(metadata, callback),
     registerHook: (name: string, callback: Hook) => registry().registerHook(name, callback),
     setProgrammingModel: (model: ProgrammingModelLike) => {
       state.lastModel = model;
@@ -192,7 +203,7 @@ function shim(): Shim {
   proto.require = new Proxy(proto.require, {
     apply(target, thisArg, args: [string]) {
       if (args[0] === CORE_ID) return state.api;
-      return Reflect.apply(target, thisArg, args) as unknown;
+      return Reflect.apply<unknown, [string], unknown>(target, thisArg, args);
     },
   });
   holder[SHIM_KEY] = state;
@@ -205,7 +216,10 @@ function shim(): Shim {
  */
 export function activateRegistry(registry: CoreRegistry): () => void {
   const state = shim();
-  if (state.current && state.current !== registry) throw new Error('Another devhost is already running in this process (one at a time in-process; use child processes for more)');
+  if (state.current && state.current !== registry)
+    throw new Error(
+      'Another devhost is already running in this process (one at a time in-process; use child processes for more)',
+    );
   state.current = registry;
   return () => {
     if (state.current === registry) state.current = undefined;

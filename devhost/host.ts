@@ -11,8 +11,28 @@
  */
 import http from 'node:http';
 import path from 'node:path';
-import { activateRegistry, CoreRegistry, programmingModelOf, type LogCategory, type LogLevel, type RegisteredFunction, type TypedData } from './core';
-import { authorised, compareRoutes, compileRoute, emptyAnswer, loopbackHost, matchRoute, readBody, requestKey, toRpcHttpInput, writeRpcResponse, type HttpRoute } from './http';
+import {
+  activateRegistry,
+  CoreRegistry,
+  programmingModelOf,
+  type LogCategory,
+  type LogLevel,
+  type RegisteredFunction,
+  type TypedData,
+} from './core';
+import {
+  authorised,
+  compareRoutes,
+  compileRoute,
+  emptyAnswer,
+  loopbackHost,
+  matchRoute,
+  readBody,
+  requestKey,
+  toRpcHttpInput,
+  writeRpcResponse,
+  type HttpRoute,
+} from './http';
 import { invoke } from './invoke';
 import { loadKeys, sameKey, type Keys } from './keys';
 import { loadApp } from './loader';
@@ -78,28 +98,50 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   applyLocalSettings(appDir);
   const settings: HostSettings = readHostSettings(appDir);
   const enforceAuth = options.enforceAuth ?? /^(1|true|yes)$/i.test(process.env.DEVHOST_ENFORCE_AUTH ?? '');
-  const keys = loadKeys(options.secretsFile ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json'), log);
-  const shutdownGraceMs = options.shutdownGraceMs ?? (Number(process.env.DEVHOST_SHUTDOWN_GRACE_MS) || DEFAULT_SHUTDOWN_GRACE_MS);
-  const allowedHosts = options.allowedHosts ?? (process.env.DEVHOST_ALLOWED_HOSTS ?? '').split(',').filter((h) => h.trim() !== '');
+  const keys = loadKeys(
+    options.secretsFile ?? process.env.DEVHOST_SECRETS_FILE ?? path.join(appDir, '.devhost', 'secrets.json'),
+    log,
+  );
+  const shutdownGraceMs =
+    options.shutdownGraceMs ?? (Number(process.env.DEVHOST_SHUTDOWN_GRACE_MS) || DEFAULT_SHUTDOWN_GRACE_MS);
+  const allowedHosts =
+    options.allowedHosts ?? (process.env.DEVHOST_ALLOWED_HOSTS ?? '').split(',').filter((h) => h.trim() !== '');
 
   // Debug-level system lines (the library's own chatter) stay out of the console, as in func start.
-  const registry = new CoreRegistry((level: LogLevel, category: LogCategory, message: string, functionName?: string) => {
-    if (category === 'system' && (level === 'debug' || level === 'trace')) return;
-    log(`${levelPrefix(level)}${functionName && category === 'user' ? `${functionName}: ` : ''}${message}`);
-  });
+  const registry = new CoreRegistry(
+    (level: LogLevel, category: LogCategory, message: string, functionName?: string) => {
+      if (category === 'system' && (level === 'debug' || level === 'trace')) return;
+      log(`${levelPrefix(level)}${functionName && category === 'user' ? `${functionName}: ` : ''}${message}`);
+    },
+  );
   const deactivate = activateRegistry(registry);
   let started = false;
   try {
     await loadApp(appDir, (line) => registry.log('debug', 'system', line));
-    for (const hook of registry.hooks.appStart) await hook({ hookData: registry.appLevelOnlyHookData, appHookData: registry.appHookData, functionAppDirectory: appDir });
+    for (const hook of registry.hooks.appStart)
+      await hook({
+        hookData: registry.appLevelOnlyHookData,
+        appHookData: registry.appHookData,
+        functionAppDirectory: appDir,
+      });
     const model = programmingModelOf(registry);
     if (!model) throw new Error(`The app in ${appDir} loaded but registered nothing (no @azure/functions app.* calls)`);
     const capabilities = (await model.getCapabilities?.({})) ?? {};
     if (capabilities.HttpUri !== undefined) {
-      throw new Error("This app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the devhost does not implement: requests would hang. Remove enableHttpStream (or make it conditional) to run the app locally.");
+      throw new Error(
+        'This app enables HTTP streaming (app.setup({ enableHttpStream: true })), which the devhost does not implement: requests would hang. Remove enableHttpStream (or make it conditional) to run the app locally.',
+      );
     }
     registry.lock();
-    const running = await startListeners(registry, settings, keys, { enforceAuth, allowedHosts }, shutdownGraceMs, options.port, log);
+    const running = await startListeners(
+      registry,
+      settings,
+      keys,
+      { enforceAuth, allowedHosts },
+      shutdownGraceMs,
+      options.port,
+      log,
+    );
     started = true;
     let stopping: Promise<void> | undefined;
     return {
@@ -131,21 +173,36 @@ async function startListeners(
   const functions = [...registry.functions.values()];
   const usesStorage = functions.some((fn) => {
     const type = triggerOf(fn)[1].type;
-    return type === 'queueTrigger' || type === 'timerTrigger' || Object.values(fn.metadata.bindings).some((b) => b.type === 'queue');
+    return (
+      type === 'queueTrigger' ||
+      type === 'timerTrigger' ||
+      Object.values(fn.metadata.bindings).some((b) => b.type === 'queue')
+    );
   });
   const connection = process.env.AzureWebJobsStorage;
-  if (usesStorage && !connection) throw new Error('AzureWebJobsStorage is not set: queue and timer triggers and queue outputs need a storage account (Azurite locally, e.g. UseDevelopmentStorage=true)');
+  if (usesStorage && !connection)
+    throw new Error(
+      'AzureWebJobsStorage is not set: queue and timer triggers and queue outputs need a storage account (Azurite locally, e.g. UseDevelopmentStorage=true)',
+    );
   const queues = connection ? new QueueService(connection, settings.queues) : undefined;
   const monitor = connection ? new ScheduleMonitor(connection, settings.hostId) : undefined;
 
   /** Queue outputs ($return or extraOutputs), written after the handler succeeded, in binding order. */
-  async function writeOutputs(fn: RegisteredFunction, outputData: Array<{ name: string; data: TypedData }>, returnValue?: TypedData): Promise<void> {
+  async function writeOutputs(
+    fn: RegisteredFunction,
+    outputData: Array<{ name: string; data: TypedData }>,
+    returnValue?: TypedData,
+  ): Promise<void> {
     const all = [...outputData];
-    if (returnValue !== undefined && fn.metadata.bindings.$return?.type === 'queue') all.push({ name: '$return', data: returnValue });
+    if (returnValue !== undefined && fn.metadata.bindings.$return?.type === 'queue')
+      all.push({ name: '$return', data: returnValue });
     for (const { name, data } of all) {
       const binding = fn.metadata.bindings[name];
       if (binding?.type !== 'queue') continue;
-      await queues!.write(resolveSettings(String(binding.queueName), `Function '${fn.metadata.name}' output '${name}'`), outputMessages(data));
+      await queues!.write(
+        resolveSettings(String(binding.queueName), `Function '${fn.metadata.name}' output '${name}'`),
+        outputMessages(data),
+      );
     }
   }
 
@@ -170,22 +227,49 @@ async function startListeners(
       const queueName = resolveSettings(String(trigger.queueName), `Function '${name}' queueName`).toLowerCase();
       listing.push(`${name}: queueTrigger (${queueName})`);
       queueListeners.push(
-        queues!.listen(queueName, async (text, triggerMetadata) => {
-          const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: text } }], triggerMetadata }, log, `New queue message detected on '${queueName}'.`);
-          await writeOutputs(fn, result.outputData, result.returnValue);
-        }, log),
+        queues!.listen(
+          queueName,
+          async (text, triggerMetadata) => {
+            const result = await invoke(
+              registry,
+              fn,
+              { inputData: [{ name: triggerName, data: { string: text } }], triggerMetadata },
+              log,
+              `New queue message detected on '${queueName}'.`,
+            );
+            await writeOutputs(fn, result.outputData, result.returnValue);
+          },
+          log,
+        ),
       );
     } else if (trigger.type === 'timerTrigger') {
       const schedule = parseSchedule(String(trigger.schedule));
       listing.push(`${name}: timerTrigger (${schedule.text})`);
-      const listener = new TimerListener(name, schedule, { runOnStartup: trigger.runOnStartup === true, monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? monitor : undefined }, async (input) => {
-        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { json: JSON.stringify(input) } }] }, log, input.IsPastDue ? 'Timer fired (past due)' : 'Timer fired');
-        await writeOutputs(fn, result.outputData, result.returnValue);
-      }, log);
+      const listener = new TimerListener(
+        name,
+        schedule,
+        {
+          runOnStartup: trigger.runOnStartup === true,
+          monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? monitor : undefined,
+        },
+        async (input) => {
+          const result = await invoke(
+            registry,
+            fn,
+            { inputData: [{ name: triggerName, data: { json: JSON.stringify(input) } }] },
+            log,
+            input.IsPastDue ? 'Timer fired (past due)' : 'Timer fired',
+          );
+          await writeOutputs(fn, result.outputData, result.returnValue);
+        },
+        log,
+      );
       timers.set(name.toLowerCase(), listener);
     } else if (!SUPPORTED_TRIGGERS.has(String(trigger.type))) {
       // Not silently: the function exists in production but never runs here.
-      listing.push(`${name}: ${String(trigger.type)} (NOT SUPPORTED by the devhost: never triggered; POST /admin/functions/${name} invokes it)`);
+      listing.push(
+        `${name}: ${String(trigger.type)} (NOT SUPPORTED by the devhost: never triggered; POST /admin/functions/${name} invokes it)`,
+      );
     }
   }
 
@@ -194,16 +278,29 @@ async function startListeners(
     const timer = timers.get(fn.metadata.name.toLowerCase());
     if (timer) return timer.runNow();
     const [triggerName] = triggerOf(fn);
-    const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: { string: input } }] }, log, 'This function was programmatically called via the host APIs.');
+    const result = await invoke(
+      registry,
+      fn,
+      { inputData: [{ name: triggerName, data: { string: input } }] },
+      log,
+      'This function was programmatically called via the host APIs.',
+    );
     await writeOutputs(fn, result.outputData, result.returnValue);
   }
 
   const server = http.createServer((request, response) => {
     void (async () => {
       if (!loopbackHost(request.headers.host, allowedHosts)) {
-        log(`WARN Refused a request for Host ${JSON.stringify(String(request.headers.host ?? '(none)').slice(0, 100))}: not a loopback name (DEVHOST_ALLOWED_HOSTS adds names)`);
+        log(
+          `WARN Refused a request for Host ${JSON.stringify(String(request.headers.host ?? '(none)').slice(0, 100))}: not a loopback name (DEVHOST_ALLOWED_HOSTS adds names)`,
+        );
         const text = 'This host serves only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]).\n';
-        response.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) }).end(text);
+        response
+          .writeHead(403, {
+            'Content-Type': 'text/plain; charset=utf-8',
+            'Content-Length': String(Buffer.byteLength(text)),
+          })
+          .end(text);
         return;
       }
       const requestUrl = new URL(request.url ?? '/', url);
@@ -212,13 +309,15 @@ async function startListeners(
         const admin = /^\/admin\/functions\/([^/]+)$/i.exec(pathname);
         if (admin) {
           if (request.method !== 'POST') return emptyAnswer(response, 404);
-          if (enforceAuth && !sameKey(requestKey(request, requestUrl), keys.masterKey)) return emptyAnswer(response, 401);
+          if (enforceAuth && !sameKey(requestKey(request, requestUrl), keys.masterKey))
+            return emptyAnswer(response, 401);
           const fn = byName.get(decodeURIComponent(admin[1]).toLowerCase());
           if (!fn) return emptyAnswer(response, 404);
           const text = (await readBody(request)).toString('utf8');
           let input = '';
           try {
-            input = String((JSON.parse(text || '{}') as { input?: unknown }).input ?? '');
+            const given = (JSON.parse(text || '{}') as { input?: unknown }).input;
+            input = typeof given === 'string' ? given : given === undefined ? '' : JSON.stringify(given);
           } catch {
             return emptyAnswer(response, 400);
           }
@@ -227,7 +326,10 @@ async function startListeners(
           return;
         }
         if (prefix && !(pathname === prefix || pathname.startsWith(`${prefix}/`))) return emptyAnswer(response, 404);
-        const parts = pathname.slice(prefix.length).split('/').filter((p) => p !== '');
+        const parts = pathname
+          .slice(prefix.length)
+          .split('/')
+          .filter((p) => p !== '');
         let found: { route: HttpRoute; params: Record<string, string> } | undefined;
         for (const route of routes) {
           const params = matchRoute(route, parts);
@@ -237,10 +339,17 @@ async function startListeners(
           }
         }
         if (!found) return emptyAnswer(response, 404);
-        if (enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), keys)) return emptyAnswer(response, 401);
+        if (enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), keys))
+          return emptyAnswer(response, 401);
         const body = await readBody(request);
         const { fn, triggerName } = found.route;
-        const result = await invoke(registry, fn, { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] }, log, 'This function was programmatically called via the host APIs.');
+        const result = await invoke(
+          registry,
+          fn,
+          { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] },
+          log,
+          'This function was programmatically called via the host APIs.',
+        );
         // Outputs are written before the HTTP response, and only on success (WorkerFunctionInvoker).
         await writeOutputs(fn, result.outputData);
         writeRpcResponse(response, result.returnValue);
@@ -251,7 +360,9 @@ async function startListeners(
   });
   routes.sort(compareRoutes);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use (--port to choose another)`) : error));
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use (--port to choose another)`) : error),
+    );
     server.listen(port, '127.0.0.1', resolve);
   });
   try {
@@ -270,9 +381,13 @@ async function startListeners(
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       // A hung timer handler must not hold shutdown forever either.
-      await Promise.race([Promise.all([...timers.values()].map((t) => t.stop())), new Promise((resolve) => setTimeout(resolve, shutdownGraceMs).unref())]);
+      await Promise.race([
+        Promise.all([...timers.values()].map((t) => t.stop())),
+        new Promise((resolve) => setTimeout(resolve, shutdownGraceMs).unref()),
+      ]);
       await Promise.all(queueListeners.map((q) => q.stop(shutdownGraceMs)));
-      for (const hook of registry.hooks.appTerminate) await hook({ hookData: registry.appLevelOnlyHookData, appHookData: registry.appHookData });
+      for (const hook of registry.hooks.appTerminate)
+        await hook({ hookData: registry.appLevelOnlyHookData, appHookData: registry.appHookData });
       server.closeAllConnections();
       await closed;
     },

@@ -32,15 +32,31 @@ export function compileRoute(fn: RegisteredFunction): HttpRoute | undefined {
   const entry = Object.entries(fn.metadata.bindings).find(([, b]) => b.type === 'httpTrigger');
   if (!entry) return undefined;
   const [triggerName, binding] = entry;
-  const template = String(binding.route ?? fn.metadata.name).replace(/^\/+|\/+$/g, '');
-  if (/^(admin|runtime)(\/|$)/i.test(template)) throw new Error(`Function '${fn.metadata.name}': routes starting with 'admin' or 'runtime' are reserved`);
-  const segments = template === '' ? [] : template.split('/').map((part): RouteSegment => {
-    const match = /^\{(\*?)([A-Za-z0-9_]+)(?::([a-z]+))?(\?)?\}$/.exec(part);
-    if (!match) return { literal: part.toLowerCase() };
-    return { param: match[2], constraint: match[3], optional: match[4] === '?' || match[1] === '*', catchAll: match[1] === '*' };
-  });
+  const template = ((binding.route as string | undefined) ?? fn.metadata.name).replace(/^\/+|\/+$/g, '');
+  if (/^(admin|runtime)(\/|$)/i.test(template))
+    throw new Error(`Function '${fn.metadata.name}': routes starting with 'admin' or 'runtime' are reserved`);
+  const segments =
+    template === ''
+      ? []
+      : template.split('/').map((part): RouteSegment => {
+          const match = /^\{(\*?)([A-Za-z0-9_]+)(?::([a-z]+))?(\?)?\}$/.exec(part);
+          if (!match) return { literal: part.toLowerCase() };
+          return {
+            param: match[2],
+            constraint: match[3],
+            optional: match[4] === '?' || match[1] === '*',
+            catchAll: match[1] === '*',
+          };
+        });
   const methods = ((binding.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
-  return { fn, triggerName, methods, authLevel: (binding.authLevel as HttpRoute['authLevel']) ?? 'anonymous', template, segments };
+  return {
+    fn,
+    triggerName,
+    methods,
+    authLevel: (binding.authLevel as HttpRoute['authLevel']) ?? 'anonymous',
+    template,
+    segments,
+  };
 }
 
 /**
@@ -49,7 +65,8 @@ export function compileRoute(fn: RegisteredFunction): HttpRoute | undefined {
  * catch-all. So `studies/search` wins over `studies/{id}`.
  */
 export function compareRoutes(a: HttpRoute, b: HttpRoute): number {
-  const rank = (s: RouteSegment | undefined): number => (s === undefined ? 5 : s.literal !== undefined ? 0 : s.catchAll ? 4 : s.optional ? 3 : s.constraint ? 1 : 2);
+  const rank = (s: RouteSegment | undefined): number =>
+    s === undefined ? 5 : s.literal !== undefined ? 0 : s.catchAll ? 4 : s.optional ? 3 : s.constraint ? 1 : 2;
   for (let i = 0; i < Math.max(a.segments.length, b.segments.length); i += 1) {
     const diff = rank(a.segments[i]) - rank(b.segments[i]);
     if (diff !== 0) return diff;
@@ -68,7 +85,10 @@ export function matchRoute(route: HttpRoute, parts: string[]): Record<string, st
       if (!segment.optional) return undefined;
       continue;
     } else if (segment.catchAll) {
-      params[segment.param!] = parts.slice(i).map((p) => decodeURIComponent(p)).join('/');
+      params[segment.param!] = parts
+        .slice(i)
+        .map((p) => decodeURIComponent(p))
+        .join('/');
       return params;
     } else {
       if (segment.constraint === 'int' && !/^-?\d+$/.test(part)) return undefined;
@@ -84,7 +104,9 @@ export function authorised(level: HttpRoute['authLevel'], key: string | undefine
   if (key === undefined || key === '') return false;
   // Every key is compared (no early exit), so the time does not tell which kind of key matched.
   const master = sameKey(key, keys.masterKey);
-  const anyFunctionKey = Object.values(keys.functionKeys).map((k) => sameKey(key, k)).includes(true);
+  const anyFunctionKey = Object.values(keys.functionKeys)
+    .map((k) => sameKey(key, k))
+    .includes(true);
   return master || (level === 'function' && anyFunctionKey);
 }
 
@@ -106,7 +128,13 @@ export function loopbackHost(hostHeader: string | undefined, allowed: readonly s
     if (!plain) return false;
     name = plain[1].replace(/\.$/, '');
   }
-  if (allowed.map((a) => a.trim().toLowerCase()).filter((a) => a !== '').includes(name)) return true;
+  if (
+    allowed
+      .map((a) => a.trim().toLowerCase())
+      .filter((a) => a !== '')
+      .includes(name)
+  )
+    return true;
   if (name === 'localhost' || name.endsWith('.localhost')) return true;
   if (isIP(name) === 4) return name.startsWith('127.');
   if (isIP(name) === 6) return name === '::1' || name === '0:0:0:0:0:0:0:1';
@@ -130,20 +158,44 @@ export async function readBody(request: IncomingMessage, limit = 100 * 1024 * 10
 }
 
 /** The RPC shape of an HTTP trigger input (body as bytes: the worker's RawHttpBodyBytes capability). */
-export function toRpcHttpInput(request: IncomingMessage, url: URL, params: Record<string, string>, body: Buffer): TypedData {
+export function toRpcHttpInput(
+  request: IncomingMessage,
+  url: URL,
+  params: Record<string, string>,
+  body: Buffer,
+): TypedData {
   const headers: Record<string, string> = {};
   for (const [key, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   const query: Record<string, string> = {};
   for (const [key, value] of url.searchParams) query[key] = value;
-  return { http: { method: request.method ?? 'GET', url: url.toString(), headers, query, params, body: { bytes: new Uint8Array(body) } } };
+  return {
+    http: {
+      method: request.method ?? 'GET',
+      url: url.toString(),
+      headers,
+      query,
+      params,
+      body: { bytes: new Uint8Array(body) },
+    },
+  };
 }
 
 interface RpcHttpResponse {
   statusCode?: string;
   headers?: Record<string, string>;
-  cookies?: Array<{ name: string; value: string; domain?: { value: string }; path?: { value: string }; expires?: { value: { seconds: number } }; secure?: { value: boolean }; httpOnly?: { value: boolean }; sameSite?: number; maxAge?: { value: number } }>;
+  cookies?: Array<{
+    name: string;
+    value: string;
+    domain?: { value: string };
+    path?: { value: string };
+    expires?: { value: { seconds: number } };
+    secure?: { value: boolean };
+    httpOnly?: { value: boolean };
+    sameSite?: number;
+    maxAge?: { value: number };
+  }>;
   body?: TypedData;
 }
 
@@ -168,7 +220,11 @@ export function writeRpcResponse(response: ServerResponse, value: TypedData | un
     response.writeHead(200, { 'Content-Length': '0' }).end();
     return;
   }
-  const body = http.body?.bytes ? Buffer.from(http.body.bytes) : http.body?.string !== undefined ? Buffer.from(http.body.string) : Buffer.alloc(0);
+  const body = http.body?.bytes
+    ? Buffer.from(http.body.bytes)
+    : http.body?.string !== undefined
+      ? Buffer.from(http.body.string)
+      : Buffer.alloc(0);
   const headers: Record<string, string | string[]> = { ...(http.headers ?? {}) };
   if (http.cookies?.length) headers['set-cookie'] = http.cookies.map(cookieHeader);
   headers['content-length'] = String(body.length);

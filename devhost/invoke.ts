@@ -6,7 +6,15 @@
  * what the host gets back are exactly production's.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { programmingModelOf, type CoreRegistry, type InvocationLogContext, type LogCategory, type LogLevel, type RegisteredFunction, type TypedData } from './core';
+import {
+  programmingModelOf,
+  type CoreRegistry,
+  type InvocationLogContext,
+  type LogCategory,
+  type LogLevel,
+  type RegisteredFunction,
+  type TypedData,
+} from './core';
 
 export interface InvocationRequest {
   inputData: Array<{ name: string; data: TypedData }>;
@@ -21,7 +29,13 @@ export interface InvocationResult {
 
 export type Logger = (line: string) => void;
 
-export async function invoke(registry: CoreRegistry, fn: RegisteredFunction, request: InvocationRequest, log: Logger, reason: string): Promise<InvocationResult> {
+export async function invoke(
+  registry: CoreRegistry,
+  fn: RegisteredFunction,
+  request: InvocationRequest,
+  log: Logger,
+  reason: string,
+): Promise<InvocationResult> {
   const model = programmingModelOf(registry);
   if (!model) throw new Error('The app registered no programming model (is @azure/functions loaded?)');
   const invocationId = randomUUID();
@@ -39,12 +53,17 @@ export async function invoke(registry: CoreRegistry, fn: RegisteredFunction, req
       inputData: request.inputData,
       triggerMetadata: request.triggerMetadata ?? {},
       // A W3C traceparent, as the host sends, so OpenTelemetry hooks have a parent to bind to.
-      traceContext: { traceParent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`, traceState: '', attributes: {} },
+      traceContext: {
+        traceParent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`,
+        traceState: '',
+        attributes: {},
+      },
       retryContext: undefined,
     },
     metadata: fn.metadata,
     state: undefined as string | undefined,
-    log: (level: LogLevel, category: LogCategory, message: string) => registry.log(level, category, message, logContext),
+    log: (level: LogLevel, category: LogCategory, message: string) =>
+      registry.log(level, category, message, logContext),
   };
   try {
     const invocationModel = model.getInvocationModel(coreContext);
@@ -55,7 +74,14 @@ export async function invoke(registry: CoreRegistry, fn: RegisteredFunction, req
     coreContext.state = 'preInvocationHooks';
     for (const hook of registry.hooks.preInvocation) await hook(pre);
     coreContext.state = 'invocation';
-    const post = { invocationContext: context, inputs: pre.inputs, result: null as unknown, error: null as unknown, hookData, appHookData };
+    const post = {
+      invocationContext: context,
+      inputs: pre.inputs,
+      result: null as unknown,
+      error: null as unknown,
+      hookData,
+      appHookData,
+    };
     try {
       post.result = await invocationModel.invokeFunction(context, pre.inputs, pre.functionCallback);
     } catch (e) {
@@ -65,12 +91,15 @@ export async function invoke(registry: CoreRegistry, fn: RegisteredFunction, req
     for (const hook of registry.hooks.postInvocation) await hook(post);
     coreContext.state = undefined;
     // A postInvocation hook may clear the error, turning a failure into a success.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- rethrows what the function threw, as the host does
     if (post.error !== null && post.error !== undefined) throw post.error;
     const response = await invocationModel.getResponse(context, post.result);
     log(`Executed 'Functions.${name}' (Succeeded, Id=${invocationId}, Duration=${Date.now() - started}ms)`);
     return { invocationId, outputData: response.outputData ?? [], returnValue: response.returnValue };
   } catch (error) {
-    log(`Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${Date.now() - started}ms)\n  ${(error as Error)?.stack ?? String(error)}`);
+    log(
+      `Executed 'Functions.${name}' (Failed, Id=${invocationId}, Duration=${Date.now() - started}ms)\n  ${(error as Error)?.stack ?? String(error)}`,
+    );
     throw error;
   }
 }

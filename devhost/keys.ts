@@ -21,12 +21,21 @@ function newKey(): string {
 /** Accepts the host's own secrets shapes too: `masterKey: {value}` and `functionKeys: [{name, value}]`. */
 function normalise(raw: unknown, file: string): Keys {
   const json = raw as { masterKey?: unknown; functionKeys?: unknown };
-  const value = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'object' && v !== null && typeof (v as { value?: unknown }).value === 'string' ? (v as { value: string }).value : undefined);
+  const value = (v: unknown): string | undefined =>
+    typeof v === 'string'
+      ? v
+      : typeof v === 'object' && v !== null && typeof (v as { value?: unknown }).value === 'string'
+        ? (v as { value: string }).value
+        : undefined;
   const masterKey = value(json.masterKey);
-  if (!masterKey) throw new Error(`${file}: "masterKey" is missing (expected {"masterKey": "...", "functionKeys": {"default": "..."}})`);
+  if (!masterKey)
+    throw new Error(
+      `${file}: "masterKey" is missing (expected {"masterKey": "...", "functionKeys": {"default": "..."}})`,
+    );
   const functionKeys: Record<string, string> = {};
   if (Array.isArray(json.functionKeys)) {
-    for (const k of json.functionKeys as Array<{ name?: string; value?: string }>) if (k.name && k.value) functionKeys[k.name] = k.value;
+    for (const k of json.functionKeys as Array<{ name?: string; value?: string }>)
+      if (k.name && k.value) functionKeys[k.name] = k.value;
   } else if (json.functionKeys && typeof json.functionKeys === 'object') {
     for (const [name, v] of Object.entries(json.functionKeys)) {
       const key = value(v);
@@ -41,7 +50,8 @@ export function loadKeys(file: string, log: (line: string) => void): Keys {
     try {
       return normalise(JSON.parse(readFileSync(file, 'utf8')), file);
     } catch (error) {
-      if (error instanceof SyntaxError) throw new Error(`${file} is not valid JSON: ${error.message}`, { cause: error });
+      if (error instanceof SyntaxError)
+        throw new Error(`${file} is not valid JSON: ${error.message}`, { cause: error });
       throw error;
     }
   }

@@ -48,9 +48,13 @@ function forgetApp(appDir: string): void {
 
 export async function loadApp(appDir: string, log: (line: string) => void): Promise<string[]> {
   const pkg = readAppPackage(appDir);
-  if (!pkg.main) throw new Error(`${path.join(appDir, 'package.json')} has no "main" (a glob of the function files, e.g. "dist/src/functions/*.js")`);
+  if (!pkg.main)
+    throw new Error(
+      `${path.join(appDir, 'package.json')} has no "main" (a glob of the function files, e.g. "dist/src/functions/*.js")`,
+    );
   const files = await fg(pkg.main, { cwd: appDir, absolute: true });
-  if (files.length === 0) throw new Error(`Found zero files matching the supplied pattern "${pkg.main}" in ${appDir} (not built yet?)`);
+  if (files.length === 0)
+    throw new Error(`Found zero files matching the supplied pattern "${pkg.main}" in ${appDir} (not built yet?)`);
   if (generation > 0) forgetApp(appDir);
   generation += 1;
   for (const file of files) {
@@ -67,7 +71,10 @@ export async function loadApp(appDir: string, log: (line: string) => void): Prom
       }
     } catch (error) {
       // On Node 20+ the worker treats a load error as fatal for the app; say which file.
-      throw new Error(`Worker was unable to load entry point "${path.relative(appDir, file)}": ${(error as Error).stack ?? String(error)}`, { cause: error });
+      throw new Error(
+        `Worker was unable to load entry point "${path.relative(appDir, file)}": ${(error as Error).stack ?? String(error)}`,
+        { cause: error },
+      );
     }
   }
   return files;

@@ -21,7 +21,8 @@ const RENEW_EVERY_MS = (LEASE_SECONDS * 1000) / 2;
 function leaseSeconds(raw: string | undefined): number {
   if (raw === undefined || raw.trim() === '') return 600;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 2 || value > 600) throw new Error(`DEVHOST_QUEUE_LEASE_SECONDS: expected whole seconds between 2 and 600, got '${raw}'`);
+  if (!Number.isInteger(value) || value < 2 || value > 600)
+    throw new Error(`DEVHOST_QUEUE_LEASE_SECONDS: expected whole seconds between 2 and 600, got '${raw}'`);
   return value;
 }
 const MIN_POLL_MS = 100;
@@ -47,7 +48,8 @@ export function outputMessages(data: TypedData): string[] {
   if (data.json !== undefined) value = JSON.parse(data.json);
   else if (data.string !== undefined) {
     const trimmed = data.string.trim();
-    const looksJson = (trimmed.startsWith('{') && trimmed.endsWith('}')) || (trimmed.startsWith('[') && trimmed.endsWith(']'));
+    const looksJson =
+      (trimmed.startsWith('{') && trimmed.endsWith('}')) || (trimmed.startsWith('[') && trimmed.endsWith(']'));
     value = data.string;
     if (looksJson) {
       try {
@@ -60,7 +62,16 @@ export function outputMessages(data: TypedData): string[] {
   else if (data.int !== undefined) value = data.int;
   else if (data.double !== undefined) value = data.double;
   else return [];
-  const one = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'boolean' ? (v ? 'True' : 'False') : typeof v === 'number' ? String(v) : JSON.stringify(v, null, 2));
+  const one = (v: unknown): string =>
+    typeof v === 'string'
+      ? v
+      : typeof v === 'boolean'
+        ? v
+          ? 'True'
+          : 'False'
+        : typeof v === 'number'
+          ? String(v)
+          : JSON.stringify(v, null, 2);
   return Array.isArray(value) ? value.map(one) : [one(value)];
 }
 
@@ -81,7 +92,10 @@ export class QueueService {
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly created = new Set<string>();
 
-  constructor(connectionString: string, private readonly options: QueueOptions) {
+  constructor(
+    connectionString: string,
+    private readonly options: QueueOptions,
+  ) {
     this.service = QueueServiceClient.fromConnectionString(connectionString);
   }
 
@@ -97,7 +111,8 @@ export class QueueService {
       await client.createIfNotExists();
       this.created.add(name);
     }
-    for (const text of messages) await client.sendMessage(encodeMessage(text, this.options.messageEncoding), { messageTimeToLive: -1 });
+    for (const text of messages)
+      await client.sendMessage(encodeMessage(text, this.options.messageEncoding), { messageTimeToLive: -1 });
     for (const wake of this.wakers.get(name) ?? []) wake();
   }
 
@@ -180,15 +195,20 @@ export class QueueListener {
       let received: DequeuedMessageItem[];
       try {
         const wanted = Math.min(this.options.batchSize, maxInFlight - this.inFlight.size);
-        received = (await client.receiveMessages({ numberOfMessages: Math.max(1, wanted), visibilityTimeout: LEASE_SECONDS })).receivedMessageItems;
+        received = (
+          await client.receiveMessages({ numberOfMessages: Math.max(1, wanted), visibilityTimeout: LEASE_SECONDS })
+        ).receivedMessageItems;
       } catch (error) {
         // A missing queue is not created by a trigger; poll again later, as the host does.
-        if ((error as { statusCode?: number }).statusCode !== 404) this.log(`Queue '${this.queueName}': ${(error as Error).message}`);
+        if ((error as { statusCode?: number }).statusCode !== 404)
+          this.log(`Queue '${this.queueName}': ${(error as Error).message}`);
         await this.sleep(this.backoff());
         continue;
       }
       if (this.stopped) {
-        await Promise.all(received.map((m) => client.updateMessage(m.messageId, m.popReceipt, undefined, 0).catch(() => undefined)));
+        await Promise.all(
+          received.map((m) => client.updateMessage(m.messageId, m.popReceipt, undefined, 0).catch(() => undefined)),
+        );
         break;
       }
       if (received.length === 0) {
@@ -199,14 +219,20 @@ export class QueueListener {
       for (const message of received) {
         const entry = { message, popReceipt: message.popReceipt, done: Promise.resolve() };
         entry.done = this.process(client, entry)
-          .catch((error: Error) => this.log(`Queue '${this.queueName}': message '${message.messageId}': ${error.message}`))
+          .catch((error: Error) =>
+            this.log(`Queue '${this.queueName}': message '${message.messageId}': ${error.message}`),
+          )
           .finally(() => this.inFlight.delete(message.messageId));
         this.inFlight.set(message.messageId, entry);
       }
     }
   }
 
-  private async poison(client: QueueClient, entry: { message: DequeuedMessageItem; popReceipt: string }, why: string): Promise<void> {
+  private async poison(
+    client: QueueClient,
+    entry: { message: DequeuedMessageItem; popReceipt: string },
+    why: string,
+  ): Promise<void> {
     const poisonName = `${this.queueName}-poison`;
     if (this.queueName.endsWith('-poison')) return; // no poison queue for a poison queue: the message stays invisible
     const poison = this.queues.client(poisonName);
@@ -217,7 +243,10 @@ export class QueueListener {
     await this.queues.write(poisonName, []);
   }
 
-  private async process(client: QueueClient, entry: { message: DequeuedMessageItem; popReceipt: string }): Promise<void> {
+  private async process(
+    client: QueueClient,
+    entry: { message: DequeuedMessageItem; popReceipt: string },
+  ): Promise<void> {
     const { message } = entry;
     if (message.dequeueCount > this.options.maxDequeueCount) {
       await this.poison(client, entry, `Message has reached MaxDequeueCount of ${this.options.maxDequeueCount}.`);
@@ -225,7 +254,11 @@ export class QueueListener {
     }
     const text = decodeMessage(message.messageText, this.options.messageEncoding);
     if (text === undefined) {
-      await this.poison(client, entry, `Message '${message.messageId}' on '${this.queueName}' is not valid base64 (MessageDecodingFailed).`);
+      await this.poison(
+        client,
+        entry,
+        `Message '${message.messageId}' on '${this.queueName}' is not valid base64 (MessageDecodingFailed).`,
+      );
       return;
     }
     // A renewal still in flight when the handler ends would change the pop receipt under the
@@ -233,9 +266,12 @@ export class QueueListener {
     let renewing: Promise<void> = Promise.resolve();
     const renew = setInterval(() => {
       renewing = renewing.then(() =>
-        client.updateMessage(message.messageId, entry.popReceipt, undefined, LEASE_SECONDS).then((r) => {
-          if (r.popReceipt) entry.popReceipt = r.popReceipt;
-        }, () => undefined),
+        client.updateMessage(message.messageId, entry.popReceipt, undefined, LEASE_SECONDS).then(
+          (r) => {
+            if (r.popReceipt) entry.popReceipt = r.popReceipt;
+          },
+          () => undefined,
+        ),
       );
     }, RENEW_EVERY_MS);
     const metadata: Record<string, TypedData> = {
@@ -252,7 +288,8 @@ export class QueueListener {
       const parsed = JSON.parse(text) as unknown;
       if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
         for (const [key, value] of Object.entries(parsed)) {
-          if (!Array.isArray(value)) metadata[key] = typeof value === 'string' ? { string: value } : { json: JSON.stringify(value) };
+          if (!Array.isArray(value))
+            metadata[key] = typeof value === 'string' ? { string: value } : { json: JSON.stringify(value) };
         }
       }
     } catch {
@@ -275,10 +312,17 @@ export class QueueListener {
         await this.poison(client, entry, `Message has reached MaxDequeueCount of ${this.options.maxDequeueCount}.`);
       } else {
         // Visible again after visibilityTimeout (0 by default: retried at once).
-        await client.updateMessage(message.messageId, entry.popReceipt, undefined, this.options.visibilityTimeoutSeconds);
+        await client.updateMessage(
+          message.messageId,
+          entry.popReceipt,
+          undefined,
+          this.options.visibilityTimeoutSeconds,
+        );
       }
     } catch (error) {
-      this.log(`Queue '${this.queueName}': cannot complete message '${message.messageId}': ${(error as Error).message}`);
+      this.log(
+        `Queue '${this.queueName}': cannot complete message '${message.messageId}': ${(error as Error).message}`,
+      );
     }
   }
 
@@ -294,8 +338,13 @@ export class QueueListener {
     const client = this.queues.client(this.queueName);
     const unfinished = [...this.inFlight.values()];
     this.released = true;
-    if (unfinished.length > 0) this.log(`Queue '${this.queueName}': releasing ${unfinished.length} unfinished message(s) (visible again now)`);
-    await Promise.all(unfinished.map((f) => client.updateMessage(f.message.messageId, f.popReceipt, undefined, 0).catch(() => undefined)));
+    if (unfinished.length > 0)
+      this.log(`Queue '${this.queueName}': releasing ${unfinished.length} unfinished message(s) (visible again now)`);
+    await Promise.all(
+      unfinished.map((f) =>
+        client.updateMessage(f.message.messageId, f.popReceipt, undefined, 0).catch(() => undefined),
+      ),
+    );
     await Promise.race([this.loop, new Promise((resolve) => setTimeout(resolve, 2000))]);
   }
 }

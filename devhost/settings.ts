@@ -90,7 +90,10 @@ function section(obj: Record<string, unknown>, key: string): Record<string, unkn
 
 /** `<machine>-<hash of the app path>`, lowercased, [a-z0-9-] only, at most 32 characters (ScriptHostIdProvider). */
 export function defaultHostId(appDir: string): string {
-  const machine = os.hostname().toLowerCase().replace(/[^a-z0-9-]/g, '');
+  const machine = os
+    .hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '');
   const hash = createHash('sha256').update(path.resolve(appDir).toLowerCase()).digest('hex').slice(0, 10);
   return `${machine}-${hash}`.slice(0, 32).replace(/-+$/, '');
 }
@@ -114,7 +117,12 @@ export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = proces
   const development = (env.AZURE_FUNCTIONS_ENVIRONMENT ?? 'Development').toLowerCase() === 'development';
   const cpus = env.WEBSITE_SKU === 'Dynamic' ? 1 : os.cpus().length;
   const batchSize = Math.min(32, Math.max(1, Number(q('batchSize') ?? 16)));
-  const maxPolling = q('maxPollingInterval') !== undefined ? parseTimeSpan(q('maxPollingInterval'), 'extensions.queues.maxPollingInterval') : development ? 2000 : 60_000;
+  const maxPolling =
+    q('maxPollingInterval') !== undefined
+      ? parseTimeSpan(q('maxPollingInterval'), 'extensions.queues.maxPollingInterval')
+      : development
+        ? 2000
+        : 60_000;
   const hostId = (env.AzureFunctionsWebHost__hostid ?? defaultHostId(appDir)).toLowerCase().slice(0, 32);
   const routePrefix = pick(http, 'routePrefix');
   return {
@@ -123,11 +131,19 @@ export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = proces
     development,
     queues: {
       batchSize,
-      newBatchThreshold: q('newBatchThreshold') !== undefined ? Number(q('newBatchThreshold')) : Math.floor(batchSize / 2) * cpus,
+      newBatchThreshold:
+        q('newBatchThreshold') !== undefined ? Number(q('newBatchThreshold')) : Math.floor(batchSize / 2) * cpus,
       maxDequeueCount: Number(q('maxDequeueCount') ?? 5),
-      visibilityTimeoutSeconds: q('visibilityTimeout') !== undefined ? parseTimeSpan(q('visibilityTimeout'), 'extensions.queues.visibilityTimeout') / 1000 : 0,
+      visibilityTimeoutSeconds:
+        q('visibilityTimeout') !== undefined
+          ? parseTimeSpan(q('visibilityTimeout'), 'extensions.queues.visibilityTimeout') / 1000
+          : 0,
       maxPollingIntervalMs: Math.max(100, maxPolling),
-      messageEncoding: String(q('messageEncoding') ?? 'base64').toLowerCase() === 'none' ? 'none' : 'base64',
+      messageEncoding:
+        (typeof q('messageEncoding') === 'string' ? (q('messageEncoding') as string) : 'base64').toLowerCase() ===
+        'none'
+          ? 'none'
+          : 'base64',
     },
   };
 }

@@ -39,12 +39,18 @@ export function parseSchedule(expression: string, env: NodeJS.ProcessEnv = proce
     return { text: resolved, next: (after) => new Date(after.getTime() + interval) };
   }
   const fields = resolved.trim().split(/\s+/);
-  if (fields.length !== 5 && fields.length !== 6) throw new Error(`'${resolved}' is not a valid NCRONTAB expression (six fields: second minute hour day month day-of-week)`);
+  if (fields.length !== 5 && fields.length !== 6)
+    throw new Error(
+      `'${resolved}' is not a valid NCRONTAB expression (six fields: second minute hour day month day-of-week)`,
+    );
   const cron = fields.length === 5 ? `0 ${resolved.trim()}` : resolved.trim();
   CronExpressionParser.parse(cron); // validate now, not at the first occurrence
   return {
     text: resolved,
-    next: (after) => CronExpressionParser.parse(cron, { currentDate: new Date(after.getTime() + 1) }).next().toDate(),
+    next: (after) =>
+      CronExpressionParser.parse(cron, { currentDate: new Date(after.getTime() + 1) })
+        .next()
+        .toDate(),
   };
 }
 
@@ -59,7 +65,10 @@ export class ScheduleMonitor {
   private readonly container: ContainerClient;
   private ready?: Promise<unknown>;
 
-  constructor(connectionString: string, private readonly hostId: string) {
+  constructor(
+    connectionString: string,
+    private readonly hostId: string,
+  ) {
     this.container = BlobServiceClient.fromConnectionString(connectionString).getContainerClient('azure-webjobs-hosts');
   }
 
@@ -81,7 +90,9 @@ export class ScheduleMonitor {
     this.ready ??= this.container.createIfNotExists();
     await this.ready;
     const body = JSON.stringify(status);
-    await this.blob(name).upload(body, Buffer.byteLength(body), { blobHTTPHeaders: { blobContentType: 'application/json' } });
+    await this.blob(name).upload(body, Buffer.byteLength(body), {
+      blobHTTPHeaders: { blobContentType: 'application/json' },
+    });
   }
 }
 
@@ -113,7 +124,11 @@ export class TimerListener {
     } else if (this.options.runOnStartup) {
       await this.serialise(() => this.fire(now, false, status ?? null));
     } else if (this.options.monitor && !status) {
-      await this.options.monitor.write(this.name, { Last: NEVER, Next: this.schedule.next(now).toISOString(), LastUpdated: now.toISOString() });
+      await this.options.monitor.write(this.name, {
+        Last: NEVER,
+        Next: this.schedule.next(now).toISOString(),
+        LastUpdated: now.toISOString(),
+      });
     }
     this.arm();
   }
@@ -128,12 +143,15 @@ export class TimerListener {
         this.timer = setTimeout(wait, MAX_TIMEOUT_MS);
         return;
       }
-      this.timer = setTimeout(() => {
-        // The next occurrence is computed only after this run ends, so slow runs skip occurrences.
-        this.serialise(() => this.fire(next, false))
-          .catch((e: Error) => this.log(`Timer '${this.name}': ${e.message}`))
-          .finally(() => this.arm());
-      }, Math.max(0, remaining));
+      this.timer = setTimeout(
+        () => {
+          // The next occurrence is computed only after this run ends, so slow runs skip occurrences.
+          this.serialise(() => this.fire(next, false))
+            .catch((e: Error) => this.log(`Timer '${this.name}': ${e.message}`))
+            .finally(() => this.arm());
+        },
+        Math.max(0, remaining),
+      );
     };
     wait();
   }
@@ -144,13 +162,20 @@ export class TimerListener {
     return result;
   }
 
-  private async fire(occurrence: Date, isPastDue: boolean, status?: ScheduleStatus | null, record = true): Promise<void> {
+  private async fire(
+    occurrence: Date,
+    isPastDue: boolean,
+    status?: ScheduleStatus | null,
+    record = true,
+  ): Promise<void> {
     const next = this.schedule.next(new Date(Math.max(Date.now(), occurrence.getTime())));
     const current = status ?? (this.options.monitor ? ((await this.options.monitor.read(this.name)) ?? null) : null);
     // During an invocation, ScheduleStatus.Next is the current occurrence (as in the host).
     const input: TimerInput = {
       Schedule: { AdjustForDST: true },
-      ScheduleStatus: this.options.monitor ? { Last: current?.Last ?? NEVER, Next: occurrence.toISOString(), LastUpdated: current?.LastUpdated ?? NEVER } : null,
+      ScheduleStatus: this.options.monitor
+        ? { Last: current?.Last ?? NEVER, Next: occurrence.toISOString(), LastUpdated: current?.LastUpdated ?? NEVER }
+        : null,
       IsPastDue: isPastDue,
     };
     try {
@@ -158,7 +183,14 @@ export class TimerListener {
     } catch {
       // Errors do not stop the schedule; the invocation already logged the failure.
     }
-    if (this.options.monitor && record) await this.options.monitor.write(this.name, { Last: occurrence.toISOString(), Next: next.toISOString(), LastUpdated: new Date().toISOString() }).catch((e: Error) => this.log(`Timer '${this.name}': cannot record schedule status: ${e.message}`));
+    if (this.options.monitor && record)
+      await this.options.monitor
+        .write(this.name, {
+          Last: occurrence.toISOString(),
+          Next: next.toISOString(),
+          LastUpdated: new Date().toISOString(),
+        })
+        .catch((e: Error) => this.log(`Timer '${this.name}': cannot record schedule status: ${e.message}`));
   }
 
   /** Invokes now, outside the schedule (admin API), never overlapping a scheduled run; the recorded schedule is left alone. */

@@ -14,7 +14,9 @@ export async function sweepStagingAtStart(): Promise<void> {
     const warning = await checkStagingLocation(config.stagingPath, config.storagePath);
     if (warning) console.warn(warning);
     const swept = await sweepStaging(config.stagingPath, ledger);
-    console.log(`Staging ${config.stagingPath}: ${swept.removed} folder(s) of ended or unknown jobs deleted, ${swept.kept} of running jobs kept`);
+    console.log(
+      `Staging ${config.stagingPath}: ${swept.removed} folder(s) of ended or unknown jobs deleted, ${swept.kept} of running jobs kept`,
+    );
   } catch (error) {
     // The app still starts; the download clears a job's staging before use and the next start sweeps again.
     console.error(`Staging not checked at start-up: ${(error as Error).message}`);
@@ -25,7 +27,12 @@ export async function sweepStagingAtStart(): Promise<void> {
 export async function applyDestinationsAtStart(): Promise<void> {
   try {
     const services = await getServices();
-    await applyDestinations(services.orthanc, services.config.modalities, (line) => console.log(line), services.config.allowedSenders);
+    await applyDestinations(
+      services.orthanc,
+      services.config.modalities,
+      (line) => console.log(line),
+      services.config.allowedSenders,
+    );
   } catch (error) {
     // Start-up must not fail on a destination; the forward step applies them again before use.
     console.error(`Destinations not applied at start-up: ${(error as Error).message}`);

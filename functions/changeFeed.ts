@@ -6,7 +6,11 @@ import { pollChangeFeed } from '../shared/pipeline/changeFeed';
 
 export async function changeFeed(_timer: Timer, context: InvocationContext): Promise<void> {
   const services = await getServices();
-  await pollChangeFeed({ ...services, log: loggerFor(context, services.redaction.anywhere), batchSize: services.config.changeFeedBatch });
+  await pollChangeFeed({
+    ...services,
+    log: loggerFor(context, services.redaction.anywhere),
+    batchSize: services.config.changeFeedBatch,
+  });
 }
 
 app.timer('changeFeed', { schedule: '*/10 * * * * *', handler: changeFeed });

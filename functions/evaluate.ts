@@ -9,10 +9,23 @@ import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/
 export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
   const services = await getServices();
   const parsed = parseMessage(evaluateMessageSchema, QUEUES.evaluate, message);
-  await evaluateResource({ ...services, log: loggerFor(context, services.redaction.anywhere), availableSteps: registeredSteps, handOn: handOnVia(context) }, parsed);
+  await evaluateResource(
+    {
+      ...services,
+      log: loggerFor(context, services.redaction.anywhere),
+      availableSteps: registeredSteps,
+      handOn: handOnVia(context),
+    },
+    parsed,
+  );
 }
 
-app.storageQueue('evaluate', { queueName: 'evaluate', connection: STORAGE_CONNECTION, extraOutputs: Object.values(stepOutputs), handler: evaluate });
+app.storageQueue('evaluate', {
+  queueName: 'evaluate',
+  connection: STORAGE_CONNECTION,
+  extraOutputs: Object.values(stepOutputs),
+  handler: evaluate,
+});
 
 app.storageQueue('evaluatePoison', {
   queueName: 'evaluate-poison',
@@ -20,8 +33,10 @@ app.storageQueue('evaluatePoison', {
   handler: (message: unknown, context: InvocationContext) => {
     // No job exists yet for a failed evaluation; the resource id (never PHI) tells operators what to re-run.
     const parsed = evaluateMessageSchema.safeParse(message);
-    context.error(parsed.success
-      ? `Evaluation of ${parsed.data.level} ${parsed.data.resourceId} failed repeatedly; re-run it with POST /api/${parsed.data.level === 'Study' ? 'studies' : 'series'}/${parsed.data.resourceId}/run`
-      : 'A malformed message reached evaluate-poison and was dropped');
+    context.error(
+      parsed.success
+        ? `Evaluation of ${parsed.data.level} ${parsed.data.resourceId} failed repeatedly; re-run it with POST /api/${parsed.data.level === 'Study' ? 'studies' : 'series'}/${parsed.data.resourceId}/run`
+        : 'A malformed message reached evaluate-poison and was dropped',
+    );
   },
 });

@@ -12,7 +12,10 @@ export async function jobWarnings(request: HttpRequest): Promise<HttpResponseIni
   if (!parsed.ok) return parsed.response;
   const found = await (await getServices()).ledger.readWarnings(parsed.value);
   if (!found) return { status: 404, jsonBody: { error: `no job ${parsed.value}` } };
-  return { status: 200, jsonBody: { jobId: parsed.value, count: found.warnings.length, warnings: found.warnings, overflow: found.overflow } };
+  return {
+    status: 200,
+    jsonBody: { jobId: parsed.value, count: found.warnings.length, warnings: found.warnings, overflow: found.overflow },
+  };
 }
 
 app.http('jobWarnings', { methods: ['GET'], route: 'jobs/{id}/warnings', authLevel: 'function', handler: jobWarnings });

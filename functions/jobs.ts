@@ -17,7 +17,13 @@ export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> 
   if (!query.ok) return query.response;
   const listed = await listJobs((await getServices()).ledger, query.value);
   if (!listed.ok) return { status: 400, jsonBody: { error: listed.error } };
-  return { status: 200, jsonBody: { jobs: listed.value.jobs.map((job) => ({ ...job, percent: percentDone(job) })), next: listed.value.next } };
+  return {
+    status: 200,
+    jsonBody: {
+      jobs: listed.value.jobs.map((job) => ({ ...job, percent: percentDone(job) })),
+      next: listed.value.next,
+    },
+  };
 }
 
 export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
@@ -38,7 +44,8 @@ export async function jobRetry(request: HttpRequest, context: InvocationContext)
   const { ledger, config } = await getServices();
   const outcome = await retryJob(ledger, id, new Date(), (job) => discardStaging(config.stagingPath, job.id));
   if (outcome.kind === 'not-found') return { status: 404, jsonBody: { error: `no job ${id}` } };
-  if (outcome.kind === 'not-failed') return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };
+  if (outcome.kind === 'not-failed')
+    return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };
   handOnVia(context)(QUEUES.step(outcome.step), { jobId: id, step: outcome.step });
   context.log(`Job ${id} (${outcome.job.ruleId}) retried by an operator from step '${outcome.step}'`);
   return { status: 202, jsonBody: { job: outcome.job, step: outcome.step } };
@@ -46,4 +53,10 @@ export async function jobRetry(request: HttpRequest, context: InvocationContext)
 
 app.http('jobsList', { methods: ['GET'], route: 'jobs', authLevel: 'function', handler: jobsList });
 app.http('jobGet', { methods: ['GET'], route: 'jobs/{id}', authLevel: 'function', handler: jobGet });
-app.http('jobRetry', { methods: ['POST'], route: 'jobs/{id}/retry', authLevel: 'function', extraOutputs: Object.values(stepOutputs), handler: jobRetry });
+app.http('jobRetry', {
+  methods: ['POST'],
+  route: 'jobs/{id}/retry',
+  authLevel: 'function',
+  extraOutputs: Object.values(stepOutputs),
+  handler: jobRetry,
+});

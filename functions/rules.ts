@@ -22,17 +22,41 @@ function dryRunHandler(level: ResourceLevel) {
     if (!id.ok) return id.response;
     const query = readQuery(request, dryRunQuerySchema);
     if (!query.ok) return query.response;
-    const ruleIds = query.value.rules?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
+    const ruleIds =
+      query.value.rules
+        ?.split(',')
+        .map((r) => r.trim())
+        .filter(Boolean) ?? [];
     const services = await getServices();
     try {
-      return { status: 200, jsonBody: await dryRun(() => services.rules.load(), services.orthanc, level, id.value, ruleIds.length ? ruleIds : undefined) };
+      return {
+        status: 200,
+        jsonBody: await dryRun(
+          () => services.rules.load(),
+          services.orthanc,
+          level,
+          id.value,
+          ruleIds.length ? ruleIds : undefined,
+        ),
+      };
     } catch (error) {
-      if ((error as { notFound?: boolean }).notFound) return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.value}` } };
+      if ((error as { notFound?: boolean }).notFound)
+        return { status: 404, jsonBody: { error: `Orthanc has no ${level.toLowerCase()} ${id.value}` } };
       throw error;
     }
   };
 }
 
 app.http('rulesList', { methods: ['GET'], route: 'rules', authLevel: 'function', handler: rulesList });
-app.http('dryRunStudy', { methods: ['GET'], route: 'studies/{id}/dry-run', authLevel: 'function', handler: dryRunHandler('Study') });
-app.http('dryRunSeries', { methods: ['GET'], route: 'series/{id}/dry-run', authLevel: 'function', handler: dryRunHandler('Series') });
+app.http('dryRunStudy', {
+  methods: ['GET'],
+  route: 'studies/{id}/dry-run',
+  authLevel: 'function',
+  handler: dryRunHandler('Study'),
+});
+app.http('dryRunSeries', {
+  methods: ['GET'],
+  route: 'series/{id}/dry-run',
+  authLevel: 'function',
+  handler: dryRunHandler('Series'),
+});

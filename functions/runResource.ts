@@ -20,11 +20,30 @@ function runHandler(level: ResourceLevel) {
     if (!id.ok) return id.response;
     const body = await readJsonBody(request, runBodySchema, { optional: true });
     if (!body.ok) return body.response;
-    const message: EvaluateMessage = { level, resourceId: id.value, source: 'manual', force: true, includeSeries: false, ruleIds: body.value?.rules };
+    const message: EvaluateMessage = {
+      level,
+      resourceId: id.value,
+      source: 'manual',
+      force: true,
+      includeSeries: false,
+      ruleIds: body.value?.rules,
+    };
     context.extraOutputs.set(evaluateQueue, message);
     return { status: 202, jsonBody: { accepted: message } };
   };
 }
 
-app.http('runStudy', { methods: ['POST'], route: 'studies/{id}/run', authLevel: 'function', extraOutputs: [evaluateQueue], handler: runHandler('Study') });
-app.http('runSeries', { methods: ['POST'], route: 'series/{id}/run', authLevel: 'function', extraOutputs: [evaluateQueue], handler: runHandler('Series') });
+app.http('runStudy', {
+  methods: ['POST'],
+  route: 'studies/{id}/run',
+  authLevel: 'function',
+  extraOutputs: [evaluateQueue],
+  handler: runHandler('Study'),
+});
+app.http('runSeries', {
+  methods: ['POST'],
+  route: 'series/{id}/run',
+  authLevel: 'function',
+  extraOutputs: [evaluateQueue],
+  handler: runHandler('Series'),
+});

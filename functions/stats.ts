@@ -5,7 +5,9 @@ import { STATS_WINDOW_HOURS, computeStats } from '../shared/operator/stats';
 
 export async function stats(): Promise<HttpResponseInit> {
   const now = new Date();
-  const summaries = await (await getServices()).ledger.summariesSince(new Date(now.getTime() - STATS_WINDOW_HOURS * 3_600_000));
+  const summaries = await (
+    await getServices()
+  ).ledger.summariesSince(new Date(now.getTime() - STATS_WINDOW_HOURS * 3_600_000));
   return { status: 200, jsonBody: computeStats(summaries, now) };
 }
 

@@ -27,13 +27,23 @@ const BINARY_VRS = ['OB', 'OW', 'OF', 'OD', 'OL', 'OV', 'ox', 'lt'];
 /** Binary attributes that can carry a document, a signature, opaque identifiers or private data. */
 const BINARY_EXCLUDED = new Set([
   '00020102', // PrivateInformation (file meta)
-  '0008041B', '0008041C', // RecordKey, PriorRecordKey (inventory keys)
-  '0040A074', '0040A089', // retired trial binary identifiers
+  '0008041B',
+  '0008041C', // RecordKey, PriorRecordKey (inventory keys)
+  '0040A074',
+  '0040A089', // retired trial binary identifiers
   '00686300', // HPGLDocument
-  '00720067', '00720069', '00720073', '00720075', '00720081', // hanging-protocol selector values (any attribute's value)
-  '04000120', '04000520', // Signature, EncryptedContent
-  '40101006', '4010106C', // DICOS threat bitmap, detector calibration
-  '5000200C', '50003000', '60003000', // curve/audio/overlay data: Table E.1-1 and the overlay rule decide
+  '00720067',
+  '00720069',
+  '00720073',
+  '00720075',
+  '00720081', // hanging-protocol selector values (any attribute's value)
+  '04000120',
+  '04000520', // Signature, EncryptedContent
+  '40101006',
+  '4010106C', // DICOS threat bitmap, detector calibration
+  '5000200C',
+  '50003000',
+  '60003000', // curve/audio/overlay data: Table E.1-1 and the overlay rule decide
 ]);
 
 /**
@@ -43,53 +53,96 @@ const BINARY_EXCLUDED = new Set([
  */
 const CURATED: Array<[string, string]> = [
   // Code Sequence Macro (PS3.3 Table 8.8-1) and Coding Scheme Identification (SOP Common, C.12.1)
-  ['00080100', 'Code Sequence Macro'], ['00080102', 'Code Sequence Macro'], ['00080103', 'Code Sequence Macro'],
-  ['00080104', 'Code Sequence Macro'], ['00080119', 'Code Sequence Macro'], ['00080120', 'Code Sequence Macro'],
-  ['00080117', 'Code Sequence Macro'], ['00080118', 'Code Sequence Macro'], ['00080122', 'Code Sequence Macro'],
+  ['00080100', 'Code Sequence Macro'],
+  ['00080102', 'Code Sequence Macro'],
+  ['00080103', 'Code Sequence Macro'],
+  ['00080104', 'Code Sequence Macro'],
+  ['00080119', 'Code Sequence Macro'],
+  ['00080120', 'Code Sequence Macro'],
+  ['00080117', 'Code Sequence Macro'],
+  ['00080118', 'Code Sequence Macro'],
+  ['00080122', 'Code Sequence Macro'],
   ['0008010C', 'SOP Common: Coding Scheme Identification'],
-  ['00080112', 'SOP Common: Coding Scheme Identification'], ['00080114', 'SOP Common: Coding Scheme Identification'],
-  ['00080115', 'SOP Common: Coding Scheme Identification'], ['00080116', 'SOP Common: Coding Scheme Identification'],
+  ['00080112', 'SOP Common: Coding Scheme Identification'],
+  ['00080114', 'SOP Common: Coding Scheme Identification'],
+  ['00080115', 'SOP Common: Coding Scheme Identification'],
+  ['00080116', 'SOP Common: Coding Scheme Identification'],
   ['0008010E', 'SOP Common: Coding Scheme Identification'],
   // SOP Class and Transfer Syntax UIDs (PS3.6 Annex A registered, or a vendor's private class)
-  ['00080016', 'SOP Common: SOP Class UID'], ['0008001A', 'SOP Common'], ['0008001B', 'SOP Common'],
-  ['00080062', 'Study: SOP Classes in Study'], ['00081150', 'SOP Instance Reference Macro: Referenced SOP Class UID'],
-  ['0008115A', 'SOP Classes Supported'], ['00000002', 'Command: Affected SOP Class UID'], ['00000003', 'Command: Requested SOP Class UID'],
-  ['00020002', 'File Meta: Media Storage SOP Class UID'], ['00020010', 'File Meta: Transfer Syntax UID'],
-  ['00041510', 'Directory Record: Referenced SOP Class UID in File'], ['00041512', 'Directory Record: Referenced Transfer Syntax UID in File'],
-  ['0004151A', 'Directory Record'], ['0008040E', 'Transfer Syntax UID'], ['00083002', 'Transfer Syntax UID'],
-  ['00340003', 'Transfer Syntax UID'], ['04000010', 'Transfer Syntax UID'], ['04000510', 'Transfer Syntax UID'],
-  ['30100052', 'SOP Class UIDs'], ['30100053', 'SOP Class UIDs'],
+  ['00080016', 'SOP Common: SOP Class UID'],
+  ['0008001A', 'SOP Common'],
+  ['0008001B', 'SOP Common'],
+  ['00080062', 'Study: SOP Classes in Study'],
+  ['00081150', 'SOP Instance Reference Macro: Referenced SOP Class UID'],
+  ['0008115A', 'SOP Classes Supported'],
+  ['00000002', 'Command: Affected SOP Class UID'],
+  ['00000003', 'Command: Requested SOP Class UID'],
+  ['00020002', 'File Meta: Media Storage SOP Class UID'],
+  ['00020010', 'File Meta: Transfer Syntax UID'],
+  ['00041510', 'Directory Record: Referenced SOP Class UID in File'],
+  ['00041512', 'Directory Record: Referenced Transfer Syntax UID in File'],
+  ['0004151A', 'Directory Record'],
+  ['0008040E', 'Transfer Syntax UID'],
+  ['00083002', 'Transfer Syntax UID'],
+  ['00340003', 'Transfer Syntax UID'],
+  ['04000010', 'Transfer Syntax UID'],
+  ['04000510', 'Transfer Syntax UID'],
+  ['30100052', 'SOP Class UIDs'],
+  ['30100053', 'SOP Class UIDs'],
   // General Equipment (C.7.5.1): make, model and software, which Table E.1-1 does not list
-  ['00080070', 'General Equipment: Manufacturer'], ['00081090', 'General Equipment: Manufacturer Model Name'],
+  ['00080070', 'General Equipment: Manufacturer'],
+  ['00081090', 'General Equipment: Manufacturer Model Name'],
   ['00181020', 'General Equipment: Software Versions'],
   // Image Pixel, Modality/VOI LUT, Presentation (C.7.6.3, C.11.1, C.11.2)
-  ['00281054', 'Modality LUT: Rescale Type'], ['00281055', 'VOI LUT: Window Center & Width Explanation'],
-  ['00283003', 'LUT Explanation'], ['00283004', 'Modality LUT Type'], ['00280A04', 'Pixel Spacing Calibration Description'],
+  ['00281054', 'Modality LUT: Rescale Type'],
+  ['00281055', 'VOI LUT: Window Center & Width Explanation'],
+  ['00283003', 'LUT Explanation'],
+  ['00283004', 'Modality LUT Type'],
+  ['00280A04', 'Pixel Spacing Calibration Description'],
   // Frame of Reference (C.7.4.1), Multi-frame Dimension (C.7.6.17), Functional Groups (C.7.6.16)
-  ['00201040', 'Frame of Reference: Position Reference Indicator'], ['00209421', 'Multi-frame Dimension: Dimension Description Label'],
-  ['00209213', 'Multi-frame Dimension: private creator of the index'], ['00209238', 'Functional Groups: private creator'],
+  ['00201040', 'Frame of Reference: Position Reference Indicator'],
+  ['00209421', 'Multi-frame Dimension: Dimension Description Label'],
+  ['00209213', 'Multi-frame Dimension: private creator of the index'],
+  ['00209238', 'Functional Groups: private creator'],
   ['00209056', 'Stack ID'],
   // MR Image / Enhanced MR (C.8.3.1, C.8.13)
-  ['00180024', 'MR Image: Sequence Name'], ['00180085', 'MR Image: Imaged Nucleus'], ['00181250', 'MR Image: Receive Coil Name'],
-  ['00181251', 'MR Image: Transmit Coil Name'], ['00189005', 'Enhanced MR: Pulse Sequence Name'],
-  ['00189041', 'Enhanced MR: Receive Coil Manufacturer Name'], ['00189050', 'Enhanced MR: Transmit Coil Manufacturer Name'],
-  ['00189047', 'Enhanced MR: Multi-Coil Element Name'], ['00189046', 'Enhanced MR: Multi-Coil Configuration'],
+  ['00180024', 'MR Image: Sequence Name'],
+  ['00180085', 'MR Image: Imaged Nucleus'],
+  ['00181250', 'MR Image: Receive Coil Name'],
+  ['00181251', 'MR Image: Transmit Coil Name'],
+  ['00189005', 'Enhanced MR: Pulse Sequence Name'],
+  ['00189041', 'Enhanced MR: Receive Coil Manufacturer Name'],
+  ['00189050', 'Enhanced MR: Transmit Coil Manufacturer Name'],
+  ['00189047', 'Enhanced MR: Multi-Coil Element Name'],
+  ['00189046', 'Enhanced MR: Multi-Coil Configuration'],
   // CT Image / Enhanced CT (C.8.2.1, C.8.15)
-  ['00181210', 'CT Image: Convolution Kernel'], ['00181160', 'CT/DX: Filter Type'], ['00189320', 'Enhanced CT: Image Filter'],
+  ['00181210', 'CT Image: Convolution Kernel'],
+  ['00181160', 'CT/DX: Filter Type'],
+  ['00189320', 'Enhanced CT: Image Filter'],
   // PET / NM (C.8.4, C.8.9)
-  ['00180031', 'PET Isotope: Radiopharmaceutical'], ['00181070', 'Radiopharmaceutical Route'],
-  ['00541101', 'PET Image: Attenuation Correction Method'], ['00541103', 'PET Image: Reconstruction Method'],
-  ['00541105', 'PET Image: Scatter Correction Method'], ['00541104', 'PET: Detector Lines of Response Used'],
+  ['00180031', 'PET Isotope: Radiopharmaceutical'],
+  ['00181070', 'Radiopharmaceutical Route'],
+  ['00541101', 'PET Image: Attenuation Correction Method'],
+  ['00541103', 'PET Image: Reconstruction Method'],
+  ['00541105', 'PET Image: Scatter Correction Method'],
+  ['00541104', 'PET: Detector Lines of Response Used'],
   ['00540018', 'NM/PET Energy Window Name'],
   // X-ray acquisition (C.8.7, C.8.19)
-  ['00181180', 'Collimator/Grid Name'], ['00181061', 'Trigger Source or Type'], ['00181064', 'Cardiac Framing Type'],
-  ['001811B0', 'Acquisition Mode'], ['001811B1', 'Dose Mode Name'], ['00181022', 'SC Equipment: Video Image Format Acquired'],
-  ['00181023', 'SC Equipment: Digital Image Format Acquired'], ['00181040', 'Contrast/Bolus: Route'],
-  ['00082127', 'View Name'], ['00082120', 'Stage Name'],
+  ['00181180', 'Collimator/Grid Name'],
+  ['00181061', 'Trigger Source or Type'],
+  ['00181064', 'Cardiac Framing Type'],
+  ['001811B0', 'Acquisition Mode'],
+  ['001811B1', 'Dose Mode Name'],
+  ['00181022', 'SC Equipment: Video Image Format Acquired'],
+  ['00181023', 'SC Equipment: Digital Image Format Acquired'],
+  ['00181040', 'Contrast/Bolus: Route'],
+  ['00082127', 'View Name'],
+  ['00082120', 'Stage Name'],
   // Segmentation (C.8.20): algorithm identity, not the annotator's words
   ['00620009', 'Segmentation: Segment Algorithm Name'],
   // Encapsulated Document (C.24.2): the MIME type only (the document itself is in Table E.1-1)
-  ['00420012', 'Encapsulated Document: MIME Type'], ['00420014', 'Encapsulated Document: List of MIME Types'],
+  ['00420012', 'Encapsulated Document: MIME Type'],
+  ['00420014', 'Encapsulated Document: List of MIME Types'],
 ];
 
 const dictionary = Object.values(dcmjs.data.DicomMetaDictionary.nameMap);
@@ -105,7 +158,12 @@ for (const entry of dictionary) {
   for (const { class: cls, vrs } of Object.values(VR_CLASSES)) {
     if (vrs.includes(entry.vr)) entries.push({ tag, keyword: entry.name, vr: entry.vr, class: cls });
   }
-  if (BINARY_VRS.includes(entry.vr) && !BINARY_EXCLUDED.has(tag) && !tag.startsWith('0002') && !tag.startsWith('0004')) {
+  if (
+    BINARY_VRS.includes(entry.vr) &&
+    !BINARY_EXCLUDED.has(tag) &&
+    !tag.startsWith('0002') &&
+    !tag.startsWith('0004')
+  ) {
     entries.push({ tag, keyword: entry.name, vr: entry.vr, class: 'binary-data' });
   }
 }
@@ -118,18 +176,23 @@ for (const [tag, source] of CURATED) {
 entries.sort((a, b) => a.tag.localeCompare(b.tag));
 
 const out = {
-  description: 'Public attributes outside PS3.15 Table E.1-1 that carry no identity and are kept by the anonymiser. Generated by scripts/generate-safe-attributes.ts; see README.md beside this file.',
+  description:
+    'Public attributes outside PS3.15 Table E.1-1 that carry no identity and are kept by the anonymiser. Generated by scripts/generate-safe-attributes.ts; see README.md beside this file.',
   dictionary: 'dcmjs 0.52.2 DicomMetaDictionary (PS3.6 data dictionary)',
   version: 1,
   classes: {
-    numeric: 'VR DS, IS, FL, FD, SL, SS, UL, US, SV, UV (PS3.5 6.2): numbers (measurements, counts, geometry, acquisition parameters)',
+    numeric:
+      'VR DS, IS, FL, FD, SL, SS, UL, US, SV, UV (PS3.5 6.2): numbers (measurements, counts, geometry, acquisition parameters)',
     'coded-string': 'VR CS (PS3.5 6.2): enumerated values and defined terms',
     'attribute-pointer': 'VR AT: a tag pointer',
-    'binary-data': 'VR OB, OW, OF, OD, OL, OV: image, LUT, waveform, surface, curve or spectroscopy data (documents, signatures, keys excluded)',
+    'binary-data':
+      'VR OB, OW, OF, OD, OL, OV: image, LUT, waveform, surface, curve or spectroscopy data (documents, signatures, keys excluded)',
     curated: 'text or UID attributes chosen by hand from the PS3.3 module named in the entry',
   },
   /** [tag, keyword, VR, class, PS3.3 source of a curated entry] */
-  attributes: entries.map((e) => (e.source ? [e.tag, e.keyword, e.vr, e.class, e.source] : [e.tag, e.keyword, e.vr, e.class])),
+  attributes: entries.map((e) =>
+    e.source ? [e.tag, e.keyword, e.vr, e.class, e.source] : [e.tag, e.keyword, e.vr, e.class],
+  ),
 };
 const target = path.join(__dirname, '..', 'shared', 'dicom', 'data', 'safe-attributes.json');
 const { attributes, ...head } = out;

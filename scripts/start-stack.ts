@@ -22,7 +22,10 @@ const env = process.env;
 const orthancHttpPort = env.ORTHANC_HTTP_PORT ?? '8042';
 const functionsPort = env.FUNCTIONS_HTTP_PORT ?? '7071';
 const stateDir = path.resolve(root, env.DEVHOST_STATE_DIR ?? '.devhost');
-const orthancStorage = path.resolve(root, env.ORTHANC_DB_STORAGE_PATH ?? env.ORTAHNC_DB_STORAGE_PATH ?? path.join(stateDir, 'orthanc-db'));
+const orthancStorage = path.resolve(
+  root,
+  env.ORTHANC_DB_STORAGE_PATH ?? env.ORTAHNC_DB_STORAGE_PATH ?? path.join(stateDir, 'orthanc-db'),
+);
 const azuriteDir = path.join(stateDir, 'azurite');
 const rulesDir = path.resolve(root, env.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 'automation/rules');
 const storageDir = path.resolve(root, env.ORTHANC_AUTOMATION_STORAGE_PATH ?? 'automation/storage');
@@ -45,8 +48,12 @@ function anonymisationSecret(): { value: string; note: string } {
   }
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-  console.log(`[stack] Created the anonymisation secret in ${file}. Back it up: pseudonyms and UIDs of anonymised studies`);
-  console.log('[stack]   derive from it, and without it the same patient gets a different pseudonym after a re-install.');
+  console.log(
+    `[stack] Created the anonymisation secret in ${file}. Back it up: pseudonyms and UIDs of anonymised studies`,
+  );
+  console.log(
+    '[stack]   derive from it, and without it the same patient gets a different pseudonym after a re-install.',
+  );
   return { value: readFileSync(file, 'utf8').trim(), note: `${file} (created now; back it up)` };
 }
 const secret = anonymisationSecret();
@@ -112,13 +119,35 @@ process.on('SIGTERM', () => void stopAll(0));
 
 async function main(): Promise<void> {
   const orthancBinary = env.ORTHANC_BINARY ?? '/usr/sbin/Orthanc';
-  if (!existsSync(orthancBinary)) throw new Error(`Orthanc is not installed (${orthancBinary}); run: bash scripts/install-system-deps.sh`);
-  if (!existsSync(path.join(root, 'dist/functions'))) throw new Error('dist/ is missing: npm start builds first; run `npm run build`');
+  if (!existsSync(orthancBinary))
+    throw new Error(`Orthanc is not installed (${orthancBinary}); run: bash scripts/install-system-deps.sh`);
+  if (!existsSync(path.join(root, 'dist/functions')))
+    throw new Error('dist/ is missing: npm start builds first; run `npm run build`');
 
-  start('azurite', path.join(root, 'node_modules/.bin/azurite'), [
-    '--silent', '--skipApiVersionCheck', '--loose', '--location', azuriteDir,
-    '--blobHost', '127.0.0.1', '--blobPort', '10000', '--queueHost', '127.0.0.1', '--queuePort', '10001', '--tableHost', '127.0.0.1', '--tablePort', '10002',
-  ], {});
+  start(
+    'azurite',
+    path.join(root, 'node_modules/.bin/azurite'),
+    [
+      '--silent',
+      '--skipApiVersionCheck',
+      '--loose',
+      '--location',
+      azuriteDir,
+      '--blobHost',
+      '127.0.0.1',
+      '--blobPort',
+      '10000',
+      '--queueHost',
+      '127.0.0.1',
+      '--queuePort',
+      '10001',
+      '--tableHost',
+      '127.0.0.1',
+      '--tablePort',
+      '10002',
+    ],
+    {},
+  );
   const functionsUrl = `http://127.0.0.1:${functionsPort}`;
   start('orthanc', orthancBinary, [path.join(root, 'deploy/orthanc/orthanc.json')], {
     ORTHANC_STORAGE_DIR: orthancStorage,
@@ -130,18 +159,27 @@ async function main(): Promise<void> {
   });
   await waitForPort(10001, 'Azurite');
   await waitForPort(Number(orthancHttpPort), 'Orthanc');
-  start('functions', process.execPath, ['--import', 'tsx', path.join(root, 'devhost/cli.ts'), '--app', root, '--port', functionsPort], {
-    AzureWebJobsStorage: env.AzureWebJobsStorage ?? 'UseDevelopmentStorage=true',
-    AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
-    ORTHANC_URL: env.ORTHANC_URL ?? `http://127.0.0.1:${orthancHttpPort}`,
-    ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: rulesDir,
-    ORTHANC_AUTOMATION_STORAGE_PATH: storageDir,
-    AUTOMATION_STAGING_PATH: stagingDir,
-    AUTOMATION_ANONYMISATION_SECRET: secret.value,
-  });
-  console.log(`[stack] Orthanc     http://127.0.0.1:${orthancHttpPort}  (DICOM ${env.ORTHANC_AET_NAME ?? 'ORTHANC'}@${env.ORTHANC_AET_PORT ?? '4242'})`);
+  start(
+    'functions',
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'devhost/cli.ts'), '--app', root, '--port', functionsPort],
+    {
+      AzureWebJobsStorage: env.AzureWebJobsStorage ?? 'UseDevelopmentStorage=true',
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
+      ORTHANC_URL: env.ORTHANC_URL ?? `http://127.0.0.1:${orthancHttpPort}`,
+      ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: rulesDir,
+      ORTHANC_AUTOMATION_STORAGE_PATH: storageDir,
+      AUTOMATION_STAGING_PATH: stagingDir,
+      AUTOMATION_ANONYMISATION_SECRET: secret.value,
+    },
+  );
+  console.log(
+    `[stack] Orthanc     http://127.0.0.1:${orthancHttpPort}  (DICOM ${env.ORTHANC_AET_NAME ?? 'ORTHANC'}@${env.ORTHANC_AET_PORT ?? '4242'})`,
+  );
   // Orthanc 1.10 has no DICOM bind address: say so, and who may call it.
-  console.log(`[stack] DICOM       on every interface; ${env.ORTHANC_ALLOWED_SENDERS ? 'only ORTHANC_ALLOWED_SENDERS and destinations may call' : 'any node may store, none unknown may query or retrieve'}`);
+  console.log(
+    `[stack] DICOM       on every interface; ${env.ORTHANC_ALLOWED_SENDERS ? 'only ORTHANC_ALLOWED_SENDERS and destinations may call' : 'any node may store, none unknown may query or retrieve'}`,
+  );
   console.log(`[stack] Functions   ${functionsUrl}/api/health`);
   console.log(`[stack] Status      ${functionsUrl}/api/status  (details; a function key when keys are enforced)`);
   console.log(`[stack] Dashboard   ${functionsUrl}/api/dashboard`);

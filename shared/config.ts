@@ -5,7 +5,14 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { AE_TITLE, allowedSendersSetting, combinePeers, destinationPermissionsSetting, type AllowedSender, type QueryRetrieveOperation } from './orthanc/peers';
+import {
+  AE_TITLE,
+  allowedSendersSetting,
+  combinePeers,
+  destinationPermissionsSetting,
+  type AllowedSender,
+  type QueryRetrieveOperation,
+} from './orthanc/peers';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -66,9 +73,15 @@ const MIN_SECRET_BYTES = 32;
 const secret = optionalText.superRefine((value, ctx) => {
   if (value === undefined) return;
   if (PLACEHOLDER_SECRET.test(value)) {
-    ctx.addIssue({ code: 'custom', message: 'is a placeholder, not a secret; generate one (npm start does; or run: openssl rand -hex 32)' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'is a placeholder, not a secret; generate one (npm start does; or run: openssl rand -hex 32)',
+    });
   } else if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
-    ctx.addIssue({ code: 'custom', message: `is ${Buffer.byteLength(value, 'utf8')} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -hex 32)` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `is ${Buffer.byteLength(value, 'utf8')} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -hex 32)`,
+    });
   }
 });
 
@@ -119,7 +132,10 @@ const dicomModalitiesJson = z
     try {
       parsed = JSON.parse(raw);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `is not valid JSON (${(error as Error).message}); expected {"NAME": ["AET", "host", port]} on one line` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `is not valid JSON (${(error as Error).message}); expected {"NAME": ["AET", "host", port]} on one line`,
+      });
       return z.NEVER;
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
@@ -131,7 +147,11 @@ const dicomModalitiesJson = z
       const object = tuple.success ? undefined : modalityObject.safeParse(value);
       if (tuple.success) result[name] = { AET: tuple.data[0], Host: tuple.data[1], Port: tuple.data[2] };
       else if (object?.success) result[name] = object.data;
-      else ctx.addIssue({ code: 'custom', message: `modality '${name}': expected ["AET", "host", port] or {"AET","Host","Port"}, got ${JSON.stringify(value)}` });
+      else
+        ctx.addIssue({
+          code: 'custom',
+          message: `modality '${name}': expected ["AET", "host", port] or {"AET","Host","Port"}, got ${JSON.stringify(value)}`,
+        });
     }
     return result;
   });
@@ -144,7 +164,15 @@ function parseModalityLines(env: NodeJS.ProcessEnv, problems: string[]): Record<
     const name = key.slice('MODALITY_'.length);
     const parts = raw.split('|').map((p) => p.trim());
     const portNumber = Number(parts[2]);
-    if (name === '' || parts.length !== 3 || !AE_TITLE.test(parts[0]) || parts[1] === '' || !/^\d+$/.test(parts[2] ?? '') || portNumber < 1 || portNumber > 65535) {
+    if (
+      name === '' ||
+      parts.length !== 3 ||
+      !AE_TITLE.test(parts[0]) ||
+      parts[1] === '' ||
+      !/^\d+$/.test(parts[2] ?? '') ||
+      portNumber < 1 ||
+      portNumber > 65535
+    ) {
       problems.push(`${key}: expected AET|HOST|PORT (e.g. PACS|10.0.0.5|104), got '${raw}'`);
       continue;
     }
@@ -161,7 +189,10 @@ const environmentSchema = z.object({
   ORTHANC_PASSWORD: text('orthanc'),
   ORTHANC_TIMEOUT_SECONDS: integer(60, 1, 3600, 'seconds'),
   ORTHANC_STABLE_AGE: integer(300, 1, 86_400, 'seconds'),
-  ORTHANC_AET_NAME: text('ORTHANC').refine((v) => AE_TITLE.test(v), 'AE title must be 1-16 printable characters without backslash'),
+  ORTHANC_AET_NAME: text('ORTHANC').refine(
+    (v) => AE_TITLE.test(v),
+    'AE title must be 1-16 printable characters without backslash',
+  ),
   ORTHANC_AET_PORT: port(4242),
   ORTHANC_DICOM_MODALITIES: dicomModalitiesJson,
   ORTHANC_DESTINATION_PERMISSIONS: destinationPermissionsSetting,
@@ -242,7 +273,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const lineModalities = parseModalityLines(env, problems);
   if (parsed.success && (parsed.data.UID === undefined) !== (parsed.data.GID === undefined)) {
-    problems.push(`${parsed.data.UID === undefined ? 'UID' : 'GID'}: UID and GID must be set together (the output is chowned to UID:GID)`);
+    problems.push(
+      `${parsed.data.UID === undefined ? 'UID' : 'GID'}: UID and GID must be set together (the output is chowned to UID:GID)`,
+    );
   }
   if (parsed.success && parsed.data.ORTHANC_URL !== undefined) {
     const check = httpUrl('').safeParse(parsed.data.ORTHANC_URL);
@@ -252,13 +285,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rulesPath = path.resolve(parsed.data?.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 'automation/rules');
   // Beside the storage root (likely the same filesystem) and named after it, so two deployments
   // sharing a parent folder never share (and clean up) each other's staging.
-  const stagingPath = path.resolve(parsed.data?.AUTOMATION_STAGING_PATH ?? path.join(path.dirname(storagePath), `.${path.basename(storagePath)}-staging`));
-  if (parsed.success && (within(storagePath, stagingPath) || within(stagingPath, storagePath) || within(stagingPath, rulesPath))) {
+  const stagingPath = path.resolve(
+    parsed.data?.AUTOMATION_STAGING_PATH ??
+      path.join(path.dirname(storagePath), `.${path.basename(storagePath)}-staging`),
+  );
+  if (
+    parsed.success &&
+    (within(storagePath, stagingPath) || within(stagingPath, storagePath) || within(stagingPath, rulesPath))
+  ) {
     problems.push(
       `AUTOMATION_STAGING_PATH: '${stagingPath}' must be a folder of its own, outside ORTHANC_AUTOMATION_STORAGE_PATH (shares and watchers see that) and not containing it or the rules folder (the app deletes stale staging)`,
     );
   }
-  const modalities = parsed.success ? combinePeers({ ...parsed.data.ORTHANC_DICOM_MODALITIES, ...lineModalities }, parsed.data.ORTHANC_DESTINATION_PERMISSIONS, parsed.data.ORTHANC_ALLOWED_SENDERS, problems) : {};
+  const modalities = parsed.success
+    ? combinePeers(
+        { ...parsed.data.ORTHANC_DICOM_MODALITIES, ...lineModalities },
+        parsed.data.ORTHANC_DESTINATION_PERMISSIONS,
+        parsed.data.ORTHANC_ALLOWED_SENDERS,
+        problems,
+      )
+    : {};
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
   return {

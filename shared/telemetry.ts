@@ -41,11 +41,15 @@ export const STEP_EVENT = 'PipelineStep';
 export function stepItems(step: StepTelemetry) {
   const properties = { jobId: step.jobId, ruleId: step.ruleId, step: step.step, outcome: step.outcome };
   const seconds = step.durationMs / 1000;
-  const metrics: Array<{ name: string; value: number }> = [{ name: 'pipeline.step.duration_ms', value: step.durationMs }];
+  const metrics: Array<{ name: string; value: number }> = [
+    { name: 'pipeline.step.duration_ms', value: step.durationMs },
+  ];
   if (step.instances !== undefined) metrics.push({ name: 'pipeline.step.instances', value: step.instances });
   if (step.bytes !== undefined) metrics.push({ name: 'pipeline.step.bytes', value: step.bytes });
-  if (step.bytes !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.throughput_mb_per_s', value: step.bytes / 1_000_000 / seconds });
-  if (step.instances !== undefined && seconds > 0) metrics.push({ name: 'pipeline.step.instances_per_s', value: step.instances / seconds });
+  if (step.bytes !== undefined && seconds > 0)
+    metrics.push({ name: 'pipeline.step.throughput_mb_per_s', value: step.bytes / 1_000_000 / seconds });
+  if (step.instances !== undefined && seconds > 0)
+    metrics.push({ name: 'pipeline.step.instances_per_s', value: step.instances / seconds });
   return {
     event: {
       name: STEP_EVENT,

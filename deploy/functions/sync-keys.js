@@ -20,24 +20,30 @@ const dir = process.env.FUNCTIONS_SECRETS_PATH || '/azure-functions-host/Secrets
 const file = path.join(dir, 'host.json');
 
 if (functionKey === '' || functionKey.startsWith('replace-me')) {
-  fail('AUTOMATION_FUNCTION_KEY is not set (still the .env.example placeholder). Run deploy/generate-keys.sh, then docker compose up -d.');
+  fail(
+    'AUTOMATION_FUNCTION_KEY is not set (still the .env.example placeholder). Run deploy/generate-keys.sh, then docker compose up -d.',
+  );
 }
 if (!/^[A-Za-z0-9_\-]{16,}$/.test(functionKey)) {
-  fail('AUTOMATION_FUNCTION_KEY must be at least 16 characters of A-Z, a-z, 0-9, "_" or "-" (deploy/generate-keys.sh makes one).');
+  fail(
+    'AUTOMATION_FUNCTION_KEY must be at least 16 characters of A-Z, a-z, 0-9, "_" or "-" (deploy/generate-keys.sh makes one).',
+  );
 }
 
 let secrets;
 try {
   secrets = JSON.parse(fs.readFileSync(file, 'utf8'));
 } catch (error) {
-  if (error.code !== 'ENOENT') console.error(`autorthanc-functions: ${file} is unreadable (${error.message}); writing a new one`);
+  if (error.code !== 'ENOENT')
+    console.error(`autorthanc-functions: ${file} is unreadable (${error.message}); writing a new one`);
   secrets = {};
 }
 if (typeof secrets !== 'object' || secrets === null || Array.isArray(secrets)) secrets = {};
 
 const key = (name, value) => ({ name, value, encrypted: false });
 if (masterKey !== '') secrets.masterKey = key('master', masterKey);
-else if (!secrets.masterKey || typeof secrets.masterKey.value !== 'string') secrets.masterKey = key('master', crypto.randomBytes(32).toString('base64url'));
+else if (!secrets.masterKey || typeof secrets.masterKey.value !== 'string')
+  secrets.masterKey = key('master', crypto.randomBytes(32).toString('base64url'));
 const others = Array.isArray(secrets.functionKeys) ? secrets.functionKeys.filter((k) => k && k.name !== 'default') : [];
 secrets.functionKeys = [key('default', functionKey), ...others];
 if (!Array.isArray(secrets.systemKeys)) secrets.systemKeys = [];

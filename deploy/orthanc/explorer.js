@@ -22,15 +22,21 @@
       data: '{}',
       dataType: 'json',
       success: function () {
-        alert('Automation queued for this ' + (level === 'studies' ? 'study' : 'series') +
-          '. Follow it on the dashboard: ' + API_ROOT + '/dashboard');
+        alert(
+          'Automation queued for this ' +
+            (level === 'studies' ? 'study' : 'series') +
+            '. Follow it on the dashboard: ' +
+            API_ROOT +
+            '/dashboard',
+        );
       },
       error: function (xhr) {
-        var reason = xhr.status === 401 || xhr.status === 403
-          ? 'not authorised (dashboard login or function key)'
-          : 'HTTP ' + xhr.status + ' ' + (xhr.responseText || xhr.statusText || '');
+        var reason =
+          xhr.status === 401 || xhr.status === 403
+            ? 'not authorised (dashboard login or function key)'
+            : 'HTTP ' + xhr.status + ' ' + (xhr.responseText || xhr.statusText || '');
         alert('Could not start the automation: ' + reason);
-      }
+      },
     });
   }
 

@@ -34,7 +34,14 @@ export async function applyDestinations(
   senders: Record<string, AllowedSender> = {},
 ): Promise<Record<string, EchoState>> {
   for (const [name, modality] of Object.entries(modalities)) {
-    const state: EchoState = { aet: modality.AET, host: modality.Host, port: modality.Port, configured: false, echo: 'not checked', checkedAt: new Date().toISOString() };
+    const state: EchoState = {
+      aet: modality.AET,
+      host: modality.Host,
+      port: modality.Port,
+      configured: false,
+      echo: 'not checked',
+      checkedAt: new Date().toISOString(),
+    };
     try {
       await orthanc.putModality(name, modality);
       state.configured = true;
@@ -46,7 +53,9 @@ export async function applyDestinations(
     }
     states.set(name, state);
     const grants = modality.allow ? `, may also ${modality.allow.join('+')}` : '';
-    log(`Destination ${name} (${modality.AET}@${modality.Host}:${modality.Port}${grants}): ${state.configured ? `configured in Orthanc, C-ECHO ${state.echo}` : 'not configured'}${state.reason ? ` - ${state.reason}` : ''}`);
+    log(
+      `Destination ${name} (${modality.AET}@${modality.Host}:${modality.Port}${grants}): ${state.configured ? `configured in Orthanc, C-ECHO ${state.echo}` : 'not configured'}${state.reason ? ` - ${state.reason}` : ''}`,
+    );
   }
   // A sender need not answer C-ECHO (it may be a scanner without an SCP), so none is sent.
   for (const [name, sender] of Object.entries(senders)) {
@@ -54,14 +63,26 @@ export async function applyDestinations(
       await orthanc.putModality(name, sender);
       log(`Allowed sender ${name} (${sender.AET}@${sender.Host}): configured in Orthanc (echo and store)`);
     } catch (error) {
-      log(`Allowed sender ${name} (${sender.AET}@${sender.Host}): not configured - ${(error as Error).message}; Orthanc refuses it until this succeeds`);
+      log(
+        `Allowed sender ${name} (${sender.AET}@${sender.Host}): not configured - ${(error as Error).message}; Orthanc refuses it until this succeeds`,
+      );
     }
   }
   return destinationStates();
 }
 
 /** The fields that decide who may do what; Orthanc reports more (Manufacturer, Timeout...) that we leave alone. */
-const DECISIVE = ['AET', 'Host', 'Port', 'AllowEcho', 'AllowStore', 'AllowFind', 'AllowFindWorklist', 'AllowGet', 'AllowMove'] as const;
+const DECISIVE = [
+  'AET',
+  'Host',
+  'Port',
+  'AllowEcho',
+  'AllowStore',
+  'AllowFind',
+  'AllowFindWorklist',
+  'AllowGet',
+  'AllowMove',
+] as const;
 
 /**
  * Compares Orthanc's modalities with the environment's peers and puts back those missing or changed
@@ -73,7 +94,10 @@ export async function ensureDicomPeers(
   peers: { modalities: Record<string, ModalityDefinition>; allowedSenders?: Record<string, AllowedSender> },
   log: (line: string) => void,
 ): Promise<string[]> {
-  const wanted: Array<[string, Parameters<typeof orthancModalityBody>[0]]> = [...Object.entries(peers.modalities), ...Object.entries(peers.allowedSenders ?? {})];
+  const wanted: Array<[string, Parameters<typeof orthancModalityBody>[0]]> = [
+    ...Object.entries(peers.modalities),
+    ...Object.entries(peers.allowedSenders ?? {}),
+  ];
   if (wanted.length === 0) return [];
   const present = await orthanc.modalities();
   const put: string[] = [];

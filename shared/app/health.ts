@@ -50,7 +50,10 @@ const CHECK_TIMEOUT_MS = 5_000;
 async function within<T>(promise: Promise<T>, label: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${label} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`${label} did not answer within ${CHECK_TIMEOUT_MS} ms`)),
+      CHECK_TIMEOUT_MS,
+    );
   });
   try {
     return await Promise.race([promise, timeout]);
@@ -84,7 +87,13 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     services = await within(getServices(), 'startup');
   } catch (error) {
     const message = (error as Error).message;
-    return { ok: false, checkedAt, orthanc: { ok: false, error: 'not checked' }, storage: { ok: false, error: 'not checked' }, settings: { ok: false, error: message } };
+    return {
+      ok: false,
+      checkedAt,
+      orthanc: { ok: false, error: 'not checked' },
+      storage: { ok: false, error: 'not checked' },
+      settings: { ok: false, error: message },
+    };
   }
   const [orthanc, storage, queues, cursor] = await Promise.all([
     within(services.orthanc.system(), 'Orthanc')
@@ -96,5 +105,13 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     within(queueStates(services.queues), 'Queue storage').catch(() => undefined),
     within(services.ledger.getCursor(CHANGE_FEED_CURSOR), 'Table storage').catch(() => undefined),
   ]);
-  return { ok: orthanc.ok && storage.ok, checkedAt, orthanc, storage, destinations: destinationStates(), queues, changeFeed: { cursor: cursor ?? null } };
+  return {
+    ok: orthanc.ok && storage.ok,
+    checkedAt,
+    orthanc,
+    storage,
+    destinations: destinationStates(),
+    queues,
+    changeFeed: { cursor: cursor ?? null },
+  };
 }

@@ -9,5 +9,8 @@ import type { Logger } from '../vocabulary';
  * written `<output>`. The runner redacts a job's lines more precisely (its id, the study's values).
  */
 export function loggerFor(context: InvocationContext, redact: Redact): Logger {
-  return redactedLogger({ info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) }, redact);
+  return redactedLogger(
+    { info: (m) => context.log(m), warn: (m) => context.warn(m), error: (m) => context.error(m) },
+    redact,
+  );
 }

@@ -12,7 +12,9 @@ import { anonymiseSettingsOf, type Job } from '../pipeline/job';
 import type { Pseudonymiser } from '../pipeline/naming';
 import { PermanentError } from '../vocabulary';
 
-export function createPseudonymiser(config: Pick<Config, 'anonymisationSecret' | 'rulesPath'>): Pseudonymiser | undefined {
+export function createPseudonymiser(
+  config: Pick<Config, 'anonymisationSecret' | 'rulesPath'>,
+): Pseudonymiser | undefined {
   const secret = config.anonymisationSecret;
   if (!secret) return undefined;
   // The download names every instance; a job's rule snapshot is the same object for all of them,

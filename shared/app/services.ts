@@ -27,7 +27,12 @@ export interface Services {
 let services: Promise<Services> | undefined;
 
 export async function buildServices(config: Config): Promise<Services> {
-  const orthanc = createOrthancClient({ url: config.orthanc.url, username: config.orthanc.username, password: config.orthanc.password, timeoutMs: config.orthanc.timeoutMs });
+  const orthanc = createOrthancClient({
+    url: config.orthanc.url,
+    username: config.orthanc.username,
+    password: config.orthanc.password,
+    timeoutMs: config.orthanc.timeoutMs,
+  });
   const rules = createRulesPort(config.rulesPath, orthanc);
   const naming = createOutputNaming(createPseudonymiser(config));
   return {
@@ -38,7 +43,11 @@ export async function buildServices(config: Config): Promise<Services> {
     rules,
     naming,
     telemetry: await createTelemetry(config.applicationInsightsConnectionString),
-    redaction: createRedaction({ storagePath: config.storagePath, logPhi: config.logPhi, knownPhi: studyPhiLookup(orthanc, naming) }),
+    redaction: createRedaction({
+      storagePath: config.storagePath,
+      logPhi: config.logPhi,
+      knownPhi: studyPhiLookup(orthanc, naming),
+    }),
   };
 }
 

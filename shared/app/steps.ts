@@ -3,7 +3,12 @@
  * queue, its handler and its poison queue, spelled out there as literals; adding a step is a new file
  * there and its handler in shared/pipeline/steps, nothing else.
  */
-import { output, type InvocationContext, type StorageQueueFunctionOptions, type StorageQueueOutput } from '@azure/functions';
+import {
+  output,
+  type InvocationContext,
+  type StorageQueueFunctionOptions,
+  type StorageQueueOutput,
+} from '@azure/functions';
 import type { Job } from '../pipeline/job';
 import { PIPELINE_STEPS, type PipelineStep } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
@@ -16,7 +21,10 @@ export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
 
 /** One queue output binding per step queue: a function hands on to whichever step comes next. */
 export const stepOutputs: Record<string, StorageQueueOutput> = Object.fromEntries(
-  PIPELINE_STEPS.map((step) => [QUEUES.step(step), output.storageQueue({ queueName: QUEUES.step(step), connection: STORAGE_CONNECTION })]),
+  PIPELINE_STEPS.map((step) => [
+    QUEUES.step(step),
+    output.storageQueue({ queueName: QUEUES.step(step), connection: STORAGE_CONNECTION }),
+  ]),
 );
 
 /**
@@ -62,7 +70,10 @@ export type StepFunctionOptions = Omit<StorageQueueFunctionOptions, 'queueName'>
  * The options of `step<Name>` on queue `step-<name>`: the runner runs the step's handler, and every
  * step queue is an output binding so the function can hand on to whichever step comes next.
  */
-export function stepFunction(step: PipelineStep, makeHandler: (services: Services) => StepHandler): StepFunctionOptions {
+export function stepFunction(
+  step: PipelineStep,
+  makeHandler: (services: Services) => StepHandler,
+): StepFunctionOptions {
   registeredSteps.add(step);
   return {
     connection: STORAGE_CONNECTION,

@@ -37,7 +37,9 @@ export function archiverCrc32Modules(): Crc32Module[] {
 export function nativeCrc32Buf(fallback: Crc32Module['buf']): Crc32Module['buf'] {
   return (data, seed) => {
     if (!ArrayBuffer.isView(data)) return fallback(data, seed);
-    return data.byteLength === 0 ? Number(seed) | 0 : zlib.crc32(data as NodeJS.ArrayBufferView, Number(seed) >>> 0) | 0;
+    return data.byteLength === 0
+      ? Number(seed) | 0
+      : zlib.crc32(data as NodeJS.ArrayBufferView, Number(seed) >>> 0) | 0;
   };
 }
 

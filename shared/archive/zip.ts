@@ -33,7 +33,12 @@ async function listFiles(root: string): Promise<string[]> {
   const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
   return entries
     .filter((e) => e.isFile())
-    .map((e) => path.relative(root, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(path.sep).join('/'))
+    .map((e) =>
+      path
+        .relative(root, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+        .split(path.sep)
+        .join('/'),
+    )
     .sort();
 }
 
@@ -49,7 +54,11 @@ const ZIP64_BYTES = 3.5 * 1024 ** 3;
  * and a deflated entry has been compressed by then. A stored one (level 0) is still queued for the
  * output at that point, so level 0 does not reuse buffers.
  */
-function wholeFileReader(source: string, sizes: ReadonlyMap<string, number>, { reuseBuffers }: { reuseBuffers: boolean }): (rel: string) => Promise<Buffer | undefined> {
+function wholeFileReader(
+  source: string,
+  sizes: ReadonlyMap<string, number>,
+  { reuseBuffers }: { reuseBuffers: boolean },
+): (rel: string) => Promise<Buffer | undefined> {
   const buffers = [Buffer.alloc(0), Buffer.alloc(0)];
   let turn = 0;
   const bufferFor = (size: number) => {
@@ -89,7 +98,10 @@ export async function zipFolder(source: string, target: string, options: ZipOpti
   const sizes = new Map<string, number>();
   for (const f of await listFiles(source)) sizes.set(f, (await fs.stat(path.join(source, f))).size);
   const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
-  const archive = archiver('zip', { zlib: { level: options.level }, forceZip64: total > ZIP64_BYTES || sizes.size > 65_000 });
+  const archive = archiver('zip', {
+    zlib: { level: options.level },
+    forceZip64: total > ZIP64_BYTES || sizes.size > 65_000,
+  });
   const output = createWriteStream(target);
   const finished = once(output, 'close');
   // A write error (ENOSPC, EROFS) rejects `finished` too, before anything awaits it: without this
@@ -123,7 +135,14 @@ async function writeEntries(
   finished: Promise<unknown>,
   reading: Set<Readable>,
 ): Promise<Manifest> {
-  const manifest: Manifest = { format: 'autorthanc-functions/zip-manifest@1', name: options.name, createdAt: new Date().toISOString(), files: [], series: {}, totals: { files: 0, bytes: 0 } };
+  const manifest: Manifest = {
+    format: 'autorthanc-functions/zip-manifest@1',
+    name: options.name,
+    createdAt: new Date().toISOString(),
+    files: [],
+    series: {},
+    totals: { files: 0, bytes: 0 },
+  };
   let done = 0;
   // Small files (nearly every DICOM instance) are read whole, the next one while the current one is
   // compressed, and handed to archiver as one buffer: one CRC and one hash call, no stream per file.
@@ -171,7 +190,11 @@ async function writeEntries(
     const bytes = Buffer.from(content);
     archive.append(bytes, { name: `${options.name}/${file}` });
     await Promise.race([once(archive, 'entry'), failed]);
-    (manifest.extras ??= []).push({ path: `${options.name}/${file}`, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') });
+    (manifest.extras ??= []).push({
+      path: `${options.name}/${file}`,
+      size: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    });
   }
   archive.append(`${JSON.stringify(manifest, null, 2)}\n`, { name: `${options.name}/MANIFEST.json` });
   await Promise.race([archive.finalize(), failed]);

@@ -17,6 +17,7 @@ import { createDecider, SAFE_ATTRIBUTE_COUNT, type Decision } from './decisions'
 import { readDicom } from './charset';
 import { asPart10, DEFLATED_EXPLICIT_LE, EXPLICIT_LE, rewriteMeta } from './part10';
 import type { Counts, DeidentificationRecord, Outcome } from './record';
+import { firstText } from './values';
 
 const { DicomMetaDictionary } = dcmjs.data;
 
@@ -56,14 +57,20 @@ export function isValidUid(uid: string): boolean {
 /** Where the de-identification came from, in every output file and record. */
 export const PROFILE = { table: `PS3.15 ${TABLE_EDITION} Table E.1-1`, safeAttributes: SAFE_ATTRIBUTE_COUNT };
 
-const KEYWORDS = new Map(Object.values(DicomMetaDictionary.nameMap).map((e) => [e.tag.replace(/[(),]/g, '').toUpperCase(), e.name]));
+const KEYWORDS = new Map(
+  Object.values(DicomMetaDictionary.nameMap).map((e) => [e.tag.replace(/[(),]/g, '').toUpperCase(), e.name]),
+);
 
 /** CID 7050 De-identification Method codes (PS3.16). */
 const METHOD_CODES: Array<[string, string, (o: AnonymiseSettings) => boolean]> = [
   ['113100', 'Basic Application Confidentiality Profile', () => true],
   ['113105', 'Clean Descriptors Option', (o) => o.CleanDescriptors],
   ['113106', 'Retain Longitudinal Temporal Information Full Dates Option', (o) => o.RetainLongitudinal === 'full'],
-  ['113107', 'Retain Longitudinal Temporal Information Modified Dates Option', (o) => o.RetainLongitudinal === 'shifted'],
+  [
+    '113107',
+    'Retain Longitudinal Temporal Information Modified Dates Option',
+    (o) => o.RetainLongitudinal === 'shifted',
+  ],
   ['113108', 'Retain Patient Characteristics Option', (o) => o.RetainPatientCharacteristics],
   ['113109', 'Retain Device Identity Option', (o) => o.RetainDeviceIdentity],
   ['113111', 'Retain Safe Private Option', (o) => o.RetainSafePrivate],
@@ -73,17 +80,41 @@ const METHOD_CODES: Array<[string, string, (o: AnonymiseSettings) => boolean]> =
 /** Non-zero-length dummies (action D) that carry no information. */
 export function dummyValue(vr: string, secret: string): unknown[] {
   switch (vr) {
-    case 'DA': return ['19000101'];
-    case 'TM': return ['000000'];
-    case 'DT': return ['19000101000000'];
-    case 'AS': return ['000Y'];
+    case 'DA':
+      return ['19000101'];
+    case 'TM':
+      return ['000000'];
+    case 'DT':
+      return ['19000101000000'];
+    case 'AS':
+      return ['000Y'];
     case 'DS':
-    case 'IS': return ['0'];
-    case 'UI': return [anonymisedUid(secret, 'dummy')];
-    case 'PN': return [{ Alphabetic: 'ANONYMIZED' }];
-    case 'US': case 'SS': case 'UL': case 'SL': case 'FL': case 'FD': case 'UV': case 'SV': return [0];
-    case 'SQ': case 'OB': case 'OW': case 'OF': case 'OD': case 'OL': case 'OV': case 'UN': return [];
-    default: return ['ANONYMIZED'];
+    case 'IS':
+      return ['0'];
+    case 'UI':
+      return [anonymisedUid(secret, 'dummy')];
+    case 'PN':
+      return [{ Alphabetic: 'ANONYMIZED' }];
+    case 'US':
+    case 'SS':
+    case 'UL':
+    case 'SL':
+    case 'FL':
+    case 'FD':
+    case 'UV':
+    case 'SV':
+      return [0];
+    case 'SQ':
+    case 'OB':
+    case 'OW':
+    case 'OF':
+    case 'OD':
+    case 'OL':
+    case 'OV':
+    case 'UN':
+      return [];
+    default:
+      return ['ANONYMIZED'];
   }
 }
 
@@ -120,9 +151,7 @@ function tagOf(reference: string): string {
 
 function text(element: DicomElement | undefined): string | undefined {
   const v = element?.Value?.[0];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'object' && 'Alphabetic' in (v as object)) return String((v as { Alphabetic?: string }).Alphabetic ?? '');
-  return String(v);
+  return v === undefined || v === null ? undefined : firstText(element);
 }
 
 function set(element: DicomElement, value: unknown[]): void {
@@ -179,7 +208,8 @@ export function createAnonymiser(options: AnonymiserOptions) {
   const replace = new Map(Object.entries(settings.Replace).map(([k, v]) => [tagOf(k), v]));
   for (const [tag, value] of replace) {
     const vr = DicomMetaDictionary.dictionary[`(${tag.slice(0, 4)},${tag.slice(4)})`]?.vr;
-    if (vr === 'UI' && !isValidUid(value.trim())) throw new Error(`Replace (${tag.slice(0, 4)},${tag.slice(4)}): the value is not a valid UID`);
+    if (vr === 'UI' && !isValidUid(value.trim()))
+      throw new Error(`Replace (${tag.slice(0, 4)},${tag.slice(4)}): the value is not a valid UID`);
   }
   const decider = createDecider(settings, { keep, remove });
   const safePrivate = settings.SafePrivateAllowList.map((entry) => {
@@ -188,7 +218,9 @@ export function createAnonymiser(options: AnonymiserOptions) {
   });
 
   function pseudonymOf(patientId: string): string {
-    return settings.Identity === 'mapping' && options.mapping ? options.mapping.pseudonymFor(patientId) : patientPseudonym(secret, patientId, settings.PseudonymPrefix);
+    return settings.Identity === 'mapping' && options.mapping
+      ? options.mapping.pseudonymFor(patientId)
+      : patientPseudonym(secret, patientId, settings.PseudonymPrefix);
   }
 
   function isSafePrivate(tag: string, creators: Map<string, string>): boolean {
@@ -198,17 +230,44 @@ export function createAnonymiser(options: AnonymiserOptions) {
     if (elementLow < 0x1000) return false; // creators are kept with the first element they reserve
     const block = (elementLow >> 8).toString(16).toUpperCase().padStart(2, '0');
     const creator = creators.get(`${group}00${block}`);
-    return safePrivate.some((s) => s.group === group && s.element === tag.slice(6).toUpperCase() && s.creator === creator);
+    return safePrivate.some(
+      (s) => s.group === group && s.element === tag.slice(6).toUpperCase() && s.creator === creator,
+    );
   }
 
   /** Identifier strings of this patient, removed from free text kept under Clean Descriptors. */
   function identifiersOf(dataset: DicomDataset): string[] {
-    const values = [TAG.PatientName, TAG.PatientID, '00101000', '00101001', '00101060', '00100030', '00080050', '00080090', '00200010']
-      .flatMap((t) => (dataset[t]?.Value ?? []).map((v) => (v && typeof v === 'object' && 'Alphabetic' in v ? String((v as { Alphabetic?: string }).Alphabetic ?? '') : String(v))))
+    const values = [
+      TAG.PatientName,
+      TAG.PatientID,
+      '00101000',
+      '00101001',
+      '00101060',
+      '00100030',
+      '00080050',
+      '00080090',
+      '00200010',
+    ]
+      .flatMap((t) =>
+        (dataset[t]?.Value ?? []).map((v) =>
+          v && typeof v === 'object' && 'Alphabetic' in v
+            ? String((v as { Alphabetic?: string }).Alphabetic ?? '')
+            : String(v),
+        ),
+      )
       .filter((v) => v.trim() !== '');
     const birth = /^(\d{4})(\d{2})(\d{2})$/.exec(text(dataset['00100030'])?.trim() ?? '');
-    if (birth) values.push(`${birth[1]}-${birth[2]}-${birth[3]}`, `${birth[3]}.${birth[2]}.${birth[1]}`, `${birth[3]}/${birth[2]}/${birth[1]}`, `${birth[2]}/${birth[3]}/${birth[1]}`);
-    const parts = values.flatMap((v) => [v, ...v.split(/[\^\s=,]+/)]).map((p) => p.trim()).filter((p) => p.length >= 2 && p.length <= MAX_IDENTIFIER_LENGTH);
+    if (birth)
+      values.push(
+        `${birth[1]}-${birth[2]}-${birth[3]}`,
+        `${birth[3]}.${birth[2]}.${birth[1]}`,
+        `${birth[3]}/${birth[2]}/${birth[1]}`,
+        `${birth[2]}/${birth[3]}/${birth[1]}`,
+      );
+    const parts = values
+      .flatMap((v) => [v, ...v.split(/[\^\s=,]+/)])
+      .map((p) => p.trim())
+      .filter((p) => p.length >= 2 && p.length <= MAX_IDENTIFIER_LENGTH);
     // Longest first, so a whole name goes before its parts; bounded, so a 16 KB name of 4,000
     // components costs 64 searches per descriptor, not 4,000.
     return [...new Set(parts)].sort((a, b) => b.length - a.length).slice(0, MAX_IDENTIFIERS);
@@ -255,7 +314,9 @@ export function createAnonymiser(options: AnonymiserOptions) {
     const malformed = original !== uid || !isValidUid(uid);
     if (malformed && !context.malformed.has(tag)) {
       context.malformed.add(tag);
-      context.warnings.push(`${context.name}: a malformed UID in (${tag.slice(0, 4)},${tag.slice(4)}) was replaced by a valid one`);
+      context.warnings.push(
+        `${context.name}: a malformed UID in (${tag.slice(0, 4)},${tag.slice(4)}) was replaced by a valid one`,
+      );
     }
     const registered = isWellKnownUid(uid) && isValidUid(uid);
     if (registered && !(remap && malformed)) return uid;
@@ -263,7 +324,12 @@ export function createAnonymiser(options: AnonymiserOptions) {
     return anonymisedUid(secret, uid);
   }
 
-  function outgoingUids(element: DicomElement, tag: string, context: Context, remap: boolean): { before: unknown[]; after: unknown[] } {
+  function outgoingUids(
+    element: DicomElement,
+    tag: string,
+    context: Context,
+    remap: boolean,
+  ): { before: unknown[]; after: unknown[] } {
     const before = element.Value ?? [];
     const raws = Array.isArray(element._rawValue) ? element._rawValue : [];
     return { before, after: before.map((v, i) => outgoingUid(v, raws[i], tag, context, remap)) };
@@ -273,7 +339,8 @@ export function createAnonymiser(options: AnonymiserOptions) {
     const creators = new Map<string, string>();
     for (const [tag, element] of Object.entries(dataset)) {
       const upper = tag.toUpperCase();
-      if (isPrivate(upper) && parseInt(upper.slice(4), 16) >= 0x10 && parseInt(upper.slice(4), 16) <= 0xff) creators.set(upper, text(element) ?? '');
+      if (isPrivate(upper) && parseInt(upper.slice(4), 16) >= 0x10 && parseInt(upper.slice(4), 16) <= 0xff)
+        creators.set(upper, text(element) ?? '');
     }
     const keptBlocks = new Set<string>();
     for (const tag of Object.keys(dataset)) {
@@ -295,7 +362,8 @@ export function createAnonymiser(options: AnonymiserOptions) {
             if (after.some((v, i) => v !== before[i]) || context.malformed.has(upper)) set(element, after);
           }
           tally(context, kept, 'kept');
-          if (element.vr === 'SQ') for (const item of (element.Value ?? []) as DicomDataset[]) processDataset(item, context);
+          if (element.vr === 'SQ')
+            for (const item of (element.Value ?? []) as DicomDataset[]) processDataset(item, context);
         } else {
           delete dataset[tag];
           tally(context, 'private', 'removed');
@@ -327,7 +395,12 @@ export function createAnonymiser(options: AnonymiserOptions) {
       // A UN value is opaque bytes (or, inside a UN-encoded sequence that dcmjs parsed as explicit
       // VR, garbage): nothing can be remapped or vetted in it, so only actions that drop the value
       // stand, and a rule's Keep.
-      if (element.vr === 'UN' && decision.basis !== 'rule:Keep' && (decision.action === 'K' || decision.action === 'U' || decision.action === 'C')) decision = { action: 'X', basis: 'vr:UN' };
+      if (
+        element.vr === 'UN' &&
+        decision.basis !== 'rule:Keep' &&
+        (decision.action === 'K' || decision.action === 'U' || decision.action === 'C')
+      )
+        decision = { action: 'X', basis: 'vr:UN' };
       // Sequences that fall back are kept (their items are decided one by one): not worth a review.
       if ((decision.basis.startsWith('vr:') && decision.basis !== 'vr:SQ') || decision.basis === 'unknown-public') {
         const where = `(${upper.slice(0, 4)},${upper.slice(4)}) ${KEYWORDS.get(upper) ?? 'unknown'}`;
@@ -345,7 +418,13 @@ export function createAnonymiser(options: AnonymiserOptions) {
     }
   }
 
-  function applyAction(dataset: DicomDataset, tag: string, element: DicomElement, decision: Decision, context: Context): void {
+  function applyAction(
+    dataset: DicomDataset,
+    tag: string,
+    element: DicomElement,
+    decision: Decision,
+    context: Context,
+  ): void {
     const { basis } = decision;
     const action: Action = decision.action;
     const upper = tag.toUpperCase();
@@ -379,7 +458,12 @@ export function createAnonymiser(options: AnonymiserOptions) {
         // Dates under Retain Longitudinal with Modified Dates move by the patient's offset; times stay.
         if (element.vr === 'DA' || element.vr === 'DT') {
           const shifted = settings.RetainLongitudinal === 'shifted';
-          set(element, shifted ? (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v)) : []);
+          set(
+            element,
+            shifted
+              ? (element.Value ?? []).map((v) => (typeof v === 'string' ? shiftDate(v, context.shiftDays) : v))
+              : [],
+          );
           tally(context, basis, shifted ? 'shifted' : 'emptied');
           return;
         }
@@ -396,7 +480,16 @@ export function createAnonymiser(options: AnonymiserOptions) {
         }
         // Short descriptors (protocol, series, study descriptions) are kept with this patient's own
         // identifiers (name parts, IDs, accession, birth date) cut out.
-        set(element, (element.Value ?? []).map((v) => (typeof v === 'string' ? clean(v, context.identifiers) : typeof v === 'object' && v && 'Alphabetic' in v ? { Alphabetic: clean(String((v as { Alphabetic: string }).Alphabetic), context.identifiers) } : v)));
+        set(
+          element,
+          (element.Value ?? []).map((v) =>
+            typeof v === 'string'
+              ? clean(v, context.identifiers)
+              : typeof v === 'object' && v && 'Alphabetic' in v
+                ? { Alphabetic: clean(String((v as { Alphabetic: string }).Alphabetic), context.identifiers) }
+                : v,
+          ),
+        );
         tally(context, basis, 'cleaned');
         return;
       case 'K':
@@ -421,13 +514,30 @@ export function createAnonymiser(options: AnonymiserOptions) {
     // LO is limited to 64 characters a value, so the method is told in three values.
     dataset[TAG.DeidentificationMethod] = {
       vr: 'LO',
-      Value: [`autorthanc-functions PS3.15 E.1-1 ${codes.map(([code]) => code).join(' ')}`.slice(0, 64), PROFILE.table, `allow-list: safe-attributes v1 (${SAFE_ATTRIBUTE_COUNT})`],
+      Value: [
+        `autorthanc-functions PS3.15 E.1-1 ${codes.map(([code]) => code).join(' ')}`.slice(0, 64),
+        PROFILE.table,
+        `allow-list: safe-attributes v1 (${SAFE_ATTRIBUTE_COUNT})`,
+      ],
     };
     dataset[TAG.DeidentificationMethodCodeSequence] = {
       vr: 'SQ',
-      Value: codes.map(([code, meaning]) => ({ '00080100': { vr: 'SH', Value: [code] }, '00080102': { vr: 'SH', Value: ['DCM'] }, '00080104': { vr: 'LO', Value: [meaning] } })),
+      Value: codes.map(([code, meaning]) => ({
+        '00080100': { vr: 'SH', Value: [code] },
+        '00080102': { vr: 'SH', Value: ['DCM'] },
+        '00080104': { vr: 'LO', Value: [meaning] },
+      })),
     };
-    dataset[TAG.LongitudinalTemporalInformationModified] = { vr: 'CS', Value: [settings.RetainLongitudinal === 'full' ? 'UNMODIFIED' : settings.RetainLongitudinal === 'shifted' ? 'MODIFIED' : 'REMOVED'] };
+    dataset[TAG.LongitudinalTemporalInformationModified] = {
+      vr: 'CS',
+      Value: [
+        settings.RetainLongitudinal === 'full'
+          ? 'UNMODIFIED'
+          : settings.RetainLongitudinal === 'shifted'
+            ? 'MODIFIED'
+            : 'REMOVED',
+      ],
+    };
     // dcmjs writes every string as UTF-8: declare it, whatever the input said.
     dataset[TAG.SpecificCharacterSet] = { vr: 'CS', Value: ['ISO_IR 192'] };
   }
@@ -447,7 +557,8 @@ export function createAnonymiser(options: AnonymiserOptions) {
       let characterSets: string[];
       try {
         const part10 = asPart10(input, options.transferSyntax);
-        if (part10.addedHeader) warnings.push(`${name}: no complete Part 10 meta header; read as ${part10.addedHeader} and written with one`);
+        if (part10.addedHeader)
+          warnings.push(`${name}: no complete Part 10 meta header; read as ${part10.addedHeader} and written with one`);
         const decoded = readDicom(part10.buffer);
         parsed = decoded.parsed;
         characterSets = decoded.converted;
@@ -461,7 +572,8 @@ export function createAnonymiser(options: AnonymiserOptions) {
       const burnedIn = text(dataset[TAG.BurnedInAnnotation])?.toUpperCase() === 'YES';
       if (burnedIn || (modality !== undefined && BURNED_IN_MODALITIES.has(modality))) {
         const why = burnedIn ? 'BurnedInAnnotation is YES' : `modality ${modality} often carries burned-in text`;
-        if (settings.BurnedInAnnotation === 'fail') throw new Error(`${name}: ${why}; the rule's BurnedInAnnotation policy is "fail"`);
+        if (settings.BurnedInAnnotation === 'fail')
+          throw new Error(`${name}: ${why}; the rule's BurnedInAnnotation policy is "fail"`);
         if (settings.BurnedInAnnotation === 'exclude') return { excluded: `${name}: ${why}`, warnings };
         warnings.push(`${name}: ${why}; kept (policy "warn"): pixels were not cleaned`);
       }
@@ -473,7 +585,16 @@ export function createAnonymiser(options: AnonymiserOptions) {
       } catch (error) {
         throw new Error(`${name}: ${(error as Error).message}`, { cause: error });
       }
-      const context: Context = { shiftDays: dateShiftDays(secret, patientId), identifiers: identifiersOf(dataset), pseudonym, counts: {}, fallbacks: {}, warnings, name, malformed: new Set() };
+      const context: Context = {
+        shiftDays: dateShiftDays(secret, patientId),
+        identifiers: identifiersOf(dataset),
+        pseudonym,
+        counts: {},
+        fallbacks: {},
+        warnings,
+        name,
+        malformed: new Set(),
+      };
       processDataset(dataset, context);
       // Replace also sets attributes the instance lacks (as Orthanc's Replace does), at the top level.
       for (const [tag, replacement] of replace) {
@@ -494,7 +615,11 @@ export function createAnonymiser(options: AnonymiserOptions) {
       // (Explicit VR Little Endian, the same content), or the output would not parse.
       const syntax = text(parsed.meta[TRANSFER_SYNTAX_TAG])?.replace(/\0/g, '').trim() ?? EXPLICIT_LE;
       // The meta header names the new instance and our implementation; nothing of the sender's stays.
-      const { meta, dropped } = rewriteMeta(parsed.meta, dataset, syntax === DEFLATED_EXPLICIT_LE ? EXPLICIT_LE : syntax);
+      const { meta, dropped } = rewriteMeta(
+        parsed.meta,
+        dataset,
+        syntax === DEFLATED_EXPLICIT_LE ? EXPLICIT_LE : syntax,
+      );
       tally(context, 'file-meta', 'removed', dropped);
       tally(context, 'file-meta', 'replaced', 3);
       let output: Buffer;
@@ -504,7 +629,18 @@ export function createAnonymiser(options: AnonymiserOptions) {
         // eslint-disable-next-line preserve-caught-error -- the original error can quote a value (PHI)
         throw new Error(`${name}: could not be written after de-identification (${reasonOf(error)})`);
       }
-      return { output, sopInstanceUid: sop, uidChanges, warnings, record: { counts: context.counts, fallbacks: context.fallbacks, warnings, characterSets: Object.fromEntries(characterSets.map((c) => [c, 1])) } };
+      return {
+        output,
+        sopInstanceUid: sop,
+        uidChanges,
+        warnings,
+        record: {
+          counts: context.counts,
+          fallbacks: context.fallbacks,
+          warnings,
+          characterSets: Object.fromEntries(characterSets.map((c) => [c, 1])),
+        },
+      };
     },
   };
 }

@@ -14,6 +14,7 @@
 import dcmjs, { type DicomDataset, type DicomDict } from 'dcmjs';
 import { convertBytes } from 'dicom-character-set';
 import { parseDicom, type DataSet } from 'dicom-parser';
+import { firstText } from './values';
 
 const { DicomMessage } = dcmjs.data;
 const CHARSET = '00080005';
@@ -49,7 +50,8 @@ function* datasets(dataset: DicomDataset, inFileOrder = false): Generator<DicomD
   const tags = Object.keys(dataset);
   for (const tag of inFileOrder ? tags.sort() : tags) {
     const element = dataset[tag];
-    if (element.vr === 'SQ') for (const item of (element.Value ?? []) as DicomDataset[]) yield* datasets(item, inFileOrder);
+    if (element.vr === 'SQ')
+      for (const item of (element.Value ?? []) as DicomDataset[]) yield* datasets(item, inFileOrder);
   }
 }
 
@@ -70,7 +72,14 @@ function locateCharsets(buffer: Buffer): Array<{ offset: number; length: number;
   const walk = (set: DataSet) => {
     for (const key of Object.keys(set.elements).sort()) {
       const element = set.elements[key];
-      if (key === 'x00080005') found.push({ offset: element.dataOffset, length: element.length, value: buffer.toString('latin1', element.dataOffset, element.dataOffset + element.length).replace(/[\0 ]+$/, '') });
+      if (key === 'x00080005')
+        found.push({
+          offset: element.dataOffset,
+          length: element.length,
+          value: buffer
+            .toString('latin1', element.dataOffset, element.dataOffset + element.length)
+            .replace(/[\0 ]+$/, ''),
+        });
       for (const item of element.items ?? []) if (item.dataSet) walk(item.dataSet);
     }
   };
@@ -79,7 +88,15 @@ function locateCharsets(buffer: Buffer): Array<{ offset: number; length: number;
 }
 
 /** Every code extension, for text whose escape sequences name sets its (0008,0005) does not list. */
-const ALL_EXTENSIONS = ['ISO 2022 IR 6', 'ISO 2022 IR 100', 'ISO 2022 IR 87', 'ISO 2022 IR 159', 'ISO 2022 IR 13', 'ISO 2022 IR 149', 'ISO 2022 IR 58'].join('\\');
+const ALL_EXTENSIONS = [
+  'ISO 2022 IR 6',
+  'ISO 2022 IR 100',
+  'ISO 2022 IR 87',
+  'ISO 2022 IR 159',
+  'ISO 2022 IR 13',
+  'ISO 2022 IR 149',
+  'ISO 2022 IR 58',
+].join('\\');
 
 /**
  * Decodes as the declared set, then (as pydicom does) tolerates escape sequences to sets the file
@@ -93,7 +110,9 @@ function lenientDecode(charset: string, bytes: Uint8Array, vr: string, tag: stri
       // next attempt
     }
   }
-  warnings.push(`(${tag.slice(0, 4)},${tag.slice(4)}): text with undecodable escape sequences was read byte by byte as ISO_IR 100`);
+  warnings.push(
+    `(${tag.slice(0, 4)},${tag.slice(4)}): text with undecodable escape sequences was read byte by byte as ISO_IR 100`,
+  );
   return new TextDecoder('latin1').decode(bytes.filter((b) => b !== 0x1b));
 }
 
@@ -116,7 +135,7 @@ export function readDicom(buffer: Buffer): DecodedFile {
     if (!/character set/i.test((error as Error).message)) throw error;
   }
   if (parsed && !needsOwnDecoding(parsed.dict)) return { parsed, converted: [], warnings: [] };
-  if (String(parsed?.meta['00020010']?.Value?.[0] ?? '').trim() === '1.2.840.10008.1.2.1.99') {
+  if (firstText(parsed?.meta['00020010']).trim() === '1.2.840.10008.1.2.1.99') {
     throw new Error('a deflated file with ISO 2022 or per-item character sets is not supported');
   }
   const located = locateCharsets(buffer);
@@ -125,7 +144,8 @@ export function readDicom(buffer: Buffer): DecodedFile {
   parsed = DicomMessage.readFile(toArrayBuffer(blanked));
   const warnings: string[] = [];
   const sets = [...datasets(parsed.dict, true)].filter((d) => d[CHARSET] !== undefined);
-  if (sets.length !== located.length) throw new Error(`found ${located.length} Specific Character Set elements but parsed ${sets.length}`);
+  if (sets.length !== located.length)
+    throw new Error(`found ${located.length} Specific Character Set elements but parsed ${sets.length}`);
   const own = new Map(sets.map((d, i) => [d, located[i].value]));
   const converted = new Set<string>();
   const decodeAll = (dataset: DicomDataset, inherited: string) => {
@@ -133,7 +153,9 @@ export function readDicom(buffer: Buffer): DecodedFile {
     try {
       convertBytes(charset, new Uint8Array(0));
     } catch {
-      warnings.push(`unknown Specific Character Set "${charset.replace(/[^ -~]/g, '?').slice(0, 64)}": read as ISO_IR 100`);
+      warnings.push(
+        `unknown Specific Character Set "${charset.replace(/[^ -~]/g, '?').slice(0, 64)}": read as ISO_IR 100`,
+      );
       charset = 'ISO_IR 100';
     }
     converted.add(charset);
@@ -144,10 +166,13 @@ export function readDicom(buffer: Buffer): DecodedFile {
         continue;
       }
       if (!ENCODED_VRS.has(element.vr)) continue;
-      const decode = (text: unknown) => (typeof text === 'string' ? lenientDecode(charset, bytesOf(text), element.vr, tag, warnings) : text);
+      const decode = (text: unknown) =>
+        typeof text === 'string' ? lenientDecode(charset, bytesOf(text), element.vr, tag, warnings) : text;
       element.Value = (element.Value ?? []).map((value) => {
         if (element.vr !== 'PN' || value === null || typeof value !== 'object') return decode(value);
-        return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([group, text]) => [group, decode(text)]));
+        return Object.fromEntries(
+          Object.entries(value as Record<string, unknown>).map(([group, text]) => [group, decode(text)]),
+        );
       });
       delete element._rawValue;
     }

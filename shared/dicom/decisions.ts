@@ -20,11 +20,13 @@ export interface Decision {
   basis: string;
 }
 
-const SAFE = new Map<string, string>((safeAttributes.attributes as string[][]).map(([tag, , , cls]) => [tag, cls]));
+const SAFE = new Map<string, string>(safeAttributes.attributes.map(([tag, , , cls]) => [tag, cls]));
 export const SAFE_ATTRIBUTE_COUNT = SAFE.size;
 
 /** Every public tag of the dictionary; repeating groups (50xx, 60xx, 7Fxx) under their base group. */
-const KNOWN_PUBLIC = new Set(Object.values(dcmjs.data.DicomMetaDictionary.nameMap).map((e) => e.tag.replace(/[(),]/g, '').toUpperCase()));
+const KNOWN_PUBLIC = new Set(
+  Object.values(dcmjs.data.DicomMetaDictionary.nameMap).map((e) => e.tag.replace(/[(),]/g, '').toUpperCase()),
+);
 
 function repeatingBase(tag: string): string {
   const group = tag.slice(0, 4);
@@ -47,12 +49,20 @@ export function createDecider(settings: AnonymiseSettings, lists: { keep: Set<st
   function byVr(vr: string): Decision {
     const basis = `vr:${vr}`;
     switch (vr) {
-      case 'SQ': return { action: 'K', basis };
-      case 'UI': return { action: 'U', basis };
+      case 'SQ':
+        return { action: 'K', basis };
+      case 'UI':
+        return { action: 'U', basis };
       case 'DA':
-      case 'DT': return { action: settings.RetainLongitudinal === 'full' ? 'K' : settings.RetainLongitudinal === 'shifted' ? 'C' : 'X', basis };
-      case 'TM': return { action: settings.RetainLongitudinal === 'none' ? 'X' : 'K', basis };
-      default: return { action: 'X', basis }; // PN, LO, SH, ST, LT, UT, UC, AE, UR, AS, binary VRs, ...
+      case 'DT':
+        return {
+          action: settings.RetainLongitudinal === 'full' ? 'K' : settings.RetainLongitudinal === 'shifted' ? 'C' : 'X',
+          basis,
+        };
+      case 'TM':
+        return { action: settings.RetainLongitudinal === 'none' ? 'X' : 'K', basis };
+      default:
+        return { action: 'X', basis }; // PN, LO, SH, ST, LT, UT, UC, AE, UR, AS, binary VRs, ...
     }
   }
 

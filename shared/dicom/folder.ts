@@ -43,10 +43,12 @@ const TEMPORARY_SUFFIX = '.anonymising';
 async function walk(root: string): Promise<{ dicom: string[]; leftovers: string[] }> {
   const dicom: string[] = [];
   const leftovers: string[] = [];
-  const entries = await fs.readdir(root, { withFileTypes: true, recursive: true }).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return []; // staging already emptied by a run that completed
-    throw error;
-  });
+  const entries = await fs
+    .readdir(root, { withFileTypes: true, recursive: true })
+    .catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return []; // staging already emptied by a run that completed
+      throw error;
+    });
   for (const entry of entries) {
     if (!entry.isFile()) continue;
     const full = path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
@@ -126,7 +128,10 @@ async function writeAtomically(file: string, data: Buffer, temporary = `${file}$
 
 /** `relative` with every whole UID of `changes` replaced in each path component. */
 function renamedPath(relative: string, changes: Map<string, string>): string {
-  return relative.split(path.sep).map((part) => replaceUids(part, changes)).join(path.sep);
+  return relative
+    .split(path.sep)
+    .map((part) => replaceUids(part, changes))
+    .join(path.sep);
 }
 
 export async function anonymiseFolder(
@@ -146,7 +151,14 @@ export async function anonymiseFolder(
   const { dicom: files, leftovers } = await walk(root);
   const outputLeftovers = output === undefined ? [] : (await walk(output)).leftovers;
   await Promise.all([...leftovers, ...outputLeftovers].map((f) => fs.rm(f, { force: true })));
-  const result: FolderResult = { instances: 0, excluded: [], warnings: [], bytesIn: 0, bytesOut: 0, record: emptyRecord(anonymiser.profile) };
+  const result: FolderResult = {
+    instances: 0,
+    excluded: [],
+    warnings: [],
+    bytesIn: 0,
+    bytesOut: 0,
+    record: emptyRecord(anonymiser.profile),
+  };
   let earlierRun = 0;
   const folderChanges = new Map<string, string>();
   const written = new Set<string>();
@@ -157,7 +169,13 @@ export async function anonymiseFolder(
     result.bytesIn += input.length;
     const outcome = options.isDone?.(file, input) ? undefined : anonymiser.anonymiseBuffer(input, name);
     result.warnings.push(...(outcome?.warnings ?? []));
-    if (outcome) mergeRecord(result.record, outcome.record ? { ...outcome.record, instances: 1 } : { counts: {}, fallbacks: {}, characterSets: {}, warnings: outcome.warnings, excluded: 1 });
+    if (outcome)
+      mergeRecord(
+        result.record,
+        outcome.record
+          ? { ...outcome.record, instances: 1 }
+          : { counts: {}, fallbacks: {}, characterSets: {}, warnings: outcome.warnings, excluded: 1 },
+      );
     if (outcome === undefined) {
       result.bytesOut += input.length; // done by an earlier run
       result.instances += 1;
@@ -166,12 +184,15 @@ export async function anonymiseFolder(
       result.excluded.push(outcome.excluded ?? name);
       await fs.rm(file);
     } else if (output !== undefined) {
-      const target = path.join(output, renamedPath(name, outcome.uidChanges ?? new Map()));
+      const target = path.join(output, renamedPath(name, outcome.uidChanges ?? new Map<string, string>()));
       try {
         await fs.mkdir(path.dirname(target), { recursive: true });
         await writeAtomically(target, outcome.output, `${file}${TEMPORARY_SUFFIX}`);
       } catch (error) {
-        throw new Error(`${name}: could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+        throw new Error(
+          `${name}: could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          { cause: error },
+        );
       }
       await fs.rm(file);
       written.add(target);
@@ -181,7 +202,10 @@ export async function anonymiseFolder(
       try {
         await writeAtomically(file, outcome.output);
       } catch (error) {
-        throw new Error(`${name}: could not be rewritten (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+        throw new Error(
+          `${name}: could not be rewritten (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+          { cause: error },
+        );
       }
       const changes = outcome.uidChanges ?? new Map<string, string>();
       const renamed = replaceUids(path.basename(file), changes);
@@ -213,7 +237,9 @@ export async function anonymiseFolder(
   if (earlierRun > 0) {
     // Their element counts were lost with the interrupted run; the record says so rather than guess.
     result.record.instances += earlierRun;
-    result.record.warnings.push(`${earlierRun} instance(s) were anonymised by an earlier, interrupted run: they are counted in instances, not in the element counts`);
+    result.record.warnings.push(
+      `${earlierRun} instance(s) were anonymised by an earlier, interrupted run: they are counted in instances, not in the element counts`,
+    );
   }
   return result;
 }

@@ -9,7 +9,10 @@ import { z } from 'zod';
 export const tagReferenceSchema = z
   .string()
   .trim()
-  .regex(/^([A-Za-z][A-Za-z0-9]*|\(?[0-9A-Fa-f]{4},?[0-9A-Fa-f]{4}\)?)$/, 'expected a DICOM keyword such as StudyDescription or a tag such as (0008,103E)');
+  .regex(
+    /^([A-Za-z][A-Za-z0-9]*|\(?[0-9A-Fa-f]{4},?[0-9A-Fa-f]{4}\)?)$/,
+    'expected a DICOM keyword such as StudyDescription or a tag such as (0008,103E)',
+  );
 
 export const anonymiseSettingsSchema = z
   .object({
@@ -23,7 +26,11 @@ export const anonymiseSettingsSchema = z
     /** CSV `original_id,pseudonym` (header optional), relative to the rules folder; required for `mapping`. */
     MappingFile: z.string().trim().min(1).optional(),
     /** Prefix of generated pseudonyms (PatientID and PatientName). */
-    PseudonymPrefix: z.string().trim().regex(/^[A-Za-z0-9_-]{0,16}$/, 'use up to 16 letters, digits, _ or -').default('ANON'),
+    PseudonymPrefix: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9_-]{0,16}$/, 'use up to 16 letters, digits, _ or -')
+      .default('ANON'),
     /** Retain Longitudinal Temporal Information: none (basic profile), full dates, or dates shifted per patient. */
     RetainLongitudinal: z.enum(['none', 'full', 'shifted']).default('none'),
     RetainPatientCharacteristics: z.boolean().default(false),
@@ -33,7 +40,12 @@ export const anonymiseSettingsSchema = z
     RetainSafePrivate: z.boolean().default(false),
     /** Private attributes kept under RetainSafePrivate, as `(gggg,xxee)` with the private creator: `{"Creator": "SIEMENS CSA HEADER", "Tag": "(0029,xx08)"}`. */
     SafePrivateAllowList: z
-      .array(z.object({ Creator: z.string().min(1), Tag: z.string().regex(/^\(?[0-9A-Fa-f]{4},?(xx|XX|[0-9A-Fa-f]{2})[0-9A-Fa-f]{2}\)?$/, 'expected (gggg,xxee)') }))
+      .array(
+        z.object({
+          Creator: z.string().min(1),
+          Tag: z.string().regex(/^\(?[0-9A-Fa-f]{4},?(xx|XX|[0-9A-Fa-f]{2})[0-9A-Fa-f]{2}\)?$/, 'expected (gggg,xxee)'),
+        }),
+      )
       .default([]),
     Keep: z.array(tagReferenceSchema).default([]),
     Remove: z.array(tagReferenceSchema).default([]),
@@ -44,7 +56,11 @@ export const anonymiseSettingsSchema = z
   .strict()
   .superRefine((value, ctx) => {
     if (value.Identity === 'mapping' && value.MappingFile === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['MappingFile'], message: 'Identity "mapping" needs a MappingFile (CSV: original id, pseudonym)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['MappingFile'],
+        message: 'Identity "mapping" needs a MappingFile (CSV: original id, pseudonym)',
+      });
     }
   });
 

@@ -4,6 +4,7 @@
  * with nothing of the sender's left in it.
  */
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
+import { firstText } from './values';
 
 const { DicomDict } = dcmjs.data;
 
@@ -16,7 +17,42 @@ export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 export const EXPLICIT_BE = '1.2.840.10008.1.2.2';
 export const DEFLATED_EXPLICIT_LE = '1.2.840.10008.1.2.1.99';
 
-const VRS = new Set(['AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV']);
+const VRS = new Set([
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'PN',
+  'SH',
+  'SL',
+  'SQ',
+  'SS',
+  'ST',
+  'SV',
+  'TM',
+  'UC',
+  'UI',
+  'UL',
+  'UN',
+  'UR',
+  'US',
+  'UT',
+  'UV',
+]);
 
 export function hasPart10Header(input: Buffer): boolean {
   return input.length >= 132 && input.toString('latin1', 128, 132) === 'DICM';
@@ -38,7 +74,12 @@ export function detectTransferSyntax(dataset: Buffer): string | undefined {
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 /** The file meta group of a Part 10 buffer: where the dataset starts, and the transfer syntax if given. */
-function scanMeta(input: Buffer): { datasetStart: number; groupLength: boolean; implicit: boolean; transferSyntax?: string } {
+function scanMeta(input: Buffer): {
+  datasetStart: number;
+  groupLength: boolean;
+  implicit: boolean;
+  transferSyntax?: string;
+} {
   let offset = 132;
   let groupLength = false;
   let anyImplicit = false;
@@ -49,7 +90,11 @@ function scanMeta(input: Buffer): { datasetStart: number; groupLength: boolean; 
     // Some writers encode the meta group in implicit VR (against PS3.10 7.1): tag, 4-byte length.
     const implicit = !VRS.has(vr);
     const long = !implicit && LONG_VRS.has(vr);
-    const length = implicit ? input.readUInt32LE(offset + 4) : long ? input.readUInt32LE(offset + 8) : input.readUInt16LE(offset + 6);
+    const length = implicit
+      ? input.readUInt32LE(offset + 4)
+      : long
+        ? input.readUInt32LE(offset + 8)
+        : input.readUInt16LE(offset + 6);
     const start = offset + (long ? 12 : 8);
     anyImplicit ||= implicit;
     if (element === 0x0000) groupLength = true;
@@ -85,7 +130,8 @@ export function asPart10(input: Buffer, transferSyntax?: string): { buffer: Buff
   }
   const syntax = transferSyntax?.trim() || detectTransferSyntax(input);
   if (!syntax) throw new Error('no Part 10 header and no recognisable transfer syntax');
-  if (input.length >= 2 && input.readUInt16LE(0) === 0x0002) throw new Error('a file meta group without the Part 10 preamble is not supported');
+  if (input.length >= 2 && input.readUInt16LE(0) === 0x0002)
+    throw new Error('a file meta group without the Part 10 preamble is not supported');
   return { buffer: withMinimalMeta(input, syntax), addedHeader: syntax };
 }
 
@@ -100,9 +146,13 @@ function uidElement(value: string): DicomElement {
  * implementation; source/sending/receiving AE titles, presentation addresses, RTV and private meta
  * information are dropped. Returns how many meta elements were dropped.
  */
-export function rewriteMeta(meta: DicomDataset, dataset: DicomDataset, writtenSyntax: string): { meta: DicomDataset; dropped: number } {
-  const sopClass = String(dataset['00080016']?.Value?.[0] ?? meta['00020002']?.Value?.[0] ?? '').trim();
-  const sop = String(dataset['00080018']?.Value?.[0] ?? '').trim();
+export function rewriteMeta(
+  meta: DicomDataset,
+  dataset: DicomDataset,
+  writtenSyntax: string,
+): { meta: DicomDataset; dropped: number } {
+  const sopClass = (firstText(dataset['00080016']) || firstText(meta['00020002'])).trim();
+  const sop = firstText(dataset['00080018']).trim();
   const out: DicomDataset = { '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] } };
   if (sopClass) out['00020002'] = uidElement(sopClass);
   if (sop) out['00020003'] = uidElement(sop);

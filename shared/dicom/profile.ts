@@ -28,12 +28,16 @@ const exact = new Map<string, Row>(rows.filter((r) => /^[0-9a-f]{8}$/.test(r.id)
 
 function resolveCompound(code: string): Action {
   switch (code) {
-    case 'X/Z': return 'Z';
+    case 'X/Z':
+      return 'Z';
     case 'X/D':
     case 'X/Z/D':
-    case 'Z/D': return 'D';
-    case 'X/Z/U*': return 'U';
-    default: return code as Action;
+    case 'Z/D':
+      return 'D';
+    case 'X/Z/U*':
+      return 'U';
+    default:
+      return code as Action;
   }
 }
 

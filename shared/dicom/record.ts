@@ -4,7 +4,16 @@
  * pseudonymous file names only, never an original value, so it can go on the job, the dashboard and
  * into the zip (DEIDENTIFICATION.json) as it is.
  */
-export const OUTCOMES = ['removed', 'emptied', 'dummied', 'remapped', 'replaced', 'cleaned', 'shifted', 'kept'] as const;
+export const OUTCOMES = [
+  'removed',
+  'emptied',
+  'dummied',
+  'remapped',
+  'replaced',
+  'cleaned',
+  'shifted',
+  'kept',
+] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 /**
@@ -31,17 +40,32 @@ export interface DeidentificationRecord {
 }
 
 export function emptyRecord(profile: DeidentificationRecord['profile']): DeidentificationRecord {
-  return { format: 'autorthanc-functions/deidentification@1', profile, instances: 0, excluded: 0, counts: {}, fallbacks: {}, characterSets: {}, warnings: [] };
+  return {
+    format: 'autorthanc-functions/deidentification@1',
+    profile,
+    instances: 0,
+    excluded: 0,
+    counts: {},
+    fallbacks: {},
+    characterSets: {},
+    warnings: [],
+  };
 }
 
 /** Adds `from` (one instance's, or another record's) into `into`. */
-export function mergeRecord(into: DeidentificationRecord, from: Pick<DeidentificationRecord, 'counts' | 'fallbacks' | 'characterSets' | 'warnings'> & Partial<Pick<DeidentificationRecord, 'instances' | 'excluded'>>): DeidentificationRecord {
+export function mergeRecord(
+  into: DeidentificationRecord,
+  from: Pick<DeidentificationRecord, 'counts' | 'fallbacks' | 'characterSets' | 'warnings'> &
+    Partial<Pick<DeidentificationRecord, 'instances' | 'excluded'>>,
+): DeidentificationRecord {
   for (const [basis, outcomes] of Object.entries(from.counts)) {
     const target = (into.counts[basis] ??= {});
-    for (const [outcome, n] of Object.entries(outcomes) as Array<[Outcome, number]>) target[outcome] = (target[outcome] ?? 0) + n;
+    for (const [outcome, n] of Object.entries(outcomes) as Array<[Outcome, number]>)
+      target[outcome] = (target[outcome] ?? 0) + n;
   }
   for (const [where, n] of Object.entries(from.fallbacks)) into.fallbacks[where] = (into.fallbacks[where] ?? 0) + n;
-  for (const [charset, n] of Object.entries(from.characterSets)) into.characterSets[charset] = (into.characterSets[charset] ?? 0) + n;
+  for (const [charset, n] of Object.entries(from.characterSets))
+    into.characterSets[charset] = (into.characterSets[charset] ?? 0) + n;
   into.warnings.push(...from.warnings);
   into.instances += from.instances ?? 0;
   into.excluded += from.excluded ?? 0;
@@ -52,7 +76,8 @@ export function mergeRecord(into: DeidentificationRecord, from: Pick<Deidentific
 export function outcomeTotals(counts: Counts): Partial<Record<Outcome, number>> {
   const totals: Partial<Record<Outcome, number>> = {};
   for (const outcomes of Object.values(counts)) {
-    for (const [outcome, n] of Object.entries(outcomes) as Array<[Outcome, number]>) totals[outcome] = (totals[outcome] ?? 0) + n;
+    for (const [outcome, n] of Object.entries(outcomes) as Array<[Outcome, number]>)
+      totals[outcome] = (totals[outcome] ?? 0) + n;
   }
   return totals;
 }
@@ -64,9 +89,15 @@ const FALLBACKS_ON_JOB = 50;
  * The record as it goes on the job: counts and character sets whole, the most frequent fallback
  * tags only, and the number of warnings (the warnings themselves are the job's own).
  */
-export function jobRecord(record: DeidentificationRecord): Omit<DeidentificationRecord, 'warnings'> & { warnings: number; fallbacksOmitted?: number } {
+export function jobRecord(
+  record: DeidentificationRecord,
+): Omit<DeidentificationRecord, 'warnings'> & { warnings: number; fallbacksOmitted?: number } {
   const fallbacks = Object.entries(record.fallbacks).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-  const out: Omit<DeidentificationRecord, 'warnings'> & { warnings: number; fallbacksOmitted?: number } = { ...record, fallbacks: Object.fromEntries(fallbacks.slice(0, FALLBACKS_ON_JOB)), warnings: record.warnings.length };
+  const out: Omit<DeidentificationRecord, 'warnings'> & { warnings: number; fallbacksOmitted?: number } = {
+    ...record,
+    fallbacks: Object.fromEntries(fallbacks.slice(0, FALLBACKS_ON_JOB)),
+    warnings: record.warnings.length,
+  };
   if (fallbacks.length > FALLBACKS_ON_JOB) out.fallbacksOmitted = fallbacks.length - FALLBACKS_ON_JOB;
   return out;
 }

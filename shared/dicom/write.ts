@@ -8,6 +8,7 @@
  */
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { EXPLICIT_LE, IMPLICIT_LE } from './part10';
+import { firstText } from './values';
 
 const { DicomDict } = dcmjs.data;
 
@@ -23,12 +24,21 @@ function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOpt
 }
 
 /** The pixel bytes and how to encode their element, when this writer can append them itself. */
-export function appendablePixelData(meta: DicomDataset, dataset: DicomDataset): { bytes: Uint8Array; vr: 'OB' | 'OW'; explicit: boolean } | undefined {
-  const syntax = String(meta[TRANSFER_SYNTAX_TAG]?.Value?.[0] ?? '').replace(/[\0 ]+$/, '');
+export function appendablePixelData(
+  meta: DicomDataset,
+  dataset: DicomDataset,
+): { bytes: Uint8Array; vr: 'OB' | 'OW'; explicit: boolean } | undefined {
+  const syntax = firstText(meta[TRANSFER_SYNTAX_TAG]).replace(/[\0 ]+$/, '');
   if (syntax !== IMPLICIT_LE && syntax !== EXPLICIT_LE) return undefined;
   const element: DicomElement | undefined = dataset[PIXEL_DATA];
   const value = element?.Value;
-  if (!element || (element.vr !== 'OB' && element.vr !== 'OW') || value?.length !== 1 || !(value[0] instanceof ArrayBuffer)) return undefined;
+  if (
+    !element ||
+    (element.vr !== 'OB' && element.vr !== 'OW') ||
+    value?.length !== 1 ||
+    !(value[0] instanceof ArrayBuffer)
+  )
+    return undefined;
   if (Object.keys(dataset).some((tag) => tag > PIXEL_DATA)) return undefined;
   return { bytes: new Uint8Array(value[0]), vr: element.vr, explicit: syntax === EXPLICIT_LE };
 }

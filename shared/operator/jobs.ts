@@ -9,13 +9,18 @@ import type { PipelineStep } from '../vocabulary';
 import { InvalidCursorError, type Ledger, type ListFilter } from '../pipeline/ledger';
 import { orthancIdSchema } from '../pipeline/messages';
 
-const dicomUidSchema = z.string().regex(/^[0-9]+(\.[0-9]+)*$/, 'expected a DICOM UID').max(64);
+const dicomUidSchema = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)*$/, 'expected a DICOM UID')
+  .max(64);
 
 export const jobsQuerySchema = z
   .object({
     status: z.enum(['queued', 'running', 'succeeded', 'failed']).optional(),
     rule: z.string().min(1).max(200).optional(),
-    resource: z.union([orthancIdSchema, dicomUidSchema], { message: 'expected an Orthanc id or a StudyInstanceUID' }).optional(),
+    resource: z
+      .union([orthancIdSchema, dicomUidSchema], { message: 'expected an Orthanc id or a StudyInstanceUID' })
+      .optional(),
     limit: z.coerce.number().int().min(1).max(200).default(50),
     days: z.coerce.number().int().min(1).max(31).default(7),
     cursor: z.string().min(1).max(400).optional(),
@@ -25,10 +30,16 @@ export type JobsQuery = z.infer<typeof jobsQuerySchema>;
 
 type QueryResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
-export async function listJobs(ledger: Pick<Ledger, 'listRecent'>, query: JobsQuery): Promise<QueryResult<{ jobs: Job[]; next?: string }>> {
+export async function listJobs(
+  ledger: Pick<Ledger, 'listRecent'>,
+  query: JobsQuery,
+): Promise<QueryResult<{ jobs: Job[]; next?: string }>> {
   const filter: ListFilter = { status: query.status, ruleId: query.rule, resource: query.resource };
   try {
-    return { ok: true, value: await ledger.listRecent({ limit: query.limit, days: query.days, filter, cursor: query.cursor }) };
+    return {
+      ok: true,
+      value: await ledger.listRecent({ limit: query.limit, days: query.days, filter, cursor: query.cursor }),
+    };
   } catch (error) {
     if (error instanceof InvalidCursorError) return { ok: false, error: error.message };
     throw error;

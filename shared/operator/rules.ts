@@ -93,10 +93,23 @@ export function verdictOf(rule: Rule, tags: ResourceTags, level: ResourceLevel |
   if (!rule.active) notes.push('inactive: would not run');
   if (level !== undefined && rule.checkOn !== level) notes.push(`checks on ${rule.checkOn}, this is a ${level}`);
   if (result.skipped) notes.push(result.skipped);
-  return { ...result, active: rule.active, checkOn: rule.checkOn, steps: rule.steps, wouldRun: result.matched && rule.active && (level === undefined || rule.checkOn === level), note: notes.length ? notes.join('; ') : undefined };
+  return {
+    ...result,
+    active: rule.active,
+    checkOn: rule.checkOn,
+    steps: rule.steps,
+    wouldRun: result.matched && rule.active && (level === undefined || rule.checkOn === level),
+    note: notes.length ? notes.join('; ') : undefined,
+  };
 }
 
-export async function dryRun(loadRules: () => Promise<RuleSetSnapshot>, orthanc: OrthancTagSource, level: ResourceLevel, resourceId: string, ruleIds?: string[]): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
+export async function dryRun(
+  loadRules: () => Promise<RuleSetSnapshot>,
+  orthanc: OrthancTagSource,
+  level: ResourceLevel,
+  resourceId: string,
+  ruleIds?: string[],
+): Promise<{ level: string; resourceId: string; verdicts: DryRunVerdict[]; unknownRules: string[] }> {
   const snapshot = await loadRules();
   const rules = ruleIds ? snapshot.rules.filter((r) => ruleIds.includes(r.id)) : snapshot.rules;
   const unknownRules = (ruleIds ?? []).filter((id) => !snapshot.rules.some((r) => r.id === id));

@@ -30,8 +30,22 @@ export function computeStats(summaries: JobSummary[], now = new Date()): Stats {
   const to = now.getTime();
   const firstHour = Math.floor(to / HOUR) * HOUR - (STATS_WINDOW_HOURS - 1) * HOUR;
   const from = to - STATS_WINDOW_HOURS * HOUR;
-  const hourly: HourBucket[] = Array.from({ length: STATS_WINDOW_HOURS }, (_, i) => ({ hour: new Date(firstHour + i * HOUR).toISOString(), instances: 0, bytes: 0, succeeded: 0, failed: 0 }));
-  const stats: Stats = { from: new Date(from).toISOString(), to: now.toISOString(), jobs: { created: 0, succeeded: 0, failed: 0, running: 0, queued: 0 }, instances: 0, bytes: 0, rules: {}, hourly };
+  const hourly: HourBucket[] = Array.from({ length: STATS_WINDOW_HOURS }, (_, i) => ({
+    hour: new Date(firstHour + i * HOUR).toISOString(),
+    instances: 0,
+    bytes: 0,
+    succeeded: 0,
+    failed: 0,
+  }));
+  const stats: Stats = {
+    from: new Date(from).toISOString(),
+    to: now.toISOString(),
+    jobs: { created: 0, succeeded: 0, failed: 0, running: 0, queued: 0 },
+    instances: 0,
+    bytes: 0,
+    rules: {},
+    hourly,
+  };
   for (const s of summaries) {
     if (Date.parse(s.createdAt) < from) continue;
     stats.jobs.created += 1;

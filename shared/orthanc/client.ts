@@ -60,7 +60,17 @@ export class OrthancError extends Error {
   }
 }
 
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ECONNABORTED', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ERR_SOCKET_CONNECTION_TIMEOUT']);
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
 
 /** A transport error (axios' or node:http's, never an answer: 5xx answers are retried apart) worth another try. */
 function isTransient(error: unknown): boolean {
@@ -101,7 +111,10 @@ export function createOrthancClient(options: OrthancClientOptions) {
     if (error instanceof OrthancError) return error;
     const code = (error as NodeJS.ErrnoException).code;
     if (error instanceof AxiosError || code !== undefined) {
-      return new OrthancError(`Orthanc ${method} ${path} failed: ${code ?? (error as Error).message} (is Orthanc reachable at ${options.url}?)`, { method, path, code });
+      return new OrthancError(
+        `Orthanc ${method} ${path} failed: ${code ?? (error as Error).message} (is Orthanc reachable at ${options.url}?)`,
+        { method, path, code },
+      );
     }
     return new OrthancError(`Orthanc ${method} ${path} failed: ${(error as Error).message}`, { method, path });
   }
@@ -111,7 +124,12 @@ export function createOrthancClient(options: OrthancClientOptions) {
    * again with doubling backoff after a transient transport error or a 5xx answer; a 4xx, or the last
    * 5xx, is an OrthancError with Orthanc's details.
    */
-  async function withRetries<A extends { status: number; body: unknown }>(method: string, path: string, retry: boolean, perform: () => Promise<A>): Promise<A> {
+  async function withRetries<A extends { status: number; body: unknown }>(
+    method: string,
+    path: string,
+    retry: boolean,
+    perform: () => Promise<A>,
+  ): Promise<A> {
     for (let attempt = 1; ; attempt += 1) {
       const last = !retry || attempt >= attempts;
       let answer: A;
@@ -129,26 +147,43 @@ export function createOrthancClient(options: OrthancClientOptions) {
       }
       if (answer.status >= 400) {
         const orthancDetails = await describeErrorBody(answer.body);
-        throw new OrthancError(`Orthanc ${method} ${path} answered ${answer.status}${orthancDetails ? `: ${orthancDetails}` : ''}`, { method, path, status: answer.status, orthancDetails });
+        throw new OrthancError(
+          `Orthanc ${method} ${path} answered ${answer.status}${orthancDetails ? `: ${orthancDetails}` : ''}`,
+          { method, path, status: answer.status, orthancDetails },
+        );
       }
       return answer;
     }
   }
 
-  async function send<T = unknown>(method: string, path: string, config: AxiosRequestConfig = {}, retry = method === 'GET' || method === 'PUT' || method === 'DELETE'): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
+  async function send<T = unknown>(
+    method: string,
+    path: string,
+    config: AxiosRequestConfig = {},
+    retry = method === 'GET' || method === 'PUT' || method === 'DELETE',
+  ): Promise<{ status: number; data: T; headers: Record<string, unknown> }> {
     const answer = await withRetries(method, path, retry, async () => {
       const response = await http.request<T>({ method, url: path, ...config });
-      return { status: response.status, body: response.data, headers: response.headers as Record<string, unknown> };
+      return { status: response.status, body: response.data, headers: response.headers };
     });
     return { status: answer.status, data: answer.body, headers: answer.headers };
   }
 
-  async function getJson<S extends z.ZodType>(path: string, schema: S, config: AxiosRequestConfig = {}): Promise<z.infer<S>> {
+  async function getJson<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    config: AxiosRequestConfig = {},
+  ): Promise<z.infer<S>> {
     const { data } = await send('GET', path, config);
     return validate(schema, data, 'GET', path);
   }
 
-  async function postJson<S extends z.ZodType>(path: string, body: unknown, schema: S, retry = false): Promise<z.infer<S>> {
+  async function postJson<S extends z.ZodType>(
+    path: string,
+    body: unknown,
+    schema: S,
+    retry = false,
+  ): Promise<z.infer<S>> {
     const { data } = await send('POST', path, { data: body, headers: { 'Content-Type': 'application/json' } }, retry);
     return validate(schema, data, 'POST', path);
   }
@@ -161,17 +196,30 @@ export function createOrthancClient(options: OrthancClientOptions) {
   const base = new URL(options.url.replace(/\/+$/, ''));
   const transport = base.protocol === 'https:' ? nodeHttps : nodeHttp;
   const fileAgent = new transport.Agent({ keepAlive: true });
-  const authorization = options.username !== undefined ? `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}` : undefined;
+  const authorization =
+    options.username !== undefined
+      ? `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}`
+      : undefined;
   const timeoutMs = options.timeoutMs ?? 60_000;
 
   function getOnce(path: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const request = transport.get(`${base.href.replace(/\/$/, '')}${path}`, {
-        agent: fileAgent,
-        timeout: timeoutMs,
-        headers: { Accept: 'application/dicom', 'Accept-Encoding': 'identity', ...(authorization ? { Authorization: authorization } : {}) },
-      }, resolve);
-      request.on('timeout', () => request.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+      const request = transport.get(
+        `${base.href.replace(/\/$/, '')}${path}`,
+        {
+          agent: fileAgent,
+          timeout: timeoutMs,
+          headers: {
+            Accept: 'application/dicom',
+            'Accept-Encoding': 'identity',
+            ...(authorization ? { Authorization: authorization } : {}),
+          },
+        },
+        resolve,
+      );
+      request.on('timeout', () =>
+        request.destroy(Object.assign(new Error(`no data for ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+      );
       request.on('error', reject);
     });
   }
@@ -191,7 +239,8 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
     getStudy: (id: string): Promise<OrthancStudy> => getJson(`/studies/${encodeURIComponent(id)}`, studySchema),
     getSeries: (id: string): Promise<OrthancSeries> => getJson(`/series/${encodeURIComponent(id)}`, seriesSchema),
-    getInstance: (id: string): Promise<OrthancInstance> => getJson(`/instances/${encodeURIComponent(id)}`, instanceSchema),
+    getInstance: (id: string): Promise<OrthancInstance> =>
+      getJson(`/instances/${encodeURIComponent(id)}`, instanceSchema),
 
     /** Every instance of a study or series, with FileSize, in one call. */
     listInstances: (level: 'studies' | 'series', id: string): Promise<OrthancInstance[]> =>
@@ -208,15 +257,21 @@ export function createOrthancClient(options: OrthancClientOptions) {
     instanceFile: (id: string): Promise<Readable> => fileStream(`/instances/${encodeURIComponent(id)}/file`),
 
     /** keyword → value (sequences as arrays of objects). */
-    getInstanceTags: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/simplified-tags`, simplifiedTagsSchema),
+    getInstanceTags: (id: string): Promise<Record<string, unknown>> =>
+      getJson(`/instances/${encodeURIComponent(id)}/simplified-tags`, simplifiedTagsSchema),
 
     /** `gggg,eeee` → value, for tags without a keyword (private, retired). */
-    getInstanceTagsByNumber: (id: string): Promise<Record<string, unknown>> => getJson(`/instances/${encodeURIComponent(id)}/tags`, simplifiedTagsSchema, { params: { short: '' } }),
+    getInstanceTagsByNumber: (id: string): Promise<Record<string, unknown>> =>
+      getJson(`/instances/${encodeURIComponent(id)}/tags`, simplifiedTagsSchema, { params: { short: '' } }),
 
     /** One metadata value (e.g. RemoteAET), or undefined when Orthanc has none. */
     getMetadata: async (level: OrthancCollection, id: string, name: string): Promise<string | undefined> => {
       try {
-        const { data } = await send<string>('GET', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { responseType: 'text', transformResponse: (x: unknown) => x });
+        const { data } = await send<string>(
+          'GET',
+          `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`,
+          { responseType: 'text', transformResponse: (x: unknown) => x },
+        );
         return String(data);
       } catch (error) {
         if (error instanceof OrthancError && error.notFound) return undefined;
@@ -225,7 +280,10 @@ export function createOrthancClient(options: OrthancClientOptions) {
     },
 
     setMetadata: async (level: OrthancCollection, id: string, name: string, value: string): Promise<void> => {
-      await send('PUT', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, { data: value, headers: { 'Content-Type': 'text/plain' } });
+      await send('PUT', `/${level}/${encodeURIComponent(id)}/metadata/${encodeURIComponent(name)}`, {
+        data: value,
+        headers: { 'Content-Type': 'text/plain' },
+      });
     },
 
     changes: (page: { since: number; limit: number }): Promise<OrthancChanges> =>
@@ -235,21 +293,38 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
     /** Orthanc ids of the resources carrying a DICOM UID. */
     lookup: async (uid: string) => {
-      const { data } = await send('POST', '/tools/lookup', { data: uid, headers: { 'Content-Type': 'text/plain' } }, true);
+      const { data } = await send(
+        'POST',
+        '/tools/lookup',
+        { data: uid, headers: { 'Content-Type': 'text/plain' } },
+        true,
+      );
       return validate(lookupSchema, data, 'POST', '/tools/lookup');
     },
 
-    modalities: (): Promise<Record<string, OrthancModality>> => getJson('/modalities', modalitiesSchema, { params: { expand: '' } }),
+    modalities: (): Promise<Record<string, OrthancModality>> =>
+      getJson('/modalities', modalitiesSchema, { params: { expand: '' } }),
 
     /** Registers a DICOM peer with explicit permissions: echo and store, plus what `allow` grants (see peers.ts). */
-    putModality: async (name: string, modality: { AET: string; Host: string; Port?: number; allow?: readonly QueryRetrieveOperation[] }): Promise<void> => {
-      await send('PUT', `/modalities/${encodeURIComponent(name)}`, { data: orthancModalityBody(modality), headers: { 'Content-Type': 'application/json' } });
+    putModality: async (
+      name: string,
+      modality: { AET: string; Host: string; Port?: number; allow?: readonly QueryRetrieveOperation[] },
+    ): Promise<void> => {
+      await send('PUT', `/modalities/${encodeURIComponent(name)}`, {
+        data: orthancModalityBody(modality),
+        headers: { 'Content-Type': 'application/json' },
+      });
     },
 
     /** C-ECHO through Orthanc; resolves with the failure reason instead of throwing. */
     echo: async (name: string, timeoutSeconds = 10): Promise<{ ok: true } | { ok: false; reason: string }> => {
       try {
-        await send('POST', `/modalities/${encodeURIComponent(name)}/echo`, { data: { Timeout: timeoutSeconds }, headers: { 'Content-Type': 'application/json' } }, false);
+        await send(
+          'POST',
+          `/modalities/${encodeURIComponent(name)}/echo`,
+          { data: { Timeout: timeoutSeconds }, headers: { 'Content-Type': 'application/json' } },
+          false,
+        );
         return { ok: true };
       } catch (error) {
         const e = error as OrthancError;
@@ -259,18 +334,27 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
     /** C-STORE resources Orthanc holds to a modality, as an Orthanc job; returns the job id. */
     storeToModalityAsync: async (name: string, resources: string[], store: StoreOptions = {}): Promise<string> => {
-      const started = await postJson(`/modalities/${encodeURIComponent(name)}/store`, {
-        Resources: resources,
-        Asynchronous: true,
-        StorageCommitment: store.storageCommitment ?? false,
-        ...(store.timeoutSeconds !== undefined ? { Timeout: store.timeoutSeconds } : {}),
-      }, jobStartedSchema);
+      const started = await postJson(
+        `/modalities/${encodeURIComponent(name)}/store`,
+        {
+          Resources: resources,
+          Asynchronous: true,
+          StorageCommitment: store.storageCommitment ?? false,
+          ...(store.timeoutSeconds !== undefined ? { Timeout: store.timeoutSeconds } : {}),
+        },
+        jobStartedSchema,
+      );
       return started.ID;
     },
 
     /** C-STORE a DICOM file that Orthanc does not hold (e.g. anonymised by us) without storing it. */
     storeStraight: async (name: string, dicom: Buffer): Promise<{ SOPInstanceUID: string }> => {
-      const { data } = await send('POST', `/modalities/${encodeURIComponent(name)}/store-straight`, { data: dicom, headers: { 'Content-Type': 'application/dicom' } }, false);
+      const { data } = await send(
+        'POST',
+        `/modalities/${encodeURIComponent(name)}/store-straight`,
+        { data: dicom, headers: { 'Content-Type': 'application/dicom' } },
+        false,
+      );
       return validate(storeStraightSchema, data, 'POST', `/modalities/${name}/store-straight`);
     },
 
@@ -285,7 +369,10 @@ function validate<S extends z.ZodType>(schema: S, data: unknown, method: string,
   const parsed = schema.safeParse(data);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new OrthancError(`Orthanc ${method} ${path} returned an unexpected answer (${first?.path.join('.') || 'body'}: ${first?.message}); is ORTHANC_URL pointing at Orthanc?`, { method, path });
+    throw new OrthancError(
+      `Orthanc ${method} ${path} returned an unexpected answer (${first?.path.join('.') || 'body'}: ${first?.message}); is ORTHANC_URL pointing at Orthanc?`,
+      { method, path },
+    );
   }
   return parsed.data;
 }

@@ -49,7 +49,12 @@ export interface OrthancModalityBody {
  * Storage commitment stays on: it belongs to storing (a scanner asks Orthanc to commit what it sent,
  * a destination reports back on Orthanc's request) and returns no patient data.
  */
-export function orthancModalityBody(peer: { AET: string; Host: string; Port?: number; allow?: readonly QueryRetrieveOperation[] }): OrthancModalityBody {
+export function orthancModalityBody(peer: {
+  AET: string;
+  Host: string;
+  Port?: number;
+  allow?: readonly QueryRetrieveOperation[];
+}): OrthancModalityBody {
   const allow = new Set(peer.allow ?? []);
   return {
     AET: peer.AET,
@@ -75,17 +80,26 @@ export const allowedSendersSetting = z
     const result: Record<string, AllowedSender> = {};
     if (raw === undefined || raw === '') return undefined;
     if (raw.trim() === '') {
-      ctx.addIssue({ code: 'custom', message: 'is blank; leave it empty to let any sender store, or list NAME|AET|IPV4 entries separated by commas' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'is blank; leave it empty to let any sender store, or list NAME|AET|IPV4 entries separated by commas',
+      });
       return z.NEVER;
     }
     for (const entry of raw.split(',').map((e) => e.trim())) {
       const parts = entry.split('|').map((p) => p.trim());
       const [name, aet, host] = parts;
       if (parts.length !== 3 || !PEER_NAME.test(name) || !AE_TITLE.test(aet)) {
-        ctx.addIssue({ code: 'custom', message: `expected NAME|AET|IPV4 entries separated by commas (NAME: letters, digits, _ or -; AET: 1-16 printable characters), got '${entry}'` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected NAME|AET|IPV4 entries separated by commas (NAME: letters, digits, _ or -; AET: 1-16 printable characters), got '${entry}'`,
+        });
       } else if (!net.isIPv4(host)) {
         // Orthanc compares the caller's address with this text; a host name never matches.
-        ctx.addIssue({ code: 'custom', message: `sender '${name}': '${host}' is not an IPv4 address (Orthanc compares the caller's address as text, so a host name would refuse the sender)` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `sender '${name}': '${host}' is not an IPv4 address (Orthanc compares the caller's address as text, so a host name would refuse the sender)`,
+        });
       } else if (result[name]) {
         ctx.addIssue({ code: 'custom', message: `sender '${name}' is listed twice` });
       } else {
@@ -107,7 +121,10 @@ export const destinationPermissionsSetting = z
       const operations = match ? match[2].toLowerCase().split('+') : [];
       const unknown = operations.filter((op) => !(QUERY_RETRIEVE_OPERATIONS as readonly string[]).includes(op));
       if (!match || operations.length === 0 || unknown.length > 0) {
-        ctx.addIssue({ code: 'custom', message: `expected NAME:op[+op...] entries separated by commas, op one of ${QUERY_RETRIEVE_OPERATIONS.join(', ')} (echo and store are always allowed), got '${entry}'` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected NAME:op[+op...] entries separated by commas, op one of ${QUERY_RETRIEVE_OPERATIONS.join(', ')} (echo and store are always allowed), got '${entry}'`,
+        });
       } else if (result[match[1]]) {
         ctx.addIssue({ code: 'custom', message: `destination '${match[1]}' is listed twice` });
       } else {
@@ -131,22 +148,33 @@ export function combinePeers(
   problems: string[],
 ): Record<string, ModalityDefinition> {
   const combined: Record<string, ModalityDefinition> = {};
-  for (const [name, destination] of Object.entries(destinations)) combined[name] = permissions[name] ? { ...destination, allow: permissions[name] } : destination;
+  for (const [name, destination] of Object.entries(destinations))
+    combined[name] = permissions[name] ? { ...destination, allow: permissions[name] } : destination;
   for (const name of Object.keys(permissions)) {
-    if (!destinations[name]) problems.push(`ORTHANC_DESTINATION_PERMISSIONS: '${name}' is not a destination (ORTHANC_DICOM_MODALITIES or MODALITY_<NAME>)`);
+    if (!destinations[name])
+      problems.push(
+        `ORTHANC_DESTINATION_PERMISSIONS: '${name}' is not a destination (ORTHANC_DICOM_MODALITIES or MODALITY_<NAME>)`,
+      );
     // The grant would never apply: Orthanc compares the caller's address with the host as text.
-    else if (!net.isIPv4(destinations[name].Host)) problems.push(`ORTHANC_DESTINATION_PERMISSIONS: destination '${name}' has host '${destinations[name].Host}'; a grant needs its IPv4 address (Orthanc compares the caller's address as text)`);
+    else if (!net.isIPv4(destinations[name].Host))
+      problems.push(
+        `ORTHANC_DESTINATION_PERMISSIONS: destination '${name}' has host '${destinations[name].Host}'; a grant needs its IPv4 address (Orthanc compares the caller's address as text)`,
+      );
   }
   const byAet = new Map<string, string[]>();
-  const note = (aet: string, who: string) => byAet.set(aet.toUpperCase(), [...(byAet.get(aet.toUpperCase()) ?? []), who]);
+  const note = (aet: string, who: string) =>
+    byAet.set(aet.toUpperCase(), [...(byAet.get(aet.toUpperCase()) ?? []), who]);
   for (const [name, destination] of Object.entries(combined)) note(destination.AET, `destination ${name}`);
   for (const [name, sender] of Object.entries(senders ?? {})) {
-    if (destinations[name]) problems.push(`ORTHANC_ALLOWED_SENDERS: sender '${name}' has the name of a destination; give it another name`);
+    if (destinations[name])
+      problems.push(`ORTHANC_ALLOWED_SENDERS: sender '${name}' has the name of a destination; give it another name`);
     note(sender.AET, `sender ${name}`);
   }
   for (const [aet, users] of byAet) {
     if (users.length < 2) continue;
-    const granted = users.some((who) => who.startsWith('destination ') && combined[who.slice('destination '.length)]?.allow);
+    const granted = users.some(
+      (who) => who.startsWith('destination ') && combined[who.slice('destination '.length)]?.allow,
+    );
     if (senders === undefined && !granted) continue;
     problems.push(
       `${senders === undefined ? 'ORTHANC_DESTINATION_PERMISSIONS' : 'ORTHANC_ALLOWED_SENDERS'}: AET '${aet}' is used by ${users.join(' and ')}; Orthanc skips its host check for an AET several peers share, so each peer needs its own AET (a destination may already store from its own host)`,
@@ -161,5 +189,8 @@ export function combinePeers(
  */
 export function orthancDicomAccessEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const strict = (env.ORTHANC_ALLOWED_SENDERS ?? '') !== '';
-  return { ORTHANC_DICOM_ALWAYS_ALLOW_STORE: strict ? 'false' : 'true', ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: strict ? 'false' : 'true' };
+  return {
+    ORTHANC_DICOM_ALWAYS_ALLOW_STORE: strict ? 'false' : 'true',
+    ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: strict ? 'false' : 'true',
+  };
 }

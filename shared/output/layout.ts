@@ -23,7 +23,16 @@ export interface NamingTags {
 }
 
 /** Placeholders an `OutputName` template may use; all values are sanitised. */
-export const OUTPUT_NAME_PLACEHOLDERS = ['PatientID', 'PatientName', 'StudyID', 'StudyDate', 'AccessionNumber', 'Modality', 'SeriesNumber', 'StudyInstanceUID'] as const;
+export const OUTPUT_NAME_PLACEHOLDERS = [
+  'PatientID',
+  'PatientName',
+  'StudyID',
+  'StudyDate',
+  'AccessionNumber',
+  'Modality',
+  'SeriesNumber',
+  'StudyInstanceUID',
+] as const;
 
 function firstNameComponent(patientName: string | undefined): string {
   return (patientName ?? '').split('^')[0]?.trim() ?? '';
@@ -33,7 +42,10 @@ function firstNameComponent(patientName: string | undefined): string {
 export function outputName(tags: NamingTags, template?: string): string {
   if (template !== undefined && template.trim() !== '') {
     const filled = template.replace(/\{([A-Za-z]+)\}/g, (_match, key: string) => {
-      const raw = key === 'PatientName' ? firstNameComponent(tags.PatientName) : (tags as unknown as Record<string, string | undefined>)[key];
+      const raw =
+        key === 'PatientName'
+          ? firstNameComponent(tags.PatientName)
+          : (tags as unknown as Record<string, string | undefined>)[key];
       return sanitizeComponent(raw, 'UNKNOWN', 64);
     });
     return sanitizeComponent(filled, 'output', 200);
@@ -54,7 +66,11 @@ export function pseudonymousOutputName(pseudonym: string, studyToken: string, se
   return parts.join('-');
 }
 
-export function seriesFolderName(series: { SeriesNumber?: string; SeriesDate?: string; SeriesInstanceUID: string }): string {
+export function seriesFolderName(series: {
+  SeriesNumber?: string;
+  SeriesDate?: string;
+  SeriesInstanceUID: string;
+}): string {
   return `SE${sanitizeComponent(series.SeriesNumber, '', 16)}-${sanitizeComponent(series.SeriesDate, '', 16)}-${sanitizeComponent(series.SeriesInstanceUID, 'NOUID', 64)}`;
 }
 

@@ -36,7 +36,11 @@ function trimEnd(text: string): string {
  * One readable, safe path component: unsafe runs become `_`, leading/trailing dots, dashes and
  * underscores are trimmed, reserved names are prefixed, length is bounded. Never empty, never `.`/`..`.
  */
-export function sanitizeComponent(value: string | undefined | null, fallback = 'UNKNOWN', maxBytes = MAX_COMPONENT_BYTES): string {
+export function sanitizeComponent(
+  value: string | undefined | null,
+  fallback = 'UNKNOWN',
+  maxBytes = MAX_COMPONENT_BYTES,
+): string {
   let text = (value ?? '').normalize('NFC').replace(UNSAFE, '_');
   text = trimEnd(text.replace(/_+/g, '_').replace(/^[._\-\s]+/, ''));
   text = trimEnd(truncateUtf8(text, maxBytes));

@@ -30,7 +30,13 @@ export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: 
     const changes = await deps.orthanc.changes({ since: cursor, limit: deps.batchSize });
     const stable = changes.Changes.filter((c) => STABLE_CHANGES[c.ChangeType] !== undefined);
     await forEachLimit(stable, 8, async (change) => {
-      const message: EvaluateMessage = { level: STABLE_CHANGES[change.ChangeType], resourceId: change.ID, source: 'changeFeed', force: false, includeSeries: false };
+      const message: EvaluateMessage = {
+        level: STABLE_CHANGES[change.ChangeType],
+        resourceId: change.ID,
+        source: 'changeFeed',
+        force: false,
+        includeSeries: false,
+      };
       await deps.queues.send(QUEUES.evaluate, message);
     });
     enqueued += stable.length;

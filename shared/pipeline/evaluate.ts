@@ -13,7 +13,11 @@ import type { Rule, RuleFileProblem } from '../rules/model';
 import { derivedFrom } from '../rules/resource-tags';
 
 /** The fields of a loaded rule (shared/rules) that evaluation reads; a rule without `zip` gets the zip step's defaults. */
-export type EvaluableRule = Pick<Rule, 'id' | 'checkOn' | 'active' | 'steps' | 'destinations' | 'includeDerived' | 'anonymise' | 'outputName'> & Partial<Pick<Rule, 'zip'>>;
+export type EvaluableRule = Pick<
+  Rule,
+  'id' | 'checkOn' | 'active' | 'steps' | 'destinations' | 'includeDerived' | 'anonymise' | 'outputName'
+> &
+  Partial<Pick<Rule, 'zip'>>;
 
 export interface RuleVerdict {
   matched: boolean;
@@ -26,11 +30,14 @@ let reportedRuleErrors = '';
 
 /** A rule file with an error is skipped by the loader; every other rule keeps working. */
 function reportRuleErrors(log: Logger, problems: RuleFileProblem[] = []): void {
-  const errors = problems.filter((p) => p.severity === 'error').map((p) => `${p.file}${p.path ? ` ${p.path}` : ''}: ${p.message}`);
+  const errors = problems
+    .filter((p) => p.severity === 'error')
+    .map((p) => `${p.file}${p.path ? ` ${p.path}` : ''}: ${p.message}`);
   const signature = errors.join('\n');
   if (signature === reportedRuleErrors) return;
   reportedRuleErrors = signature;
-  for (const line of errors) log.error(`Rule file problem: ${line} (this file is not used; the other rules keep working)`);
+  for (const line of errors)
+    log.error(`Rule file problem: ${line} (this file is not used; the other rules keep working)`);
 }
 
 /** The rules port: load the current rule set, gather a resource's tags, match. */
@@ -72,20 +79,30 @@ export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
   };
 }
 
-export async function evaluateResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, message: EvaluateMessage): Promise<EvaluationOutcome[]> {
+export async function evaluateResource<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  message: EvaluateMessage,
+): Promise<EvaluationOutcome[]> {
   const now = deps.now ?? (() => new Date());
   const resource = await loadResource(deps, message);
   if (!resource) return [];
 
   const { rules, problems } = await deps.rules.load();
   reportRuleErrors(deps.log, problems);
-  const candidates = rules.filter((r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)));
+  const candidates = rules.filter(
+    (r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)),
+  );
   const outcomes: EvaluationOutcome[] = [];
   if (candidates.length > 0 && !resource.stable && !message.force) {
     // A replayed change (the change feed, a sweep) can reach a resource that is receiving instances
     // again. A job now would capture a half-sent state, one job more than the stable event Orthanc
     // logs once the instances stop; that later event is the one to act on. A manual run still goes.
-    for (const rule of candidates) outcomes.push({ ruleId: rule.id, outcome: 'skipped-unstable', detail: 'instances are still arriving; the stable event that follows will be evaluated' });
+    for (const rule of candidates)
+      outcomes.push({
+        ruleId: rule.id,
+        outcome: 'skipped-unstable',
+        detail: 'instances are still arriving; the stable event that follows will be evaluated',
+      });
   } else if (candidates.length > 0) {
     const tags = await deps.rules.collectTags(message.level, message.resourceId, candidates);
     for (const rule of candidates) {
@@ -105,10 +122,18 @@ export async function evaluateResource<R extends EvaluableRule, T>(deps: Evaluat
 
   if (message.level === 'Study' && message.includeSeries && rules.some((r) => r.active && r.checkOn === 'Series')) {
     for (const seriesId of resource.seriesIds) {
-      await deps.queues.send(QUEUES.evaluate, { ...message, level: 'Series', resourceId: seriesId, includeSeries: false });
+      await deps.queues.send(QUEUES.evaluate, {
+        ...message,
+        level: 'Series',
+        resourceId: seriesId,
+        includeSeries: false,
+      });
     }
   }
-  for (const o of outcomes) deps.log.info(`${message.level} ${message.resourceId} rule '${o.ruleId}': ${o.outcome}${o.jobId ? ` (job ${o.jobId})` : ''}${o.detail && o.outcome !== 'no-match' ? ` - ${o.detail}` : ''}`);
+  for (const o of outcomes)
+    deps.log.info(
+      `${message.level} ${message.resourceId} rule '${o.ruleId}': ${o.outcome}${o.jobId ? ` (job ${o.jobId})` : ''}${o.detail && o.outcome !== 'no-match' ? ` - ${o.detail}` : ''}`,
+    );
   return outcomes;
 }
 
@@ -122,7 +147,10 @@ interface ResourceState {
   seriesIds: string[];
 }
 
-async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, message: EvaluateMessage): Promise<ResourceState | undefined> {
+async function loadResource<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  message: EvaluateMessage,
+): Promise<ResourceState | undefined> {
   try {
     if (message.level === 'Study') {
       const study = await deps.orthanc.getStudy(message.resourceId);
@@ -152,7 +180,13 @@ async function loadResource<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>
   }
 }
 
-async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, rule: R, message: EvaluateMessage, resource: ResourceState, at: Date): Promise<EvaluationOutcome> {
+async function startJob<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  rule: R,
+  message: EvaluateMessage,
+  resource: ResourceState,
+  at: Date,
+): Promise<EvaluationOutcome> {
   const draft = {
     rule: snapshotOf(rule),
     level: message.level,
@@ -163,8 +197,15 @@ async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, ru
     forced: message.force,
   };
   const job = newJob(draft, jobIdFor(draft), at);
-  const missing = job.steps.map((s) => s.name).filter((s) => deps.availableSteps !== undefined && !deps.availableSteps.has(s));
-  if (missing.length > 0) failJob(job, `rule '${rule.id}' needs the ${missing.join(', ')} step(s), which this version of the function app does not provide`, at);
+  const missing = job.steps
+    .map((s) => s.name)
+    .filter((s) => deps.availableSteps !== undefined && !deps.availableSteps.has(s));
+  if (missing.length > 0)
+    failJob(
+      job,
+      `rule '${rule.id}' needs the ${missing.join(', ')} step(s), which this version of the function app does not provide`,
+      at,
+    );
   const { job: stored, created } = await deps.ledger.createJob(job);
   if (created && missing.length > 0) {
     deps.log.error(`Job ${stored.id} (${rule.id}) failed: ${stored.error}`);
@@ -174,7 +215,12 @@ async function startJob<R extends EvaluableRule, T>(deps: EvaluateDeps<R, T>, ru
     const first = { jobId: stored.id, step: stored.currentStep };
     if (deps.handOn) deps.handOn(QUEUES.step(stored.currentStep), first);
     else await deps.queues.send(QUEUES.step(stored.currentStep), first);
-    return { ruleId: rule.id, outcome: created ? 'job-created' : 'job-exists', jobId: stored.id, detail: created ? undefined : 'first step re-sent' };
+    return {
+      ruleId: rule.id,
+      outcome: created ? 'job-created' : 'job-exists',
+      jobId: stored.id,
+      detail: created ? undefined : 'first step re-sent',
+    };
   }
   return { ruleId: rule.id, outcome: 'job-exists', jobId: stored.id, detail: `already ${stored.status}` };
 }

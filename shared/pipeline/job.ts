@@ -87,7 +87,10 @@ export interface WarningsOverflow {
 }
 
 /** Same rule + resource + LastUpdate → same id, so duplicate events collapse onto one job. */
-export function jobIdFor(job: Pick<NewJob, 'rule' | 'level' | 'resourceId' | 'lastUpdate' | 'forced'>, nonce?: string): string {
+export function jobIdFor(
+  job: Pick<NewJob, 'rule' | 'level' | 'resourceId' | 'lastUpdate' | 'forced'>,
+  nonce?: string,
+): string {
   const parts = [job.rule.id, job.level, job.resourceId, job.lastUpdate];
   if (job.forced) parts.push(nonce ?? `${Date.now()}-${randomBytes(6).toString('hex')}`);
   return createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32);
@@ -152,7 +155,8 @@ export function decideStep(job: Job, step: PipelineStep): StepDecision {
   if (job.currentStep === step) return { kind: 'run' };
   if (record.status === 'succeeded') {
     const next = nextStepOf(job, step);
-    if (next !== undefined && job.currentStep === next && stepRecord(job, next).status === 'pending') return { kind: 'resend-next', next };
+    if (next !== undefined && job.currentStep === next && stepRecord(job, next).status === 'pending')
+      return { kind: 'resend-next', next };
     return { kind: 'ignore', reason: `step '${step}' already done; job is at '${job.currentStep}'` };
   }
   return { kind: 'ignore', reason: `job is at step '${job.currentStep}', not '${step}'` };
@@ -183,7 +187,12 @@ export interface StepResult {
   skipRest?: boolean;
 }
 
-export function finishStep(job: Job, step: PipelineStep, result: StepResult, now = new Date()): PipelineStep | undefined {
+export function finishStep(
+  job: Job,
+  step: PipelineStep,
+  result: StepResult,
+  now = new Date(),
+): PipelineStep | undefined {
   const record = stepRecord(job, step);
   record.status = 'succeeded';
   record.endedAt = now.toISOString();
@@ -207,7 +216,13 @@ export function finishStep(job: Job, step: PipelineStep, result: StepResult, now
 }
 
 /** A step that hands work to someone else (e.g. an Orthanc job) and checks back later. */
-export function waitStep(job: Job, step: PipelineStep, detail: Record<string, unknown>, progress?: { done: number; total: number }, now = new Date()): void {
+export function waitStep(
+  job: Job,
+  step: PipelineStep,
+  detail: Record<string, unknown>,
+  progress?: { done: number; total: number },
+  now = new Date(),
+): void {
   const record = stepRecord(job, step);
   record.status = 'waiting';
   record.detail = detail;

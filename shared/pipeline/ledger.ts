@@ -81,7 +81,13 @@ export interface Ledger {
    * Newest first, from `before` (default now) back `days` days. `next` is an opaque cursor: pass
    * it back as `cursor` for the following page.
    */
-  listRecent(options: { limit: number; days?: number; filter?: ListFilter; before?: string; cursor?: string }): Promise<{ jobs: Job[]; next?: string }>;
+  listRecent(options: {
+    limit: number;
+    days?: number;
+    filter?: ListFilter;
+    before?: string;
+    cursor?: string;
+  }): Promise<{ jobs: Job[]; next?: string }>;
   /** Summaries of the jobs created since `since`, newest first, read from the index only. */
   summariesSince(since: Date): Promise<JobSummary[]>;
   /** Claim an output path for a job; false while another unfinished job holds it. */
@@ -103,7 +109,9 @@ export interface PurgeResult {
 }
 
 function isStatus(error: unknown, status: number): boolean {
-  return error instanceof RestError ? error.statusCode === status : (error as { statusCode?: number })?.statusCode === status;
+  return error instanceof RestError
+    ? error.statusCode === status
+    : (error as { statusCode?: number })?.statusCode === status;
 }
 
 function dayKey(iso: string): string {
@@ -139,17 +147,22 @@ function indexEntity(job: Job) {
   return { partitionKey: dayKey(job.createdAt), rowKey: indexRow(job), ...defined };
 }
 
+/** A text property of a table row ('' or undefined when absent or not text). */
+function textOf(value: unknown): string | undefined {
+  return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+}
+
 function fromIndex(row: Record<string, unknown>): JobSummary {
   return {
-    jobId: String(row.jobId),
-    ruleId: String(row.ruleId ?? ''),
+    jobId: textOf(row.jobId) ?? '',
+    ruleId: textOf(row.ruleId) ?? '',
     status: (row.status as Job['status']) ?? 'queued',
-    step: String(row.step ?? ''),
-    level: String(row.level ?? ''),
-    resourceId: String(row.resourceId ?? ''),
-    studyInstanceUid: row.studyInstanceUid === undefined ? undefined : String(row.studyInstanceUid),
-    createdAt: String(row.createdAt ?? ''),
-    finishedAt: row.finishedAt === undefined ? undefined : String(row.finishedAt),
+    step: textOf(row.step) ?? '',
+    level: textOf(row.level) ?? '',
+    resourceId: textOf(row.resourceId) ?? '',
+    studyInstanceUid: textOf(row.studyInstanceUid),
+    createdAt: textOf(row.createdAt) ?? '',
+    finishedAt: textOf(row.finishedAt),
     instances: row.instances === undefined ? undefined : Number(row.instances),
     bytes: row.bytes === undefined ? undefined : Number(row.bytes),
   };
@@ -162,7 +175,8 @@ function encodeCursor(partition: string, rowKey: string): string {
 
 function decodeCursor(cursor: string): { partition: string; rowKey: string } {
   const [partition, rowKey] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!/^recent-\d{8}$/.test(partition ?? '') || !/^\d{13}-[A-Za-z0-9_-]+$/.test(rowKey ?? '')) throw new InvalidCursorError(cursor);
+  if (!/^recent-\d{8}$/.test(partition ?? '') || !/^\d{13}-[A-Za-z0-9_-]+$/.test(rowKey ?? ''))
+    throw new InvalidCursorError(cursor);
   return { partition, rowKey };
 }
 
@@ -174,7 +188,14 @@ export class InvalidCursorError extends Error {
 }
 
 function toEntity(job: Job): JobEntity {
-  return { partitionKey: JOB_PARTITION, rowKey: job.id, ruleId: job.ruleId, status: job.status, createdAt: job.createdAt, body: JSON.stringify(job) };
+  return {
+    partitionKey: JOB_PARTITION,
+    rowKey: job.id,
+    ruleId: job.ruleId,
+    status: job.status,
+    createdAt: job.createdAt,
+    body: JSON.stringify(job),
+  };
 }
 
 function outputRow(outputKey: string): string {
@@ -192,7 +213,9 @@ export async function createLedger(connectionString: string, tableName = 'automa
   const table: TableClient = tableClient(connectionString, tableName);
   await ensureTable(table);
   const containerName = `${tableName.toLowerCase()}-warnings`;
-  const container: ContainerClient = BlobServiceClient.fromConnectionString(normaliseConnectionString(connectionString)).getContainerClient(containerName);
+  const container: ContainerClient = BlobServiceClient.fromConnectionString(
+    normaliseConnectionString(connectionString),
+  ).getContainerClient(containerName);
   let containerReady: Promise<unknown> | undefined;
 
   /** Moves warnings beyond the record's share into a new blob, before the record is written. */
@@ -210,7 +233,10 @@ export async function createLedger(connectionString: string, tableName = 'automa
       await containerReady;
       const name = `${job.id}/${String(Date.now()).padStart(13, '0')}-${randomBytes(4).toString('hex')}.json`;
       const body = JSON.stringify(overflow);
-      await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), { blobHTTPHeaders: { blobContentType: 'application/json' }, conditions: { ifNoneMatch: '*' } });
+      await container.getBlockBlobClient(name).upload(body, Buffer.byteLength(body), {
+        blobHTTPHeaders: { blobContentType: 'application/json' },
+        conditions: { ifNoneMatch: '*' },
+      });
       record.blobs.push(name);
     } else {
       record.dropped = (record.dropped ?? 0) + overflow.length;
@@ -307,18 +333,21 @@ export async function createLedger(connectionString: string, tableName = 'automa
       for (let day = 0; day < days; day += 1) {
         const partition = dayKey(new Date(start - day * 86_400_000).toISOString());
         const rowFilter = day === 0 && floor ? ` and RowKey gt '${floor}'` : '';
-        const query = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${partition}'${rowFilter}` } });
+        const query = table.listEntities<Record<string, unknown>>({
+          queryOptions: { filter: `PartitionKey eq '${partition}'${rowFilter}` },
+        });
         for await (const page of query.byPage({ maxPageSize: Math.max(limit * 2, 50) })) {
           const wanted = page.filter((row) => mayMatch(row, filter));
           // Jobs are read only as far as the page needs (plus one, which tells whether there is a next page).
-          for (let offset = 0; offset < wanted.length; ) {
+          for (let offset = 0; offset < wanted.length;) {
             const chunk = wanted.slice(offset, offset + limit + 1 - jobs.length);
             offset += chunk.length;
             const found = await Promise.all(chunk.map((row) => ledger.getJob(String(row.jobId))));
             for (let i = 0; i < found.length; i += 1) {
               const job = found[i];
               if (!job || !matches(job, filter)) continue;
-              if (jobs.length === limit) return { jobs, next: last ? encodeCursor(last.partition, last.rowKey) : undefined };
+              if (jobs.length === limit)
+                return { jobs, next: last ? encodeCursor(last.partition, last.rowKey) : undefined };
               jobs.push(job);
               last = { partition, rowKey: String(chunk[i].rowKey) };
             }
@@ -333,7 +362,9 @@ export async function createLedger(connectionString: string, tableName = 'automa
       const ceiling = String(MAX_TIME - since.getTime()).padStart(13, '0');
       for (let at = Date.now(); dayKey(new Date(at).toISOString()) >= dayKey(since.toISOString()); at -= 86_400_000) {
         const partition = dayKey(new Date(at).toISOString());
-        const rows = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey eq '${partition}' and RowKey lt '${ceiling}'` } });
+        const rows = table.listEntities<Record<string, unknown>>({
+          queryOptions: { filter: `PartitionKey eq '${partition}' and RowKey lt '${ceiling}'` },
+        });
         for await (const row of rows) summaries.push(fromIndex(row));
       }
       return summaries;
@@ -359,7 +390,9 @@ export async function createLedger(connectionString: string, tableName = 'automa
         const holder = await ledger.getJob(lock.jobId);
         if (holder && !isTerminal(holder)) return { acquired: false, holder: lock.jobId };
         try {
-          await table.updateEntity({ partitionKey: LOCK_PARTITION, rowKey, jobId, outputKey }, 'Replace', { etag: lock.etag });
+          await table.updateEntity({ partitionKey: LOCK_PARTITION, rowKey, jobId, outputKey }, 'Replace', {
+            etag: lock.etag,
+          });
           return { acquired: true };
         } catch (error) {
           if (!isStatus(error, 412) && !isStatus(error, 404)) throw error;
@@ -389,11 +422,17 @@ export async function createLedger(connectionString: string, tableName = 'automa
     },
 
     async setCursor(name, value) {
-      await table.upsertEntity({ partitionKey: CURSOR_PARTITION, rowKey: name, value, updatedAt: new Date().toISOString() }, 'Replace');
+      await table.upsertEntity(
+        { partitionKey: CURSOR_PARTITION, rowKey: name, value, updatedAt: new Date().toISOString() },
+        'Replace',
+      );
     },
 
     async ping() {
-      await table.listEntities({ queryOptions: { filter: `PartitionKey eq '${CURSOR_PARTITION}'` } }).byPage({ maxPageSize: 1 }).next();
+      await table
+        .listEntities({ queryOptions: { filter: `PartitionKey eq '${CURSOR_PARTITION}'` } })
+        .byPage({ maxPageSize: 1 })
+        .next();
     },
 
     async readWarnings(id) {
@@ -414,18 +453,33 @@ export async function createLedger(connectionString: string, tableName = 'automa
         result.blobs += await deleteBlobsOf(jobId);
       };
       // The index first: day partitions up to the cutoff's day, rows older than the cutoff (their time is in the row key).
-      const indexRows = table.listEntities<Record<string, unknown>>({ queryOptions: { filter: `PartitionKey ge 'recent-' and PartitionKey le '${dayKey(cutoff.toISOString())}'`, select: ['PartitionKey', 'RowKey', 'jobId'] } });
+      const indexRows = table.listEntities<Record<string, unknown>>({
+        queryOptions: {
+          filter: `PartitionKey ge 'recent-' and PartitionKey le '${dayKey(cutoff.toISOString())}'`,
+          select: ['PartitionKey', 'RowKey', 'jobId'],
+        },
+      });
       const old: Array<{ partitionKey: string; rowKey: string; jobId: string }> = [];
       for await (const row of indexRows) {
         const created = MAX_TIME - Number(String(row.rowKey).slice(0, 13));
-        if (created < cutoff.getTime()) old.push({ partitionKey: String(row.partitionKey), rowKey: String(row.rowKey), jobId: String(row.jobId ?? String(row.rowKey).slice(14)) });
+        if (created < cutoff.getTime())
+          old.push({
+            partitionKey: String(row.partitionKey),
+            rowKey: String(row.rowKey),
+            jobId: textOf(row.jobId) ?? String(row.rowKey).slice(14),
+          });
       }
       await forEachLimit(old, 8, async (row) => {
         await purge(row.jobId);
         if (await deleteEntity(row.partitionKey, row.rowKey)) result.indexRows += 1;
       });
       // Then jobs whose index row was never written (a crash between the two writes).
-      const jobs = table.listEntities<JobEntity>({ queryOptions: { filter: `PartitionKey eq '${JOB_PARTITION}' and createdAt lt '${cutoff.toISOString()}'`, select: ['RowKey', 'createdAt'] } });
+      const jobs = table.listEntities<JobEntity>({
+        queryOptions: {
+          filter: `PartitionKey eq '${JOB_PARTITION}' and createdAt lt '${cutoff.toISOString()}'`,
+          select: ['RowKey', 'createdAt'],
+        },
+      });
       const orphans: Array<{ id: string; createdAt: string }> = [];
       for await (const entity of jobs) orphans.push({ id: String(entity.rowKey), createdAt: String(entity.createdAt) });
       await forEachLimit(orphans, 8, async (job) => {
@@ -458,7 +512,13 @@ function partitionDate(partition: string): number {
 function mayMatch(row: Record<string, unknown>, filter: ListFilter): boolean {
   if (filter.status && row.status !== undefined && row.status !== filter.status) return false;
   if (filter.ruleId && row.ruleId !== undefined && row.ruleId !== filter.ruleId) return false;
-  if (filter.resource && row.resourceId !== undefined && row.resourceId !== filter.resource && row.studyInstanceUid !== filter.resource) return false;
+  if (
+    filter.resource &&
+    row.resourceId !== undefined &&
+    row.resourceId !== filter.resource &&
+    row.studyInstanceUid !== filter.resource
+  )
+    return false;
   return true;
 }
 

@@ -13,7 +13,12 @@ export const QUEUES = {
 } as const;
 
 /** Orthanc's Orthanc ids: SHA-1 hex in five dash-separated groups. */
-export const orthancIdSchema = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/, 'expected an Orthanc id (8-8-8-8-8 lowercase hex)');
+export const orthancIdSchema = z
+  .string()
+  .regex(
+    /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$/,
+    'expected an Orthanc id (8-8-8-8-8 lowercase hex)',
+  );
 
 export const resourceLevelSchema = z.enum(RESOURCE_LEVELS);
 

@@ -41,7 +41,8 @@ export function anonymises(job: Pick<Job, 'rule'>): boolean {
 
 export function createOutputNaming(pseudonymiser: Pseudonymiser | undefined): OutputNaming {
   function requirePseudonymiser(job: Job): Pseudonymiser {
-    if (!pseudonymiser) throw new PermanentError(`rule '${job.ruleId}' anonymises but AUTOMATION_ANONYMISATION_SECRET is not set`);
+    if (!pseudonymiser)
+      throw new PermanentError(`rule '${job.ruleId}' anonymises but AUTOMATION_ANONYMISATION_SECRET is not set`);
     return pseudonymiser;
   }
   return {
@@ -54,10 +55,19 @@ export function createOutputNaming(pseudonymiser: Pseudonymiser | undefined): Ou
       }
       const p = requirePseudonymiser(job);
       const pseudonym = await p.patientPseudonym(job, study.PatientMainDicomTags.PatientID ?? '');
-      return pseudonymousOutputName(pseudonym, p.token(job, study.MainDicomTags.StudyInstanceUID ?? study.ID), job.level === 'Series' ? seriesTags?.SeriesNumber : undefined);
+      return pseudonymousOutputName(
+        pseudonym,
+        p.token(job, study.MainDicomTags.StudyInstanceUID ?? study.ID),
+        job.level === 'Series' ? seriesTags?.SeriesNumber : undefined,
+      );
     },
     async seriesFolder(job, tags) {
-      if (!anonymises(job)) return seriesFolderName({ SeriesNumber: tags.SeriesNumber, SeriesDate: tags.SeriesDate, SeriesInstanceUID: tags.SeriesInstanceUID ?? 'NOUID' });
+      if (!anonymises(job))
+        return seriesFolderName({
+          SeriesNumber: tags.SeriesNumber,
+          SeriesDate: tags.SeriesDate,
+          SeriesInstanceUID: tags.SeriesInstanceUID ?? 'NOUID',
+        });
       const p = requirePseudonymiser(job);
       return `SE${sanitizeComponent(tags.SeriesNumber, '', 16)}-${p.uid(job, tags.SeriesInstanceUID ?? '')}`;
     },
@@ -76,7 +86,13 @@ export function jobPaths(job: Job): OutputPaths & { zip: string; zipWorking: str
   if (!job.outputPath) throw new Error(`Job ${job.id} has no output yet (download has not completed)`);
   const final = job.outputPath;
   const ruleFolder = final.slice(0, final.lastIndexOf('/'));
-  return { ruleFolder, final, working: `${final}${WORKING_SUFFIX}`, zip: `${final}.zip`, zipWorking: `${final}.zip${WORKING_SUFFIX}` };
+  return {
+    ruleFolder,
+    final,
+    working: `${final}${WORKING_SUFFIX}`,
+    zip: `${final}.zip`,
+    zipWorking: `${final}.zip${WORKING_SUFFIX}`,
+  };
 }
 
 /** Creates the rule folder, with the real reason (EROFS, EACCES, ENOSPC) when it cannot. */

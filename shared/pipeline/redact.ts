@@ -94,7 +94,14 @@ function replaceAll(text: string, value: string, by: string): string {
 
 /** The spellings a value may take in a message: as stored, normalised, upper/lower case, as a path component. */
 function spellings(value: string): string[] {
-  const forms = new Set([value, value.normalize('NFC'), value.normalize('NFD'), value.toUpperCase(), value.toLowerCase(), sanitizeComponent(value, '')]);
+  const forms = new Set([
+    value,
+    value.normalize('NFC'),
+    value.normalize('NFD'),
+    value.toUpperCase(),
+    value.toLowerCase(),
+    sanitizeComponent(value, ''),
+  ]);
   // Longest first, so a value is not half-replaced by one of its own parts.
   return [...forms].filter((f) => f.length >= MIN_VALUE_LENGTH).sort((a, b) => b.length - a.length);
 }
@@ -105,7 +112,9 @@ export function createRedaction(settings: RedactionSettings): Redaction {
 
   function paths(job: Pick<Job, 'id' | 'outputPath'>, names: string[] = []): Redact {
     if (settings.logPhi) return identity;
-    const known = [...new Set([...(job.outputPath ? [path.basename(job.outputPath)] : []), ...names])].sort((a, b) => b.length - a.length);
+    const known = [...new Set([...(job.outputPath ? [path.basename(job.outputPath)] : []), ...names])].sort(
+      (a, b) => b.length - a.length,
+    );
     return (text) => {
       let out = redactOutputPaths(text, settings.storagePath, jobPlaceholder(job.id));
       for (const name of known) out = replaceAll(out, name, `<job:${job.id}>`);
@@ -125,7 +134,9 @@ export function createRedaction(settings: RedactionSettings): Redaction {
           timer = setTimeout(() => resolve({ names: [], values: [] }), KNOWN_PHI_TIMEOUT_MS);
         });
         // Orthanc down is a common reason for a failure; the paths are still rewritten without it.
-        phi = await Promise.race([settings.knownPhi(job).catch(() => ({ names: [], values: [] })), timeout]).finally(() => clearTimeout(timer));
+        phi = await Promise.race([settings.knownPhi(job).catch(() => ({ names: [], values: [] })), timeout]).finally(
+          () => clearTimeout(timer),
+        );
       }
       const byPath = paths(job, phi.names);
       const values = [...new Set(phi.values.flatMap(spellings))].sort((a, b) => b.length - a.length);
@@ -135,7 +146,9 @@ export function createRedaction(settings: RedactionSettings): Redaction {
         return out;
       };
     },
-    anywhere: settings.logPhi ? identity : (text) => redactOutputPaths(text, settings.storagePath, (name) => `<output>${layoutSuffix(name)}`),
+    anywhere: settings.logPhi
+      ? identity
+      : (text) => redactOutputPaths(text, settings.storagePath, (name) => `<output>${layoutSuffix(name)}`),
   };
 }
 
@@ -163,15 +176,23 @@ function parts(value: string): string[] {
 }
 
 /** The study's PHI from Orthanc: its patient values and the output name a plain pipeline gives it. */
-export function studyPhiLookup(orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries'>, naming: Pick<OutputNaming, 'outputName'>): (job: Job) => Promise<KnownPhi> {
+export function studyPhiLookup(
+  orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries'>,
+  naming: Pick<OutputNaming, 'outputName'>,
+): (job: Job) => Promise<KnownPhi> {
   return async (job) => {
     const series = job.level === 'Series' ? await orthanc.getSeries(job.resourceId) : undefined;
     const study = await orthanc.getStudy(series ? series.ParentStudy : job.resourceId);
     const values = [
       ...PATIENT_TAGS.map((t) => study.PatientMainDicomTags[t]),
       ...STUDY_TAGS.map((t) => study.MainDicomTags[t]),
-    ].filter((v): v is string => typeof v === 'string' && v !== '').flatMap(parts);
-    const names = await naming.outputName(job, study, series?.MainDicomTags).then((n) => [n], () => [] as string[]);
+    ]
+      .filter((v): v is string => typeof v === 'string' && v !== '')
+      .flatMap(parts);
+    const names = await naming.outputName(job, study, series?.MainDicomTags).then(
+      (n) => [n],
+      () => [] as string[],
+    );
     return { names, values };
   };
 }

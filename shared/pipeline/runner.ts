@@ -38,7 +38,7 @@ export interface StepContext {
   job: Job;
   log: Logger;
   /** Records progress and keeps the step's heartbeat fresh; cheap to call often. */
-  progress(done: number, total: number): Promise<void>;
+  progress: (done: number, total: number) => Promise<void>;
 }
 
 export type StepHandler = (context: StepContext) => Promise<StepResult | StepWait>;
@@ -78,10 +78,16 @@ class NotRunnable extends Error {
   }
 }
 
-export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: StepHandler, rawMessage: unknown): Promise<string> {
+export async function runStep(
+  deps: RunnerDeps,
+  step: PipelineStep,
+  handler: StepHandler,
+  rawMessage: unknown,
+): Promise<string> {
   const now = deps.now ?? (() => new Date());
   const message: StepMessage = parseMessage(stepMessageSchema, QUEUES.step(step), rawMessage);
-  if (message.step !== step) throw new Error(`Message for step '${message.step}' arrived on queue '${QUEUES.step(step)}'`);
+  if (message.step !== step)
+    throw new Error(`Message for step '${message.step}' arrived on queue '${QUEUES.step(step)}'`);
 
   const stored = await deps.ledger.getJob(message.jobId);
   if (!stored) {
@@ -113,7 +119,11 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     await deps.queues.send(QUEUES.step(step), message, { delaySeconds: BUSY_RECHECK_SECONDS });
     return 'busy';
   };
-  if (record.status === 'running' && now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs) return recheckLater();
+  if (
+    record.status === 'running' &&
+    now().getTime() - Date.parse(record.heartbeatAt ?? record.startedAt ?? '0') < staleMs
+  )
+    return recheckLater();
   if (record.status === 'running') {
     // Stale heartbeat: the host died while running this step. Every redelivery of a message counts
     // towards its poison limit, so a few host crashes would fail a healthy job; instead the crash is
@@ -123,7 +133,8 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
       const r = stepRecord(j, step);
       if (r.status !== 'running') return;
       recordAttemptFailure(j, step, `the host stopped while this step ran (attempt ${r.attempts})`, now());
-      if (r.attempts >= MAX_STARTS_AFTER_CRASHES) failJob(j, `${step}: the host stopped ${r.attempts} times while this step ran`, now());
+      if (r.attempts >= MAX_STARTS_AFTER_CRASHES)
+        failJob(j, `${step}: the host stopped ${r.attempts} times while this step ran`, now());
     });
     if (isTerminal(crashed)) {
       deps.log.error(`Job ${crashed.id} (${crashed.ruleId}) failed: ${crashed.error}`);
@@ -171,17 +182,30 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
 
   // The heartbeat also beats on its own, so a live step that reports no progress for a while (a long
   // rename, chown or zip entry) is never presumed dead, however short the stale threshold.
-  const beat = setInterval(() => {
-    void deps.ledger
-      .updateJob(job.id, (j) => {
-        const r = stepRecord(j, step);
-        if (r.status === 'running') r.heartbeatAt = now().toISOString();
-      })
-      .catch(() => undefined);
-  }, Math.max(500, Math.floor(staleMs / 4)));
+  const beat = setInterval(
+    () => {
+      void deps.ledger
+        .updateJob(job.id, (j) => {
+          const r = stepRecord(j, step);
+          if (r.status === 'running') r.heartbeatAt = now().toISOString();
+        })
+        .catch(() => undefined);
+    },
+    Math.max(500, Math.floor(staleMs / 4)),
+  );
   const startedAt = Date.now();
-  const report = (outcome: StepTelemetry['outcome'], extra: Pick<StepTelemetry, 'instances' | 'bytes' | 'error'> = {}) =>
-    sendTelemetry(deps, { jobId: job.id, ruleId: job.ruleId, step, outcome, durationMs: Date.now() - startedAt, ...extra });
+  const report = (
+    outcome: StepTelemetry['outcome'],
+    extra: Pick<StepTelemetry, 'instances' | 'bytes' | 'error'> = {},
+  ) =>
+    sendTelemetry(deps, {
+      jobId: job.id,
+      ruleId: job.ruleId,
+      step,
+      outcome,
+      durationMs: Date.now() - startedAt,
+      ...extra,
+    });
   let outcome: StepResult | StepWait;
   try {
     outcome = await handler(context);
@@ -190,7 +214,11 @@ export async function runStep(deps: RunnerDeps, step: PipelineStep, handler: Ste
     const redact = deps.redaction ? await deps.redaction.forJob(job) : (text: string) => text;
     const reason = redact(describe(error));
     // What leaves: the host logs a rethrown error's stack, telemetry sends it as an exception.
-    const leaving = deps.redaction?.enabled ? redactError(error, redact) : error instanceof Error ? error : new Error(reason);
+    const leaving = deps.redaction?.enabled
+      ? redactError(error, redact)
+      : error instanceof Error
+        ? error
+        : new Error(reason);
     report(error instanceof PermanentError ? 'failed' : 'retrying', { error: leaving });
     if (error instanceof PermanentError) {
       const failed = await deps.ledger.updateJob(job.id, (j) => {
@@ -242,9 +270,11 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
   if (!parsed.success) {
     // A malformed message that still names a job (e.g. sent by an older or foreign writer) is noted on
     // that job, so an operator sees it beside the job; the job's own messages decide its state.
-    const jobId = typeof rawMessage === 'object' && rawMessage !== null ? (rawMessage as { jobId?: unknown }).jobId : undefined;
+    const jobId =
+      typeof rawMessage === 'object' && rawMessage !== null ? (rawMessage as { jobId?: unknown }).jobId : undefined;
     const reason = describeIssues(parsed.error, 'message');
-    const stored = typeof jobId === 'string' && /^[0-9a-f]{32}$/.test(jobId) ? await deps.ledger.getJob(jobId) : undefined;
+    const stored =
+      typeof jobId === 'string' && /^[0-9a-f]{32}$/.test(jobId) ? await deps.ledger.getJob(jobId) : undefined;
     if (!stored) {
       deps.log.error(`Undecodable or malformed message moved to '${queue}-poison'; no job can be marked (${reason})`);
       return 'unlinked';
@@ -263,7 +293,14 @@ export async function failPoisonedStep(deps: RunnerDeps, queue: string, rawMessa
     failJob(j, `${j.currentStep}: ${last ?? 'gave up after repeated failures'} (moved to ${queue}-poison)`);
   });
   deps.log.error(`Job ${stored.id} (${stored.ruleId}) failed: ${failed.error}`);
-  sendTelemetry(deps, { jobId: stored.id, ruleId: stored.ruleId, step: stored.currentStep, outcome: 'failed', durationMs: 0, error: new Error(failed.error ?? 'moved to poison') });
+  sendTelemetry(deps, {
+    jobId: stored.id,
+    ruleId: stored.ruleId,
+    step: stored.currentStep,
+    outcome: 'failed',
+    durationMs: 0,
+    error: new Error(failed.error ?? 'moved to poison'),
+  });
   await deps.onJobEnded?.(failed);
   return 'failed';
 }

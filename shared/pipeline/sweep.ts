@@ -18,7 +18,11 @@ export function sweepDue(settings: MasterSettings, now: Date): boolean {
 }
 
 /** The purge runs once a day, in the sweep's hour, even when the sweep itself is switched off. */
-export function retentionDue(settings: Pick<MasterSettings, 'DailyCheckHour'>, retentionDays: number, now: Date): boolean {
+export function retentionDue(
+  settings: Pick<MasterSettings, 'DailyCheckHour'>,
+  retentionDays: number,
+  now: Date,
+): boolean {
   return retentionDays > 0 && now.getHours() === settings.DailyCheckHour;
 }
 
@@ -32,7 +36,9 @@ export interface RetentionDeps {
 export async function purgeOldJobs(deps: RetentionDeps): Promise<PurgeResult & { cutoff: string }> {
   const cutoff = new Date((deps.now ?? new Date()).getTime() - deps.retentionDays * 86_400_000);
   const result = await deps.ledger.purgeBefore(cutoff);
-  deps.log.info(`Retention: ${result.jobs} job records created before ${cutoff.toISOString()} purged (${result.indexRows} index rows, ${result.blobs} warning blobs; AUTOMATION_LEDGER_RETENTION_DAYS=${deps.retentionDays})`);
+  deps.log.info(
+    `Retention: ${result.jobs} job records created before ${cutoff.toISOString()} purged (${result.indexRows} index rows, ${result.blobs} warning blobs; AUTOMATION_LEDGER_RETENTION_DAYS=${deps.retentionDays})`,
+  );
   return { ...result, cutoff: cutoff.toISOString() };
 }
 
@@ -49,7 +55,13 @@ export async function runSweep(deps: SweepDeps): Promise<{ studies: number }> {
   for (;;) {
     const page = await deps.orthanc.listStudies({ since, limit: deps.pageSize });
     await forEachLimit(page, 16, async (id) => {
-      const message: EvaluateMessage = { level: 'Study', resourceId: id, source: 'sweep', force: false, includeSeries: true };
+      const message: EvaluateMessage = {
+        level: 'Study',
+        resourceId: id,
+        source: 'sweep',
+        force: false,
+        includeSeries: true,
+      };
       await deps.queues.send(QUEUES.evaluate, message);
     });
     studies += page.length;

@@ -47,7 +47,23 @@ export function createRuleLoader(dir: string): RuleLoader {
         entries = (await fs.readdir(dir)).sort();
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        return { rules, ignored, master, loadedAt: new Date().toISOString(), problems: [{ file: dir, path: '', severity: 'error', message: code === 'ENOENT' ? 'the rules folder does not exist (ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH)' : `cannot read the rules folder: ${code ?? (error as Error).message}` }] };
+        return {
+          rules,
+          ignored,
+          master,
+          loadedAt: new Date().toISOString(),
+          problems: [
+            {
+              file: dir,
+              path: '',
+              severity: 'error',
+              message:
+                code === 'ENOENT'
+                  ? 'the rules folder does not exist (ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH)'
+                  : `cannot read the rules folder: ${code ?? (error as Error).message}`,
+            },
+          ],
+        };
       }
       const seen = new Set<string>();
       for (const name of entries) {
@@ -73,7 +89,12 @@ export function createRuleLoader(dir: string): RuleLoader {
           try {
             text = await fs.readFile(full, 'utf8');
           } catch (error) {
-            problems.push({ file: name, path: '', severity: 'error', message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` });
+            problems.push({
+              file: name,
+              path: '',
+              severity: 'error',
+              message: `cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+            });
             continue;
           }
           parses += 1;

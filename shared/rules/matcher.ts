@@ -45,13 +45,19 @@ function test(operator: Operator, condition: Condition, value: string): boolean 
   const seen = fold(value);
   const expected = fold(condition.value);
   switch (operator) {
-    case 'contains': return seen.includes(expected);
-    case 'equals': return seen === expected;
-    case 'startsWith': return seen.startsWith(expected);
-    case 'endsWith': return seen.endsWith(expected);
+    case 'contains':
+      return seen.includes(expected);
+    case 'equals':
+      return seen === expected;
+    case 'startsWith':
+      return seen.startsWith(expected);
+    case 'endsWith':
+      return seen.endsWith(expected);
     // The pattern normalises and caps the value itself (shared/rules/regex.ts).
-    case 'regex': return condition.pattern ? condition.pattern.test(value) : false;
-    default: return false;
+    case 'regex':
+      return condition.pattern ? condition.pattern.test(value) : false;
+    default:
+      return false;
   }
 }
 
@@ -65,7 +71,8 @@ export function checkCondition(condition: Condition, tags: ResourceTags): TagChe
   if (present.length === 0) passed = false;
   else if (negated) passed = !present.some((v) => test(base, condition, v));
   else passed = present.some((v) => test(base, condition, v));
-  const shown = present.length === 0 ? 'missing' : seen.map((v) => (v === null ? 'missing' : JSON.stringify(v))).join(', ');
+  const shown =
+    present.length === 0 ? 'missing' : seen.map((v) => (v === null ? 'missing' : JSON.stringify(v))).join(', ');
   return {
     tag: condition.tag.name,
     level: condition.level,
@@ -92,10 +99,12 @@ export function matchRule(rule: Rule, tags: ResourceTags): MatchResult {
   let matched = reasons.every((r) => r.passed);
   const result: MatchResult = { ruleId: rule.id, matched, reasons };
   if (rule.anyOf.length > 0) {
-    const groups = rule.anyOf.map((group, g) => group.map((c) => {
-      const check = checkCondition(c, tags);
-      return { ...check, group: g, explanation: `AnyOf[${g}]: ${check.explanation}` };
-    }));
+    const groups = rule.anyOf.map((group, g) =>
+      group.map((c) => {
+        const check = checkCondition(c, tags);
+        return { ...check, group: g, explanation: `AnyOf[${g}]: ${check.explanation}` };
+      }),
+    );
     const passedGroups = groups.map((g) => g.every((c) => c.passed));
     const anyPassed = passedGroups.some(Boolean);
     result.anyOf = { passed: anyPassed, groups: passedGroups };

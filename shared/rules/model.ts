@@ -4,7 +4,18 @@ import type { RulePattern } from './regex';
 import type { ResolvedTag } from './tags';
 import type { ResourceLevel, RuleStep } from '../vocabulary';
 
-export const OPERATORS = ['contains', 'equals', 'startsWith', 'endsWith', 'regex', 'notContains', 'notEquals', 'notStartsWith', 'notEndsWith', 'notRegex'] as const;
+export const OPERATORS = [
+  'contains',
+  'equals',
+  'startsWith',
+  'endsWith',
+  'regex',
+  'notContains',
+  'notEquals',
+  'notStartsWith',
+  'notEndsWith',
+  'notRegex',
+] as const;
 export type Operator = (typeof OPERATORS)[number];
 
 export interface Condition {

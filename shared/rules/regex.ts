@@ -27,7 +27,9 @@ export interface RulePattern {
 /** The first MAX_REGEX_VALUE_LENGTH characters, never splitting a surrogate pair. */
 export function capForRegex(value: string): string {
   if (value.length <= MAX_REGEX_VALUE_LENGTH) return value;
-  const cut = /[\uD800-\uDBFF]/.test(value[MAX_REGEX_VALUE_LENGTH - 1]) ? MAX_REGEX_VALUE_LENGTH - 1 : MAX_REGEX_VALUE_LENGTH;
+  const cut = /[\uD800-\uDBFF]/.test(value[MAX_REGEX_VALUE_LENGTH - 1])
+    ? MAX_REGEX_VALUE_LENGTH - 1
+    : MAX_REGEX_VALUE_LENGTH;
   return value.slice(0, cut);
 }
 
@@ -46,7 +48,10 @@ function hint(source: string): string {
 export function compileRulePattern(source: string): { pattern: RulePattern } | { error: string } {
   const normalised = source.normalize('NFC');
   const syntax = 'rule regexes use RE2 syntax, which matches in linear time (see docs/rules.md)';
-  if (normalised.length > MAX_REGEX_PATTERN_LENGTH) return { error: `the pattern is ${normalised.length} characters long; at most ${MAX_REGEX_PATTERN_LENGTH} are allowed` };
+  if (normalised.length > MAX_REGEX_PATTERN_LENGTH)
+    return {
+      error: `the pattern is ${normalised.length} characters long; at most ${MAX_REGEX_PATTERN_LENGTH} are allowed`,
+    };
   let compiled: RE2JS;
   try {
     compiled = RE2JS.compile(normalised, RE2JS.CASE_INSENSITIVE);
@@ -56,7 +61,9 @@ export function compileRulePattern(source: string): { pattern: RulePattern } | {
   }
   const size = compiled.programSize();
   if (size > MAX_REGEX_PROGRAM_SIZE) {
-    return { error: `the pattern is too complex: it compiles to ${size} instructions, at most ${MAX_REGEX_PROGRAM_SIZE} are allowed (a repeat such as {100} copies its part 100 times)` };
+    return {
+      error: `the pattern is too complex: it compiles to ${size} instructions, at most ${MAX_REGEX_PROGRAM_SIZE} are allowed (a repeat such as {100} copies its part 100 times)`,
+    };
   }
   return { pattern: { test: (value: string) => compiled.test(capForRegex(value).normalize('NFC')) } };
 }

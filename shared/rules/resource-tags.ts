@@ -34,8 +34,22 @@ export interface ResourceTags {
  * rules never depend on the client's implementation; `createOrthancClient` satisfies it.
  */
 export interface OrthancTagSource {
-  getStudy(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; PatientMainDicomTags: Record<string, string>; Series: string[]; AnonymizedFrom?: string; ModifiedFrom?: string }>;
-  getSeries(id: string): Promise<{ ID: string; MainDicomTags: Record<string, string>; ParentStudy: string; Instances: string[]; AnonymizedFrom?: string; ModifiedFrom?: string }>;
+  getStudy(id: string): Promise<{
+    ID: string;
+    MainDicomTags: Record<string, string>;
+    PatientMainDicomTags: Record<string, string>;
+    Series: string[];
+    AnonymizedFrom?: string;
+    ModifiedFrom?: string;
+  }>;
+  getSeries(id: string): Promise<{
+    ID: string;
+    MainDicomTags: Record<string, string>;
+    ParentStudy: string;
+    Instances: string[];
+    AnonymizedFrom?: string;
+    ModifiedFrom?: string;
+  }>;
   /** GET /instances/{id}/simplified-tags: keyword → value. */
   getInstanceTags(id: string): Promise<Record<string, unknown>>;
   /** GET /instances/{id}/tags?short: `gggg,eeee` → value (private and unnamed tags). */
@@ -50,10 +64,11 @@ export function valueText(value: unknown): string | undefined {
   if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) {
     if (value.every((v) => typeof v !== 'object' || v === null)) return value.map(String).join('\\');
-    if (value.every((v) => typeof v === 'object' && v !== null && 'Alphabetic' in v)) return value.map((v) => String((v as { Alphabetic: unknown }).Alphabetic)).join('\\');
+    if (value.every((v) => typeof v === 'object' && v !== null && 'Alphabetic' in v))
+      return value.map((v) => String((v as { Alphabetic: unknown }).Alphabetic)).join('\\');
     return undefined; // a sequence: not matchable as text
   }
-  if (typeof value === 'object' && 'Alphabetic' in (value as object)) return String((value as { Alphabetic: string }).Alphabetic);
+  if (typeof value === 'object' && 'Alphabetic' in value) return String((value as { Alphabetic: string }).Alphabetic);
   return undefined;
 }
 
@@ -76,7 +91,9 @@ function seriesValue(series: SeriesTags, tag: ResolvedTag): string | undefined {
  */
 export function tagValues(tags: ResourceTags, condition: Condition): Array<string | null> {
   // The sending AE is recorded per instance, so it is only ever a per-series value.
-  const upper = condition.tag.remoteAet ? undefined : (lookup(tags.patient, condition.tag) ?? lookup(tags.study, condition.tag));
+  const upper = condition.tag.remoteAet
+    ? undefined
+    : (lookup(tags.patient, condition.tag) ?? lookup(tags.study, condition.tag));
   if (condition.level === 'Study') {
     if (upper !== undefined) return [upper];
     return tags.series.map((s) => seriesValue(s, condition.tag) ?? null);
@@ -136,7 +153,12 @@ export interface DerivedMarks {
  * Gathers what the rules need to be matched against a study or series. `needed` is the rules to be
  * evaluated (or tag names), so instances are read only when a rule uses a non-main tag.
  */
-export async function collectResourceTags(orthanc: OrthancTagSource, level: ResourceLevel, id: string, needed: ReadonlyArray<Rule | string>): Promise<ResourceTags> {
+export async function collectResourceTags(
+  orthanc: OrthancTagSource,
+  level: ResourceLevel,
+  id: string,
+  needed: ReadonlyArray<Rule | string>,
+): Promise<ResourceTags> {
   const own = level === 'Series' ? await orthanc.getSeries(id) : undefined;
   const study = await orthanc.getStudy(own ? own.ParentStudy : id);
   const seriesList = own ? [own] : await mapLimit(study.Series, 8, (s) => orthanc.getSeries(s));

@@ -6,7 +6,14 @@
 import { z } from 'zod';
 import { anonymiseSettingsSchema } from '../dicom/options';
 import { OUTPUT_NAME_PLACEHOLDERS } from '../output/layout';
-import { OPERATORS, type Condition, type MasterSettings, type Rule, type RuleFileProblem, DEFAULT_MASTER } from './model';
+import {
+  OPERATORS,
+  type Condition,
+  type MasterSettings,
+  type Rule,
+  type RuleFileProblem,
+  DEFAULT_MASTER,
+} from './model';
 import { RESOURCE_LEVELS, RULE_STEPS, type RuleStep } from '../vocabulary';
 import { compileRulePattern, type RulePattern } from './regex';
 import { resolveTag } from './tags';
@@ -22,7 +29,10 @@ const caseInsensitive = <T extends string>(values: readonly T[], label: string) 
   });
 
 const tagConditionSchema = z.object({
-  TagName: z.string({ message: 'TagName must be text, e.g. "StudyDescription"' }).trim().min(1, 'TagName must not be empty'),
+  TagName: z
+    .string({ message: 'TagName must be text, e.g. "StudyDescription"' })
+    .trim()
+    .min(1, 'TagName must not be empty'),
   /** autorthanc's levels; `Instance` reads like `Series` (one instance per series). */
   Level: caseInsensitive(['Patient', 'Study', 'Series', 'Instance'] as const, 'Level').optional(),
   Value: z.union([z.string(), z.number()], { message: 'Value must be text (or a number)' }).transform(String),
@@ -37,11 +47,28 @@ const ruleFileSchema = z.object({
   Action: caseInsensitive(['DOWNLOAD', 'FORWARD'] as const, 'Action').optional(),
   DestinationModality: z.string().optional(),
   Tags: z.array(tagConditionSchema, { message: 'Tags must be a list of {TagName, Level, Value} objects' }).default([]),
-  AnyOf: z.array(z.union([tagConditionSchema, z.array(tagConditionSchema).min(1, 'an AnyOf group must not be empty')], { message: 'each AnyOf entry must be a tag object or a list of tag objects' })).optional(),
+  AnyOf: z
+    .array(
+      z.union([tagConditionSchema, z.array(tagConditionSchema).min(1, 'an AnyOf group must not be empty')], {
+        message: 'each AnyOf entry must be a tag object or a list of tag objects',
+      }),
+    )
+    .optional(),
   Steps: z.array(caseInsensitive(RULE_STEPS, 'Step')).min(1, 'Steps must name at least one step').optional(),
   Anonymise: anonymiseSettingsSchema.optional(),
-  Zip: z.object({ Level: z.number().int().min(0, 'Zip.Level must be 0-9').max(9, 'Zip.Level must be 0-9').default(1), KeepFolder: z.boolean().default(false) }).strict().optional(),
-  Forward: z.object({ Destinations: z.array(z.string().trim().min(1)).min(1, 'Forward.Destinations must name at least one modality') }).strict().optional(),
+  Zip: z
+    .object({
+      Level: z.number().int().min(0, 'Zip.Level must be 0-9').max(9, 'Zip.Level must be 0-9').default(1),
+      KeepFolder: z.boolean().default(false),
+    })
+    .strict()
+    .optional(),
+  Forward: z
+    .object({
+      Destinations: z.array(z.string().trim().min(1)).min(1, 'Forward.Destinations must name at least one modality'),
+    })
+    .strict()
+    .optional(),
   OutputName: z.string().trim().min(1).optional(),
   IncludeDerived: z.boolean().default(false),
 });
@@ -56,12 +83,19 @@ const MASTER_KEYS: Record<string, keyof MasterSettings> = {
   RUN_DAILY: 'DailySweepEnabled',
 };
 const masterFieldSchemas = {
-  DailyCheckHour: z.number({ message: 'DailyCheckHour must be a whole number 0-23' }).int('DailyCheckHour must be a whole number 0-23').min(0, 'DailyCheckHour must be 0-23').max(23, 'DailyCheckHour must be 0-23'),
+  DailyCheckHour: z
+    .number({ message: 'DailyCheckHour must be a whole number 0-23' })
+    .int('DailyCheckHour must be a whole number 0-23')
+    .min(0, 'DailyCheckHour must be 0-23')
+    .max(23, 'DailyCheckHour must be 0-23'),
   DailySweepEnabled: z.boolean({ message: 'DailySweepEnabled must be true or false' }),
 };
 
 function jsonPath(path: PropertyKey[]): string {
-  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+  return path.reduce<string>(
+    (out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)),
+    '',
+  );
 }
 
 function parseJson(file: string, text: string, problems: RuleFileProblem[]): unknown {
@@ -80,9 +114,18 @@ function parseJson(file: string, text: string, problems: RuleFileProblem[]): unk
 export function parseMaster(file: string, text: string): { master: MasterSettings; problems: RuleFileProblem[] } {
   const problems: RuleFileProblem[] = [];
   const json = parseJson(file, text, problems);
-  if (json === undefined) return { master: { ...DEFAULT_MASTER }, problems: problems.map((p) => ({ ...p, message: `${p.message}; using the defaults` })) };
+  if (json === undefined)
+    return {
+      master: { ...DEFAULT_MASTER },
+      problems: problems.map((p) => ({ ...p, message: `${p.message}; using the defaults` })),
+    };
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    problems.push({ file, path: '', message: 'master.json must hold one JSON object; using the defaults', severity: 'error' });
+    problems.push({
+      file,
+      path: '',
+      message: 'master.json must hold one JSON object; using the defaults',
+      severity: 'error',
+    });
     return { master: { ...DEFAULT_MASTER }, problems };
   }
   const master: MasterSettings = { ...DEFAULT_MASTER };
@@ -90,19 +133,31 @@ export function parseMaster(file: string, text: string): { master: MasterSetting
   for (const [key, value] of Object.entries(json)) {
     const field = MASTER_KEYS[key];
     if (!field) {
-      const message = key === 'AUTOMATIONS'
-        ? "'AUTOMATIONS' is not used: every rule file in the folder is considered (switch rules with their own IsActive)"
-        : `unknown key '${key}' is ignored (known: DailyCheckHour, DailySweepEnabled)`;
+      const message =
+        key === 'AUTOMATIONS'
+          ? "'AUTOMATIONS' is not used: every rule file in the folder is considered (switch rules with their own IsActive)"
+          : `unknown key '${key}' is ignored (known: DailyCheckHour, DailySweepEnabled)`;
       problems.push({ file, path: key, message, severity: 'warning' });
       continue;
     }
     if (setBy[field]) {
-      problems.push({ file, path: key, message: `'${key}' and '${setBy[field]}' both set ${field}; '${key}' wins`, severity: 'warning' });
+      problems.push({
+        file,
+        path: key,
+        message: `'${key}' and '${setBy[field]}' both set ${field}; '${key}' wins`,
+        severity: 'warning',
+      });
     }
     setBy[field] = key;
     const parsed = masterFieldSchemas[field].safeParse(value);
     if (parsed.success) (master as unknown as Record<string, unknown>)[field] = parsed.data;
-    else problems.push({ file, path: key, message: `${parsed.error.issues[0]?.message ?? 'invalid value'}; using the default ${String(DEFAULT_MASTER[field])}`, severity: 'error' });
+    else
+      problems.push({
+        file,
+        path: key,
+        message: `${parsed.error.issues[0]?.message ?? 'invalid value'}; using the default ${String(DEFAULT_MASTER[field])}`,
+        severity: 'error',
+      });
   }
   return { master, problems };
 }
@@ -111,11 +166,15 @@ export function parseMaster(file: string, text: string): { master: MasterSetting
 function tagKeyWarnings(json: Record<string, unknown>, warn: (path: string, message: string) => void): void {
   const visit = (value: unknown, path: string) => {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
-    for (const key of Object.keys(value)) if (!TAG_KEYS.has(key)) warn(`${path}.${key}`, `unknown key '${key}' in a tag is ignored (known: ${[...TAG_KEYS].join(', ')})`);
+    for (const key of Object.keys(value))
+      if (!TAG_KEYS.has(key))
+        warn(`${path}.${key}`, `unknown key '${key}' in a tag is ignored (known: ${[...TAG_KEYS].join(', ')})`);
   };
   if (Array.isArray(json.Tags)) json.Tags.forEach((t, i) => visit(t, `Tags[${i}]`));
   if (Array.isArray(json.AnyOf)) {
-    json.AnyOf.forEach((g, gi) => (Array.isArray(g) ? g.forEach((t, i) => visit(t, `AnyOf[${gi}][${i}]`)) : visit(g, `AnyOf[${gi}]`)));
+    json.AnyOf.forEach((g, gi) =>
+      Array.isArray(g) ? g.forEach((t, i) => visit(t, `AnyOf[${gi}][${i}]`)) : visit(g, `AnyOf[${gi}]`),
+    );
   }
 }
 
@@ -152,7 +211,8 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       return undefined;
     }
     // Level only says where to look first (autorthanc's docs mark it "to remove"): absent, it follows the tag.
-    const level = t.Level === undefined ? tag.inferredLevel : t.Level === 'Patient' || t.Level === 'Study' ? 'Study' : 'Series';
+    const level =
+      t.Level === undefined ? tag.inferredLevel : t.Level === 'Patient' || t.Level === 'Study' ? 'Study' : 'Series';
     let pattern: RulePattern | undefined;
     if (t.Operator === 'regex' || t.Operator === 'notRegex') {
       const compiled = compileRulePattern(t.Value);
@@ -165,38 +225,68 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
     return { tag, level, operator: t.Operator, value: t.Value.normalize('NFC'), pattern };
   };
   const conditions = r.Tags.map((t, i) => toCondition(t, `Tags[${i}]`));
-  const anyOf = (r.AnyOf ?? []).map((group, g) => (Array.isArray(group) ? group : [group]).map((t, i) => toCondition(t, Array.isArray(group) ? `AnyOf[${g}][${i}]` : `AnyOf[${g}]`)));
+  const anyOf = (r.AnyOf ?? []).map((group, g) =>
+    (Array.isArray(group) ? group : [group]).map((t, i) =>
+      toCondition(t, Array.isArray(group) ? `AnyOf[${g}][${i}]` : `AnyOf[${g}]`),
+    ),
+  );
 
-  if (r.IsActive === undefined) warn('IsActive', 'IsActive is missing: the rule is active (autorthanc treated a missing IsActive as inactive)');
+  if (r.IsActive === undefined)
+    warn('IsActive', 'IsActive is missing: the rule is active (autorthanc treated a missing IsActive as inactive)');
 
   let steps: RuleStep[];
   if (r.Steps) {
     steps = r.Steps;
     const order = steps.map((s) => RULE_STEPS.indexOf(s));
-    if (new Set(steps).size !== steps.length || order.some((o, i) => i > 0 && o <= order[i - 1])) error('Steps', `steps must be in the order ${RULE_STEPS.join(', ')}, each at most once`);
-    if ((steps.includes('anonymise') || steps.includes('zip')) && !steps.includes('download')) error('Steps', "'anonymise' and 'zip' work on downloaded files: add 'download' first");
+    if (new Set(steps).size !== steps.length || order.some((o, i) => i > 0 && o <= order[i - 1]))
+      error('Steps', `steps must be in the order ${RULE_STEPS.join(', ')}, each at most once`);
+    if ((steps.includes('anonymise') || steps.includes('zip')) && !steps.includes('download'))
+      error('Steps', "'anonymise' and 'zip' work on downloaded files: add 'download' first");
     if (r.Action) warn('Action', "'Steps' is set, so 'Action' is ignored");
   } else if (r.Action === 'FORWARD') {
     steps = ['forward'];
   } else {
     steps = ['download'];
-    if (r.Action === undefined) warn('Action', "neither 'Action' nor 'Steps' is set: matching resources are downloaded (autorthanc's documented behaviour)");
+    if (r.Action === undefined)
+      warn(
+        'Action',
+        "neither 'Action' nor 'Steps' is set: matching resources are downloaded (autorthanc's documented behaviour)",
+      );
   }
 
   const forwards = steps.includes('forward');
-  const destinations = forwards ? [...new Set([...(r.Forward?.Destinations ?? []), ...(r.DestinationModality?.trim() ? [r.DestinationModality.trim()] : [])])] : [];
-  if (forwards && destinations.length === 0) error(r.Steps ? 'Forward.Destinations' : 'DestinationModality', 'forwarding needs a destination (the name of a DICOM modality known to Orthanc, see ORTHANC_DICOM_MODALITIES)');
-  if (!forwards && r.DestinationModality?.trim()) warn('DestinationModality', 'DestinationModality is ignored: this rule does not forward');
+  const destinations = forwards
+    ? [
+        ...new Set([
+          ...(r.Forward?.Destinations ?? []),
+          ...(r.DestinationModality?.trim() ? [r.DestinationModality.trim()] : []),
+        ]),
+      ]
+    : [];
+  if (forwards && destinations.length === 0)
+    error(
+      r.Steps ? 'Forward.Destinations' : 'DestinationModality',
+      'forwarding needs a destination (the name of a DICOM modality known to Orthanc, see ORTHANC_DICOM_MODALITIES)',
+    );
+  if (!forwards && r.DestinationModality?.trim())
+    warn('DestinationModality', 'DestinationModality is ignored: this rule does not forward');
   if (!forwards && r.Forward) warn('Forward', "the 'Forward' block is ignored: 'forward' is not one of the steps");
   if (!steps.includes('zip') && r.Zip) warn('Zip', "the 'Zip' block is ignored: 'zip' is not one of the steps");
-  if (!steps.includes('anonymise') && r.Anonymise) warn('Anonymise', "the 'Anonymise' block is ignored: 'anonymise' is not one of the steps");
-  if (steps.includes('anonymise') && r.Anonymise === undefined) warn('Anonymise', "no 'Anonymise' block: the default profile (PS3.15 basic, pseudonymised IDs) is used");
+  if (!steps.includes('anonymise') && r.Anonymise)
+    warn('Anonymise', "the 'Anonymise' block is ignored: 'anonymise' is not one of the steps");
+  if (steps.includes('anonymise') && r.Anonymise === undefined)
+    warn('Anonymise', "no 'Anonymise' block: the default profile (PS3.15 basic, pseudonymised IDs) is used");
   if (r.OutputName) {
     for (const [, key] of r.OutputName.matchAll(/\{([^}]*)\}/g)) {
-      if (!(OUTPUT_NAME_PLACEHOLDERS as readonly string[]).includes(key)) error('OutputName', `unknown placeholder {${key}}; use ${OUTPUT_NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`);
+      if (!(OUTPUT_NAME_PLACEHOLDERS as readonly string[]).includes(key))
+        error(
+          'OutputName',
+          `unknown placeholder {${key}}; use ${OUTPUT_NAME_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
+        );
     }
     if (/[{}]/.test(r.OutputName.replace(/\{[^{}]*\}/g, ''))) error('OutputName', 'unbalanced { or } in the template');
-    if (!steps.includes('download')) warn('OutputName', "OutputName is ignored: only rules with a 'download' step write a folder");
+    if (!steps.includes('download'))
+      warn('OutputName', "OutputName is ignored: only rules with a 'download' step write a folder");
   }
   if (problems.some((p) => p.severity === 'error')) return { problems };
   return {

@@ -12,15 +12,45 @@ const REMOTE_AET_ALIASES = new Set(['remoteaet', 'sendingaet', 'callingaet', 'se
 /** Orthanc 1.10's main DICOM tags (the ones its index answers without reading a file). */
 export const ORTHANC_MAIN_TAGS = {
   Study: new Set([
-    'PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex', 'OtherPatientIDs',
-    'StudyDate', 'StudyTime', 'StudyID', 'StudyDescription', 'AccessionNumber', 'StudyInstanceUID',
-    'RequestedProcedureDescription', 'InstitutionName', 'RequestingPhysician', 'ReferringPhysicianName',
+    'PatientName',
+    'PatientID',
+    'PatientBirthDate',
+    'PatientSex',
+    'OtherPatientIDs',
+    'StudyDate',
+    'StudyTime',
+    'StudyID',
+    'StudyDescription',
+    'AccessionNumber',
+    'StudyInstanceUID',
+    'RequestedProcedureDescription',
+    'InstitutionName',
+    'RequestingPhysician',
+    'ReferringPhysicianName',
   ]),
   Series: new Set([
-    'SeriesDate', 'SeriesTime', 'Modality', 'Manufacturer', 'StationName', 'SeriesDescription', 'BodyPartExamined',
-    'SequenceName', 'ProtocolName', 'SeriesNumber', 'CardiacNumberOfImages', 'ImagesInAcquisition',
-    'NumberOfTemporalPositions', 'NumberOfSlices', 'NumberOfTimeSlices', 'SeriesInstanceUID', 'ImageOrientationPatient',
-    'SeriesType', 'OperatorsName', 'PerformedProcedureStepDescription', 'AcquisitionDeviceProcessingDescription', 'ContrastBolusAgent',
+    'SeriesDate',
+    'SeriesTime',
+    'Modality',
+    'Manufacturer',
+    'StationName',
+    'SeriesDescription',
+    'BodyPartExamined',
+    'SequenceName',
+    'ProtocolName',
+    'SeriesNumber',
+    'CardiacNumberOfImages',
+    'ImagesInAcquisition',
+    'NumberOfTemporalPositions',
+    'NumberOfSlices',
+    'NumberOfTimeSlices',
+    'SeriesInstanceUID',
+    'ImageOrientationPatient',
+    'SeriesType',
+    'OperatorsName',
+    'PerformedProcedureStepDescription',
+    'AcquisitionDeviceProcessingDescription',
+    'ContrastBolusAgent',
   ]),
 };
 
@@ -44,7 +74,8 @@ const lowerKeyword = new Map(Object.keys(byKeyword).map((k) => [k.toLowerCase(),
 /** Resolves a rule's TagName, or returns an error message naming what is accepted. */
 export function resolveTag(name: string): ResolvedTag | string {
   const trimmed = name.trim();
-  if (REMOTE_AET_ALIASES.has(trimmed.toLowerCase())) return { name: trimmed, keyword: REMOTE_AET, remoteAet: true, fromInstance: true, inferredLevel: 'Series' };
+  if (REMOTE_AET_ALIASES.has(trimmed.toLowerCase()))
+    return { name: trimmed, keyword: REMOTE_AET, remoteAet: true, fromInstance: true, inferredLevel: 'Series' };
   const hexMatch = /^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$/.exec(trimmed);
   if (hexMatch) {
     const hex = `${hexMatch[1]}${hexMatch[2]}`.toUpperCase();
@@ -59,7 +90,9 @@ export function resolveTag(name: string): ResolvedTag | string {
 }
 
 function describe(name: string, keyword: string | undefined, hex: string | undefined): ResolvedTag {
-  if (keyword && ORTHANC_MAIN_TAGS.Study.has(keyword)) return { name, keyword, hex, fromInstance: false, inferredLevel: 'Study' };
-  if (keyword && ORTHANC_MAIN_TAGS.Series.has(keyword)) return { name, keyword, hex, fromInstance: false, inferredLevel: 'Series' };
+  if (keyword && ORTHANC_MAIN_TAGS.Study.has(keyword))
+    return { name, keyword, hex, fromInstance: false, inferredLevel: 'Study' };
+  if (keyword && ORTHANC_MAIN_TAGS.Series.has(keyword))
+    return { name, keyword, hex, fromInstance: false, inferredLevel: 'Series' };
   return { name, keyword, hex, fromInstance: true, inferredLevel: 'Series' };
 }

@@ -32,5 +32,7 @@ export function queueService(connectionString: string): QueueServiceClient {
 }
 
 export function tableClient(connectionString: string, table: string): TableClient {
-  return TableClient.fromConnectionString(normaliseConnectionString(connectionString), table, { allowInsecureConnection: true });
+  return TableClient.fromConnectionString(normaliseConnectionString(connectionString), table, {
+    allowInsecureConnection: true,
+  });
 }

@@ -16,7 +16,16 @@ declare module 'dcmjs' {
   export const data: {
     DicomDict: typeof DicomDict;
     DicomMessage: {
-      readFile(buffer: ArrayBuffer, options?: { ignoreErrors?: boolean; untilTag?: string; includeUntilTagValue?: boolean; noCopy?: boolean; forceStoreRaw?: boolean }): DicomDict;
+      readFile(
+        buffer: ArrayBuffer,
+        options?: {
+          ignoreErrors?: boolean;
+          untilTag?: string;
+          includeUntilTagValue?: boolean;
+          noCopy?: boolean;
+          forceStoreRaw?: boolean;
+        },
+      ): DicomDict;
     };
     DicomMetaDictionary: {
       naturalizeDataset(dataset: DicomDataset): Record<string, unknown>;

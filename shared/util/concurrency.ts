@@ -2,7 +2,11 @@
  * Runs `work` over `items` with at most `limit` in flight; the first failure stops new work and
  * is rethrown once the running ones have settled (no orphaned writes into a folder being retried).
  */
-export async function forEachLimit<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   async function worker(): Promise<void> {

@@ -22,20 +22,37 @@ describe('devhost programmatic API (in-process)', { timeout: 30_000 }, () => {
 
   async function start(instance: string, enforceAuth: boolean): Promise<RunningHost> {
     (globalThis as { devhostLoadOrder?: string[] }).devhostLoadOrder = [];
-    const host = await startHost({ appDir: APP, port: await freePort(), env: { INSTANCE_NAME: instance }, enforceAuth, secretsFile: path.join(work, 'secrets.json'), log: (l) => lines.push(l) });
+    const host = await startHost({
+      appDir: APP,
+      port: await freePort(),
+      env: { INSTANCE_NAME: instance },
+      enforceAuth,
+      secretsFile: path.join(work, 'secrets.json'),
+      log: (l) => lines.push(l),
+    });
     running.push(host);
     return host;
   }
 
   it('runs, stops and runs the same app again in one process, with env, keys and route prefix', async () => {
     const first = await start('first', false);
-    assert.deepEqual((globalThis as { devhostLoadOrder?: string[] }).devhostLoadOrder, ['setup.js', 'functions/whoami.js'], 'main glob order: shallow setup file first');
+    assert.deepEqual(
+      (globalThis as { devhostLoadOrder?: string[] }).devhostLoadOrder,
+      ['setup.js', 'functions/whoami.js'],
+      'main glob order: shallow setup file first',
+    );
     assert.deepEqual(first.functions, ['whoami']);
-    const secrets = JSON.parse(readFileSync(path.join(work, 'secrets.json'), 'utf8')) as { masterKey: string; functionKeys: { default: string } };
+    const secrets = JSON.parse(readFileSync(path.join(work, 'secrets.json'), 'utf8')) as {
+      masterKey: string;
+      functionKeys: { default: string };
+    };
     assert.equal(first.masterKey, secrets.masterKey, 'keys file created and returned');
     assert.equal(first.functionKey, secrets.functionKeys.default);
     assert.ok(first.masterKey.length >= 40 && first.masterKey !== first.functionKey);
-    assert.ok(lines.some((l) => l.includes(`Created function keys in ${path.join(work, 'secrets.json')}`)), 'says where the keys are');
+    assert.ok(
+      lines.some((l) => l.includes(`Created function keys in ${path.join(work, 'secrets.json')}`)),
+      'says where the keys are',
+    );
     const answer = await fetch(`${first.url}/v1/whoami/7`);
     assert.equal(answer.status, 200, 'no key needed without enforcement');
     assert.deepEqual(await answer.json(), { instance: 'first', id: '7' });
@@ -44,7 +61,11 @@ describe('devhost programmatic API (in-process)', { timeout: 30_000 }, () => {
     await assert.rejects(fetch(`${first.url}/v1/whoami/7`), 'the port is closed after stop()');
 
     const second = await start('second', true);
-    assert.deepEqual((globalThis as { devhostLoadOrder?: string[] }).devhostLoadOrder, ['setup.js', 'functions/whoami.js'], 'the app loaded again, not from cache');
+    assert.deepEqual(
+      (globalThis as { devhostLoadOrder?: string[] }).devhostLoadOrder,
+      ['setup.js', 'functions/whoami.js'],
+      'the app loaded again, not from cache',
+    );
     assert.deepEqual(second.functions, ['whoami'], 'functions registered again');
     assert.equal(second.masterKey, first.masterKey, 'an existing keys file is reused');
     const denied = await fetch(`${second.url}/v1/whoami/8`);

@@ -13,25 +13,74 @@ import { parseSchedule, usesMonitor } from '../../devhost/timers';
 describe('devhost settings', () => {
   it('applies host.json queue options and the host defaults', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'hostjson-'));
-    writeFileSync(path.join(dir, 'host.json'), JSON.stringify({ extensions: { http: { routePrefix: '' }, queues: { batchSize: 8, maxDequeueCount: 3, visibilityTimeout: '00:00:30', maxPollingInterval: '00:00:05', messageEncoding: 'none' } } }));
-    const s = readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production', AzureFunctionsWebHost__hostid: 'My-Host' });
+    writeFileSync(
+      path.join(dir, 'host.json'),
+      JSON.stringify({
+        extensions: {
+          http: { routePrefix: '' },
+          queues: {
+            batchSize: 8,
+            maxDequeueCount: 3,
+            visibilityTimeout: '00:00:30',
+            maxPollingInterval: '00:00:05',
+            messageEncoding: 'none',
+          },
+        },
+      }),
+    );
+    const s = readHostSettings(dir, {
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Production',
+      AzureFunctionsWebHost__hostid: 'My-Host',
+    });
     assert.equal(s.routePrefix, '');
-    assert.deepEqual({ ...s.queues, newBatchThreshold: 0 }, { batchSize: 8, newBatchThreshold: 0, maxDequeueCount: 3, visibilityTimeoutSeconds: 30, maxPollingIntervalMs: 5000, messageEncoding: 'none' });
+    assert.deepEqual(
+      { ...s.queues, newBatchThreshold: 0 },
+      {
+        batchSize: 8,
+        newBatchThreshold: 0,
+        maxDequeueCount: 3,
+        visibilityTimeoutSeconds: 30,
+        maxPollingIntervalMs: 5000,
+        messageEncoding: 'none',
+      },
+    );
     assert.equal(s.hostId, 'my-host');
-    const defaults = readHostSettings(mkdtempSync(path.join(os.tmpdir(), 'nohost-')), { AZURE_FUNCTIONS_ENVIRONMENT: 'Development', WEBSITE_SKU: 'Dynamic' });
-    assert.deepEqual(defaults.queues, { batchSize: 16, newBatchThreshold: 8, maxDequeueCount: 5, visibilityTimeoutSeconds: 0, maxPollingIntervalMs: 2000, messageEncoding: 'base64' });
+    const defaults = readHostSettings(mkdtempSync(path.join(os.tmpdir(), 'nohost-')), {
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Development',
+      WEBSITE_SKU: 'Dynamic',
+    });
+    assert.deepEqual(defaults.queues, {
+      batchSize: 16,
+      newBatchThreshold: 8,
+      maxDequeueCount: 5,
+      visibilityTimeoutSeconds: 0,
+      maxPollingIntervalMs: 2000,
+      messageEncoding: 'base64',
+    });
     assert.equal(defaults.routePrefix, 'api');
-    assert.equal(readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production' }).queues.maxPollingIntervalMs, 5000);
+    assert.equal(
+      readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production' }).queues.maxPollingIntervalMs,
+      5000,
+    );
   });
 
   it('reads host.json keys case-insensitively and lets AzureFunctionsJobHost__ settings override them', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'hostjson-'));
-    writeFileSync(path.join(dir, 'host.json'), JSON.stringify({ Extensions: { Queues: { BatchSize: 4, MaxPollingInterval: '00:00:05', MessageEncoding: 'None' } } }));
+    writeFileSync(
+      path.join(dir, 'host.json'),
+      JSON.stringify({
+        Extensions: { Queues: { BatchSize: 4, MaxPollingInterval: '00:00:05', MessageEncoding: 'None' } },
+      }),
+    );
     const plain = readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production' });
     assert.equal(plain.queues.batchSize, 4);
     assert.equal(plain.queues.maxPollingIntervalMs, 5000);
     assert.equal(plain.queues.messageEncoding, 'none');
-    const overridden = readHostSettings(dir, { AZURE_FUNCTIONS_ENVIRONMENT: 'Production', AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:01:00', AzureFunctionsJobHost__extensions__http__routePrefix: 'v2' });
+    const overridden = readHostSettings(dir, {
+      AZURE_FUNCTIONS_ENVIRONMENT: 'Production',
+      AzureFunctionsJobHost__extensions__queues__maxPollingInterval: '00:01:00',
+      AzureFunctionsJobHost__extensions__http__routePrefix: 'v2',
+    });
     assert.equal(overridden.queues.maxPollingIntervalMs, 60_000);
     assert.equal(overridden.queues.batchSize, 4, 'other keys kept');
     assert.equal(overridden.routePrefix, 'v2');
@@ -44,12 +93,18 @@ describe('devhost settings', () => {
     assert.equal(id, defaultHostId('/some/app'));
     assert.notEqual(id, defaultHostId('/other/app'));
     assert.match(id, /^[a-z0-9-]{1,32}$/);
-    assert.equal(readHostSettings('/nonexistent', { AzureFunctionsWebHost__hostid: 'Pinned-Host' }).hostId, 'pinned-host');
+    assert.equal(
+      readHostSettings('/nonexistent', { AzureFunctionsWebHost__hostid: 'Pinned-Host' }).hostId,
+      'pinned-host',
+    );
   });
 
   it('lets environment variables win over local.settings.json Values', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'localsettings-'));
-    writeFileSync(path.join(dir, 'local.settings.json'), JSON.stringify({ Values: { A: 'from-file', B: 'from-file' } }));
+    writeFileSync(
+      path.join(dir, 'local.settings.json'),
+      JSON.stringify({ Values: { A: 'from-file', B: 'from-file' } }),
+    );
     const env: NodeJS.ProcessEnv = { A: 'from-env' };
     assert.deepEqual(applyLocalSettings(dir, env), ['B']);
     assert.deepEqual(env, { A: 'from-env', B: 'from-file' });
@@ -59,13 +114,21 @@ describe('devhost settings', () => {
     assert.equal(parseTimeSpan('00:00:05', 'x'), 5000);
     assert.equal(parseTimeSpan('1.00:00:00', 'x'), 86_400_000);
     assert.equal(parseTimeSpan('00:00:00.500', 'x'), 500);
-    assert.throws(() => parseTimeSpan('soon', 'extensions.queues.visibilityTimeout'), /extensions\.queues\.visibilityTimeout must be a TimeSpan/);
+    assert.throws(
+      () => parseTimeSpan('soon', 'extensions.queues.visibilityTimeout'),
+      /extensions\.queues\.visibilityTimeout must be a TimeSpan/,
+    );
   });
 });
 
 describe('devhost queue conversions', () => {
   it('fans arrays out, writes objects as indented JSON and strings raw', () => {
-    assert.deepEqual(outputMessages({ json: JSON.stringify([{ a: 1 }, 'x', 2, true]) }), [JSON.stringify({ a: 1 }, null, 2), 'x', '2', 'True']);
+    assert.deepEqual(outputMessages({ json: JSON.stringify([{ a: 1 }, 'x', 2, true]) }), [
+      JSON.stringify({ a: 1 }, null, 2),
+      'x',
+      '2',
+      'True',
+    ]);
     assert.deepEqual(outputMessages({ string: '["a","b"]' }), ['a', 'b']);
     assert.deepEqual(outputMessages({ string: '{"k":"v"}' }), ['{\n  "k": "v"\n}']);
     assert.deepEqual(outputMessages({ string: 'plain' }), ['plain']);
@@ -106,7 +169,10 @@ describe('devhost timers', () => {
 });
 
 describe('devhost HTTP routing and keys', () => {
-  const fn = (bindings: Record<string, unknown>) => ({ metadata: { name: 'f', bindings: { t: { type: 'httpTrigger', direction: 'in' as const, ...bindings } } }, callback: () => undefined });
+  const fn = (bindings: Record<string, unknown>) => ({
+    metadata: { name: 'f', bindings: { t: { type: 'httpTrigger', direction: 'in' as const, ...bindings } } },
+    callback: () => undefined,
+  });
 
   it('matches templates with parameters, constraints and optional segments, case-insensitively', () => {
     const route = compileRoute(fn({ route: 'Studies/{id}/run/{n:int?}' }))!;
@@ -126,7 +192,10 @@ describe('devhost HTTP routing and keys', () => {
     const byId = compileRoute(fn({ route: 'items/{id}' }))!;
     const search = compileRoute(fn({ route: 'items/search' }))!;
     const typed = compileRoute(fn({ route: 'items/{n:int}' }))!;
-    assert.deepEqual([byId, typed, search].sort(compareRoutes).map((r) => r.template), ['items/search', 'items/{n:int}', 'items/{id}']);
+    assert.deepEqual(
+      [byId, typed, search].sort(compareRoutes).map((r) => r.template),
+      ['items/search', 'items/{n:int}', 'items/{id}'],
+    );
   });
 
   it('creates a keys file with random keys once, and reads the host own secrets shape', () => {
@@ -134,11 +203,24 @@ describe('devhost HTTP routing and keys', () => {
     const lines: string[] = [];
     const file = path.join(dir, 'nested', 'secrets.json');
     const created = loadKeys(file, (l) => lines.push(l));
-    assert.match(lines.join('\n'), new RegExp(`Created function keys in ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(
+      lines.join('\n'),
+      new RegExp(`Created function keys in ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
     assert.notEqual(created.masterKey, created.functionKeys.default);
-    assert.deepEqual(loadKeys(file, () => undefined), created, 'reused, not regenerated');
-    writeFileSync(file, JSON.stringify({ masterKey: { name: 'master', value: 'M' }, functionKeys: [{ name: 'default', value: 'F' }] }));
-    assert.deepEqual(loadKeys(file, () => undefined), { masterKey: 'M', functionKeys: { default: 'F' } });
+    assert.deepEqual(
+      loadKeys(file, () => undefined),
+      created,
+      'reused, not regenerated',
+    );
+    writeFileSync(
+      file,
+      JSON.stringify({ masterKey: { name: 'master', value: 'M' }, functionKeys: [{ name: 'default', value: 'F' }] }),
+    );
+    assert.deepEqual(
+      loadKeys(file, () => undefined),
+      { masterKey: 'M', functionKeys: { default: 'F' } },
+    );
     writeFileSync(file, JSON.stringify({ functionKeys: {} }));
     assert.throws(() => loadKeys(file, () => undefined), /"masterKey" is missing/);
   });
@@ -167,8 +249,37 @@ describe('devhost HTTP routing and keys', () => {
   });
 
   it('recognises loopback Host names only (DNS rebinding)', () => {
-    for (const name of ['localhost', 'localhost:7071', 'LocalHost.', 'a.b.localhost:1', '127.0.0.1', '127.0.0.1:80', '127.255.0.9:1', '[::1]', '[::1]:7071', '[0:0:0:0:0:0:0:1]:1']) assert.equal(loopbackHost(name), true, name);
-    for (const name of [undefined, '', ' ', 'example.com', 'localhost.example.com', 'localhost:abc', '127.0.0.1.nip.io', '127.0.0.1:7071@evil', '0.0.0.0', '10.0.0.1', '128.0.0.1', '[::ffff:127.0.0.1]', '[::2]', 'local host', 'localhost/x']) assert.equal(loopbackHost(name), false, String(name));
+    for (const name of [
+      'localhost',
+      'localhost:7071',
+      'LocalHost.',
+      'a.b.localhost:1',
+      '127.0.0.1',
+      '127.0.0.1:80',
+      '127.255.0.9:1',
+      '[::1]',
+      '[::1]:7071',
+      '[0:0:0:0:0:0:0:1]:1',
+    ])
+      assert.equal(loopbackHost(name), true, name);
+    for (const name of [
+      undefined,
+      '',
+      ' ',
+      'example.com',
+      'localhost.example.com',
+      'localhost:abc',
+      '127.0.0.1.nip.io',
+      '127.0.0.1:7071@evil',
+      '0.0.0.0',
+      '10.0.0.1',
+      '128.0.0.1',
+      '[::ffff:127.0.0.1]',
+      '[::2]',
+      'local host',
+      'localhost/x',
+    ])
+      assert.equal(loopbackHost(name), false, String(name));
     assert.equal(loopbackHost('proxy.internal:8080', ['Proxy.Internal']), true, 'an allowed name, case-insensitively');
     assert.equal(loopbackHost('other.internal', ['proxy.internal', '']), false);
   });

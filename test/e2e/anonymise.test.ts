@@ -16,7 +16,12 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
   after(async () => stack?.stop());
 
   it('publishes a de-identified study under a pseudonymous name, with no PHI in any file, path or log', async () => {
-    await stack.writeRule('research', { CheckOn: 'Study', Steps: ['download', 'anonymise'], Tags: [{ TagName: 'StudyDescription', Value: 'research' }], Anonymise: { RetainLongitudinal: 'shifted' } });
+    await stack.writeRule('research', {
+      CheckOn: 'Study',
+      Steps: ['download', 'anonymise'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'research' }],
+      Anonymise: { RetainLongitudinal: 'shifted' },
+    });
     const study = await generateStudy({
       patientID: 'PID-E2E-ANON',
       patientName: 'Ødegård^Åsa',
@@ -26,7 +31,10 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
       studyDescription: 'research brain',
       privateTags: true,
       nestedSequences: true,
-      series: [{ seriesNumber: 1, modality: 'MR', instances: 3 }, { seriesNumber: 2, modality: 'MR', instances: 2 }],
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 3 },
+        { seriesNumber: 2, modality: 'MR', instances: 2 },
+      ],
     });
     await stack.sendStudy(study);
     const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'research');
@@ -35,12 +43,28 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
 
     const ruleFolder = path.join(stack.storageDir, 'research');
     const [published] = readdirSync(ruleFolder);
-    assert.match(published, new RegExp(`^${patientPseudonym(projectKey(E2E_ANONYMISATION_SECRET, 'research'), 'PID-E2E-ANON')}-ST[0-9a-f]{12}$`));
-    const identifiers = ['PID-E2E-ANON', 'Ødegård', 'Åsa', '19550101', 'SID-E2E-77', 'ACC-E2E-55', study.studyInstanceUID, ...study.series.map((s) => s.seriesInstanceUID), ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID))];
+    assert.match(
+      published,
+      new RegExp(
+        `^${patientPseudonym(projectKey(E2E_ANONYMISATION_SECRET, 'research'), 'PID-E2E-ANON')}-ST[0-9a-f]{12}$`,
+      ),
+    );
+    const identifiers = [
+      'PID-E2E-ANON',
+      'Ødegård',
+      'Åsa',
+      '19550101',
+      'SID-E2E-77',
+      'ACC-E2E-55',
+      study.studyInstanceUID,
+      ...study.series.map((s) => s.seriesInstanceUID),
+      ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID)),
+    ];
     const all = readdirSync(ruleFolder, { recursive: true }).map(String);
     const files = all.filter((f) => statSync(path.join(ruleFolder, f)).isFile());
     assert.equal(files.length, 5);
-    for (const rel of all) for (const id of identifiers) assert.ok(!rel.includes(id), `path ${rel} contains an identifier`);
+    for (const rel of all)
+      for (const id of identifiers) assert.ok(!rel.includes(id), `path ${rel} contains an identifier`);
     for (const rel of files) {
       const bytes = readFileSync(path.join(ruleFolder, rel));
       for (const id of identifiers) {
@@ -53,6 +77,10 @@ describe('anonymising pipeline end to end', { timeout: 300_000 }, () => {
     }
     const logs = stack.host.logs();
     for (const id of identifiers) assert.ok(!logs.includes(id), `the function app logged ${id}`);
-    assert.deepEqual((await stack.client.listStudies({ since: 0, limit: 10 })).length, 1, 'nothing was stored back into Orthanc');
+    assert.deepEqual(
+      (await stack.client.listStudies({ since: 0, limit: 10 })).length,
+      1,
+      'nothing was stored back into Orthanc',
+    );
   });
 });

@@ -15,7 +15,11 @@ import { generateStudy } from '../support/dicom';
 import { makeTempDir, requireBinary } from '../support/process';
 import { startStack, type Stack } from './stack';
 
-const PLANTED = { CommentsOnTheScheduledProcedureStep: 'Johnathan Doe MRN7654321', EvaluatorName: 'Doe^Johnathan', VolumeFrameOfReferenceUID: '1.2.826.0.1.3680043.9.616161.1' };
+const PLANTED = {
+  CommentsOnTheScheduledProcedureStep: 'Johnathan Doe MRN7654321',
+  EvaluatorName: 'Doe^Johnathan',
+  VolumeFrameOfReferenceUID: '1.2.826.0.1.3680043.9.616161.1',
+};
 const NEEDLES = ['Johnathan', 'MRN7654321', '616161'];
 
 interface Record {
@@ -31,8 +35,19 @@ describe('de-identification record end to end', { timeout: 300_000 }, () => {
   let job: Job;
   before(async () => {
     stack = await startStack();
-    await stack.writeRule('deid', { CheckOn: 'Study', Steps: ['download', 'anonymise', 'zip'], Zip: { Level: 1, KeepFolder: false }, Tags: [{ TagName: 'StudyDescription', Value: 'deid record' }] });
-    const study = await generateStudy({ studyDescription: 'deid record', privateTags: true, nestedSequences: true, extra: PLANTED, series: [{ seriesNumber: 1, modality: 'MR', instances: 3 }] });
+    await stack.writeRule('deid', {
+      CheckOn: 'Study',
+      Steps: ['download', 'anonymise', 'zip'],
+      Zip: { Level: 1, KeepFolder: false },
+      Tags: [{ TagName: 'StudyDescription', Value: 'deid record' }],
+    });
+    const study = await generateStudy({
+      studyDescription: 'deid record',
+      privateTags: true,
+      nestedSequences: true,
+      extra: PLANTED,
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 3 }],
+    });
     await stack.sendStudy(study);
     [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'deid');
     assert.equal(job.status, 'succeeded', job.error);
@@ -40,7 +55,9 @@ describe('de-identification record end to end', { timeout: 300_000 }, () => {
   after(async () => stack?.stop());
 
   it('is on the job in the API: counts per basis, the fallback tags, no original value', async () => {
-    const response = await fetch(`${stack.host.url}/api/jobs/${job.id}`, { headers: { 'x-functions-key': stack.functionKey } });
+    const response = await fetch(`${stack.host.url}/api/jobs/${job.id}`, {
+      headers: { 'x-functions-key': stack.functionKey },
+    });
     assert.equal(response.status, 200);
     const text = await response.text();
     for (const needle of NEEDLES) assert.ok(!text.includes(needle), `the API answer holds ${needle}`);
@@ -69,13 +86,22 @@ describe('de-identification record end to end', { timeout: 300_000 }, () => {
     assert.equal(record.instances, 3);
     assert.equal(record.counts['vr:PN']?.removed, 3);
     assert.ok(Array.isArray(record.warnings));
-    const manifest = JSON.parse(readFileSync(path.join(out, name, 'MANIFEST.json'), 'utf8')) as { totals: { files: number }; extras?: Array<{ path: string }> };
+    const manifest = JSON.parse(readFileSync(path.join(out, name, 'MANIFEST.json'), 'utf8')) as {
+      totals: { files: number };
+      extras?: Array<{ path: string }>;
+    };
     assert.equal(manifest.totals.files, 3, 'the record is not one of the study files');
-    assert.deepEqual(manifest.extras?.map((e) => e.path), [`${name}/DEIDENTIFICATION.json`]);
+    assert.deepEqual(
+      manifest.extras?.map((e) => e.path),
+      [`${name}/DEIDENTIFICATION.json`],
+    );
   });
 
   it('is in the dashboard job detail', async () => {
-    const browser = await chromium.launch({ executablePath: requireBinary('chromium', 'chromium'), args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    const browser = await chromium.launch({
+      executablePath: requireBinary('chromium', 'chromium'),
+      args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    });
     try {
       const page = await browser.newPage();
       await page.goto(`${stack.host.url}/api/dashboard?code=${stack.functionKey}`);

@@ -28,7 +28,13 @@ import { freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type Manag
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
-const SECURITY_HEADERS = ['strict-transport-security', 'content-security-policy', 'x-frame-options', 'x-content-type-options', 'referrer-policy'];
+const SECURITY_HEADERS = [
+  'strict-transport-security',
+  'content-security-policy',
+  'x-frame-options',
+  'x-content-type-options',
+  'referrer-policy',
+];
 
 /** `${NAME}` replaced for the variables compose gives the nginx container, as the image's envsubst does. */
 function fill(template: string, values: Record<string, string>): string {
@@ -45,7 +51,11 @@ interface Reply {
 }
 
 /** One request, no redirect followed. HTTPS trusts only `ca` (Node's fetch cannot be given a CA). */
-function request(url: string, ca: string, init: { method?: string; headers?: Record<string, string>; body?: string; agent?: https.Agent } = {}): Promise<Reply> {
+function request(
+  url: string,
+  ca: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string; agent?: https.Agent } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     const options = { method: init.method ?? 'GET', headers: init.headers ?? {} };
@@ -62,7 +72,10 @@ function request(url: string, ca: string, init: { method?: string; headers?: Rec
         resolve({ status: response.statusCode ?? 0, headers, count, body, json: () => JSON.parse(body) as unknown });
       });
     };
-    const req = target.protocol === 'https:' ? https.request(target, { ...options, ca, agent: init.agent }, done) : http.request(target, options, done);
+    const req =
+      target.protocol === 'https:'
+        ? https.request(target, { ...options, ca, agent: init.agent }, done)
+        : http.request(target, options, done);
     req.on('error', reject);
     req.end(init.body);
   });
@@ -78,7 +91,10 @@ function headOnly(port: number, ca: string, head: string): Promise<{ statusLine:
     socket.on('data', (chunk: Buffer) => {
       received += chunk.toString('latin1');
       if (received.includes('\r\n')) {
-        resolve({ statusLine: received.slice(0, received.indexOf('\r\n')), ms: Number(process.hrtime.bigint() - started) / 1e6 });
+        resolve({
+          statusLine: received.slice(0, received.indexOf('\r\n')),
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        });
         socket.destroy();
       }
     });
@@ -97,7 +113,9 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
   let generated: string;
   let certificate: string;
   let accessLog: string;
-  const basic = (user: string, password: string) => ({ Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+  const basic = (user: string, password: string) => ({
+    Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+  });
   const get = (url: string, init?: Parameters<typeof request>[2]) => request(url, certificate, init);
 
   before(async () => {
@@ -116,20 +134,28 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
         .replace(/^DASHBOARD_USER=.*$/m, `DASHBOARD_USER=${login.username}`)
         .replace(/^DASHBOARD_PASSWORD=.*$/m, `DASHBOARD_PASSWORD=${login.password}`),
     );
-    const keys = spawnSync('bash', [path.join(REPO_ROOT, 'deploy/generate-keys.sh')], { env: { PATH: process.env.PATH, AUTORTHANC_ROOT: root, AUTORTHANC_TLS_NAMES: 'localhost 127.0.0.1' }, encoding: 'utf8' });
+    const keys = spawnSync('bash', [path.join(REPO_ROOT, 'deploy/generate-keys.sh')], {
+      env: { PATH: process.env.PATH, AUTORTHANC_ROOT: root, AUTORTHANC_TLS_NAMES: 'localhost 127.0.0.1' },
+      encoding: 'utf8',
+    });
     assert.equal(keys.status, 0, keys.stderr);
     assert.match(keys.stdout, /made a SELF-SIGNED TLS certificate/, 'the script says the certificate is self-signed');
     generated = path.join(root, 'deploy/generated');
     certificate = readFileSync(path.join(generated, 'self-signed.crt'), 'utf8');
 
-    const dir = await makeTempDir('nginx-');
+    const dir = makeTempDir('nginx-');
     accessLog = path.join(dir, 'access.log');
     const httpPort = await freePort();
     httpsPort = await freePort();
     viewerPort = await freePort();
     base = `https://127.0.0.1:${httpsPort}`;
     httpBase = `http://127.0.0.1:${httpPort}`;
-    const values = { AUTOMATION_FUNCTION_KEY: stack.functionKey, AUTOMATION_MASTER_KEY: stack.masterKey, ORTHANC_HTTPS_PORT: String(httpsPort), OHIF_PORT: String(viewerPort) };
+    const values = {
+      AUTOMATION_FUNCTION_KEY: stack.functionKey,
+      AUTOMATION_MASTER_KEY: stack.masterKey,
+      ORTHANC_HTTPS_PORT: String(httpsPort),
+      OHIF_PORT: String(viewerPort),
+    };
     const site = fill(readFileSync(path.join(REPO_ROOT, 'deploy/nginx/default.conf.template'), 'utf8'), values)
       .replaceAll('http://functions:80', `http://127.0.0.1:${stack.host.port}`)
       .replaceAll('http://orthanc:8042', stack.orthanc.url)
@@ -139,7 +165,10 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
       .replace('/etc/nginx/tls/certificate.pem', path.join(generated, 'self-signed.crt'))
       .replace('/etc/nginx/tls/key.pem', path.join(generated, 'self-signed.key'))
       .replace('/etc/nginx/autorthanc/htpasswd', path.join(generated, 'htpasswd'))
-      .replace('/etc/nginx/autorthanc/security-headers.conf', path.join(REPO_ROOT, 'deploy/nginx/security-headers.conf'))
+      .replace(
+        '/etc/nginx/autorthanc/security-headers.conf',
+        path.join(REPO_ROOT, 'deploy/nginx/security-headers.conf'),
+      )
       .replace('/etc/nginx/autorthanc/explorer.js', path.join(REPO_ROOT, 'deploy/orthanc/explorer.js'))
       .replaceAll('/var/log/nginx/access.log', accessLog);
     assert.doesNotMatch(site, /\$\{[A-Z_]+\}/, 'every template variable is filled');
@@ -151,7 +180,11 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
       `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;\nworker_processes 1;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents {}\nhttp {\n  include /etc/nginx/mime.types;\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  include ${dir}/site.conf;\n}\n`,
     );
     nginx = spawnManaged(binary, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { name: 'nginx' });
-    await waitFor(async () => (await get(`${base}/api/health`).catch(() => undefined))?.status === 200, { timeoutMs: 20_000, description: 'nginx to proxy /api/health over HTTPS', onTimeout: () => nginx.output() });
+    await waitFor(async () => (await get(`${base}/api/health`).catch(() => undefined))?.status === 200, {
+      timeoutMs: 20_000,
+      description: 'nginx to proxy /api/health over HTTPS',
+      onTimeout: () => nginx.output(),
+    });
   });
   after(async () => {
     await nginx?.stop('SIGTERM');
@@ -160,7 +193,11 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
 
   it('keeps the dashboard password hashed, not in plain text', () => {
     const htpasswd = readFileSync(path.join(generated, 'htpasswd'), 'utf8');
-    assert.match(htpasswd, new RegExp(`^${login.username}:\\$6\\$[^$]+\\$[A-Za-z0-9./]{86}\\n$`), 'one sha512-crypt line');
+    assert.match(
+      htpasswd,
+      new RegExp(`^${login.username}:\\$6\\$[^$]+\\$[A-Za-z0-9./]{86}\\n$`),
+      'one sha512-crypt line',
+    );
     assert.ok(!htpasswd.includes(login.password), 'the password itself is not in the file');
     assert.doesNotMatch(htpasswd, /\{PLAIN\}/);
   });
@@ -170,7 +207,11 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     await get(`${base}/orthanc/tools/lookup?q=Secret`);
     // nginx writes a request's log line after the response has gone, so the last one may lag.
     const lookedUp = /"GET \/orthanc\/tools\/lookup HTTP\/1\.1" 401 /;
-    await waitFor(() => lookedUp.test(readFileSync(accessLog, 'utf8')), { timeoutMs: 5_000, description: 'the access log line of the last request', onTimeout: () => readFileSync(accessLog, 'utf8') });
+    await waitFor(() => lookedUp.test(readFileSync(accessLog, 'utf8')), {
+      timeoutMs: 5_000,
+      description: 'the access log line of the last request',
+      onTimeout: () => readFileSync(accessLog, 'utf8'),
+    });
     const log = readFileSync(accessLog, 'utf8');
     assert.match(log, /"GET \/dicom-web\/studies HTTP\/1\.1" 401 /);
     assert.match(log, /"GET \/orthanc\/tools\/lookup HTTP\/1\.1" 401 /);
@@ -198,10 +239,13 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     assert.equal(dicomWeb.status, 401);
     assert.match(dicomWeb.headers.get('strict-transport-security') ?? '', /max-age=\d{7,}/);
     const negotiated = await new Promise<string | null>((resolve, reject) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: httpsPort, ca: certificate, servername: 'localhost' }, () => {
-        resolve(socket.getProtocol());
-        socket.end();
-      });
+      const socket = tls.connect(
+        { host: '127.0.0.1', port: httpsPort, ca: certificate, servername: 'localhost' },
+        () => {
+          resolve(socket.getProtocol());
+          socket.end();
+        },
+      );
       socket.on('error', reject);
     });
     assert.ok(negotiated === 'TLSv1.3' || negotiated === 'TLSv1.2', `negotiated ${negotiated}`);
@@ -233,7 +277,8 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
       assert.equal(reply.headers.get('server'), 'nginx', `${what}: server_tokens off`);
       const csp = reply.headers.get('content-security-policy') ?? '';
       assert.match(csp, /frame-ancestors 'none'/, what);
-      if (route === '/api/dashboard') assert.match(csp, /script-src 'sha256-/, "the dashboard's own policy, by hash, is kept");
+      if (route === '/api/dashboard')
+        assert.match(csp, /script-src 'sha256-/, "the dashboard's own policy, by hash, is kept");
       else if (route.startsWith('/orthanc/')) assert.match(csp, /script-src 'self'/, what);
       else assert.match(csp, /^default-src 'none'/, what);
     }
@@ -256,7 +301,9 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     assert.equal(wrong.status, 401);
     assert.equal(wrong.headers.get('www-authenticate'), null, 'a key refusal, not the nginx login');
     assert.match(wrong.body, /<center>nginx<\/center>/, 'nginx answered, without asking the host');
-    const otherCase = await get(`${base}/api/jobs`, { headers: { 'x-functions-key': stack.functionKey.toUpperCase() } });
+    const otherCase = await get(`${base}/api/jobs`, {
+      headers: { 'x-functions-key': stack.functionKey.toUpperCase() },
+    });
     assert.equal(otherCase.status, 401, 'keys are compared exactly');
     assert.equal((await get(`${base}/api/jobs`, { headers: { 'x-functions-key': stack.functionKey } })).status, 200);
     assert.equal((await get(`${base}/api/rules`, { headers: { 'x-functions-key': stack.masterKey } })).status, 200);
@@ -272,11 +319,17 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     ];
     for (const [what, length, key, expected] of cases) {
       const { statusLine, ms } = await headOnly(httpsPort, certificate, head(length, key));
-      console.log(`nginx answered "${statusLine}" to ${what} in ${ms.toFixed(1)} ms, with 0 of ${length} body bytes sent`);
+      console.log(
+        `nginx answered "${statusLine}" to ${what} in ${ms.toFixed(1)} ms, with 0 of ${length} body bytes sent`,
+      );
       assert.match(statusLine, expected, what);
     }
     // Orthanc keeps unbounded uploads (DICOM through Orthanc Explorer): a large declared body is not refused by size.
-    const { statusLine } = await headOnly(httpsPort, certificate, `POST /orthanc/instances HTTP/1.1\r\nHost: x\r\nContent-Length: ${200 * 1024 * 1024}\r\n\r\n`);
+    const { statusLine } = await headOnly(
+      httpsPort,
+      certificate,
+      `POST /orthanc/instances HTTP/1.1\r\nHost: x\r\nContent-Length: ${200 * 1024 * 1024}\r\n\r\n`,
+    );
     assert.match(statusLine, /^HTTP\/1\.1 401 /, "Orthanc's own login answers, not a 413");
   });
 
@@ -286,8 +339,13 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     before(async () => {
       await mkdir(ARTIFACTS, { recursive: true });
       // Trusting exactly this certificate's key (a pin), not ignoring certificate errors in general.
-      spki = createHash('sha256').update(new X509Certificate(certificate).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
-      browser = await chromium.launch({ executablePath: requireBinary('chromium', 'chromium'), args: ['--no-sandbox', '--disable-dev-shm-usage', `--ignore-certificate-errors-spki-list=${spki}`] });
+      spki = createHash('sha256')
+        .update(new X509Certificate(certificate).publicKey.export({ type: 'spki', format: 'der' }))
+        .digest('base64');
+      browser = await chromium.launch({
+        executablePath: requireBinary('chromium', 'chromium'),
+        args: ['--no-sandbox', '--disable-dev-shm-usage', `--ignore-certificate-errors-spki-list=${spki}`],
+      });
     });
     after(async () => {
       await browser?.close();
@@ -301,13 +359,17 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
       });
       // Browser code as text: the tests are compiled without the DOM's types.
       await page.addInitScript({
-        content: "window.cspViolations = []; document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+        content:
+          "window.cspViolations = []; document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
       });
-      return async () => [...messages, ...((await page.evaluate('window.cspViolations || []')) as string[])];
+      return async () => [...messages, ...(await page.evaluate<string[]>('window.cspViolations || []'))];
     }
 
     it('does not trust the self-signed certificate without the pin (so the pin is what trusts it)', async () => {
-      const plain = await chromium.launch({ executablePath: requireBinary('chromium', 'chromium'), args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+      const plain = await chromium.launch({
+        executablePath: requireBinary('chromium', 'chromium'),
+        args: ['--no-sandbox', '--disable-dev-shm-usage'],
+      });
       try {
         const page = await plain.newPage();
         await assert.rejects(page.goto(`${base}/api/health`), /ERR_CERT_AUTHORITY_INVALID/);
@@ -335,8 +397,18 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     });
 
     it('adds "Run automation" to the Orthanc Explorer study page, and the button starts a forced job', async () => {
-      await stack.writeRule('explorer_button', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Value: 'explorer' }] });
-      const study = await generateStudy({ patientID: 'EXP-1', patientName: 'Ødegård^Ása', studyDescription: 'explorer button', series: [{ seriesNumber: 1, modality: 'MR', instances: 1 }] });
+      await stack.writeRule('explorer_button', {
+        CheckOn: 'Study',
+        IsActive: true,
+        Action: 'DOWNLOAD',
+        Tags: [{ TagName: 'StudyDescription', Value: 'explorer' }],
+      });
+      const study = await generateStudy({
+        patientID: 'EXP-1',
+        patientName: 'Ødegård^Ása',
+        studyDescription: 'explorer button',
+        series: [{ seriesNumber: 1, modality: 'MR', instances: 1 }],
+      });
       await stack.sendStudy(study);
       const id = await stack.studyId(study.studyInstanceUID);
       await stack.waitForJobs(1, (j) => j.resourceId === id && j.ruleId === 'explorer_button');
@@ -369,22 +441,35 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     });
 
     it("uploads DICOM through Orthanc Explorer's upload page (its file picker works under the policy)", async () => {
-      const study = await generateStudy({ patientID: 'UPL-1', patientName: 'Upload^Test', studyDescription: 'uploaded', series: [{ seriesNumber: 1, modality: 'CT', instances: 2 }] });
+      const study = await generateStudy({
+        patientID: 'UPL-1',
+        patientName: 'Upload^Test',
+        studyDescription: 'uploaded',
+        series: [{ seriesNumber: 1, modality: 'CT', instances: 2 }],
+      });
       const context = await browser.newContext({ httpCredentials: login, viewport: { width: 1300, height: 900 } });
       const page = await context.newPage();
       const violations = await watchCsp(page);
       await page.goto(`${base}/orthanc/app/explorer.html#upload`);
       await page.locator('#fileupload-proxy').waitFor({ state: 'visible', timeout: 20_000 });
       // The inline onclick forwards the click to the hidden file input: a file chooser opens only if it ran.
-      const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 10_000 }), page.click('#fileupload-proxy')]);
+      const [chooser] = await Promise.all([
+        page.waitForEvent('filechooser', { timeout: 10_000 }),
+        page.click('#fileupload-proxy'),
+      ]);
       await chooser.setFiles(study.files);
       await page.click('#upload-button');
       const instances = async () => {
         const id = await stack.studyId(study.studyInstanceUID);
-        const reply = await fetch(`${stack.orthanc.url}/studies/${id}/instances`, { headers: basic(login.username, login.password) });
+        const reply = await fetch(`${stack.orthanc.url}/studies/${id}/instances`, {
+          headers: basic(login.username, login.password),
+        });
         return ((await reply.json()) as unknown[]).length;
       };
-      await waitFor(async () => (await instances()) === study.files.length, { timeoutMs: 20_000, description: 'both uploaded instances in Orthanc' });
+      await waitFor(async () => (await instances()) === study.files.length, {
+        timeoutMs: 20_000,
+        description: 'both uploaded instances in Orthanc',
+      });
       assert.deepEqual(await violations(), [], 'no Content-Security-Policy violation on the upload page');
       await context.close();
     });
@@ -394,7 +479,10 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
   it('cuts off a burst of wrong logins with 429, on the API and on Orthanc', async () => {
     const agent = new https.Agent({ keepAlive: true, maxSockets: 4 });
     try {
-      for (const [route, attempts] of [['/api/jobs', 100], ['/orthanc/system', 600]] as const) {
+      for (const [route, attempts] of [
+        ['/api/jobs', 100],
+        ['/orthanc/system', 600],
+      ] as const) {
         const statuses = new Map<number, number>();
         const started = Date.now();
         await Promise.all(
@@ -405,7 +493,9 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
             }
           }),
         );
-        console.log(`${attempts} wrong logins on ${route} in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries(statuses))}`);
+        console.log(
+          `${attempts} wrong logins on ${route} in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries(statuses))}`,
+        );
         assert.deepEqual([...statuses.keys()].sort(), [401, 429], `${route}: refused, then cut off`);
         assert.ok((statuses.get(429) ?? 0) > attempts / 4, `${route}: most of the burst is cut off`);
       }

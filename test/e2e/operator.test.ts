@@ -31,7 +31,11 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     if (key !== null) headers['x-functions-key'] = key;
     const post = init.method === 'POST';
     if (post) headers['Content-Type'] = init.contentType ?? 'application/json';
-    return fetch(`${stack.host.url}/api/${route}`, { method: init.method ?? 'GET', headers, body: post ? '{}' : undefined });
+    return fetch(`${stack.host.url}/api/${route}`, {
+      method: init.method ?? 'GET',
+      headers,
+      body: post ? '{}' : undefined,
+    });
   };
   const json = async (route: string, init?: { method?: string }) => {
     const response = await api(route, init);
@@ -41,7 +45,12 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
 
   before(async () => {
     stack = await startStack({ enforceAuth: true, stableAgeSeconds: 2 });
-    await stack.writeRule('mr_download', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'Modality', Level: 'Series', Value: 'MR' }] });
+    await stack.writeRule('mr_download', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [{ TagName: 'Modality', Level: 'Series', Value: 'MR' }],
+    });
     await stack.writeRule('mapped_research', {
       CheckOn: 'Study',
       Steps: ['download', 'anonymise'],
@@ -102,9 +111,13 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     assert.equal(status, 200);
     assert.equal((body.orthanc as { ok: boolean; version: string }).version, '1.10.1');
     const queues = body.queues as Record<string, { depth: number | null; poison: number | null }>;
-    for (const name of ['evaluate', 'step-download', 'step-anonymise', 'step-zip', 'step-forward', 'step-publish']) assert.ok(name in queues, name);
+    for (const name of ['evaluate', 'step-download', 'step-anonymise', 'step-zip', 'step-forward', 'step-publish'])
+      assert.ok(name in queues, name);
     assert.equal(queues['step-download'].depth, 0);
-    await waitFor(async () => ((await json('status')).body.changeFeed as { cursor: number | null }).cursor! > 0, { timeoutMs: 30_000, description: 'the change feed to have run' });
+    await waitFor(async () => ((await json('status')).body.changeFeed as { cursor: number | null }).cursor! > 0, {
+      timeoutMs: 30_000,
+      description: 'the change feed to have run',
+    });
   });
 
   it('lists recent jobs newest first with filters and cursor paging', async () => {
@@ -115,13 +128,22 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     assert.ok(jobs.every((j) => j.percent === 100));
 
     const onlyFailed = (await json('jobs?status=failed')).body.jobs as Job[];
-    assert.deepEqual(onlyFailed.map((j) => j.id), [failed.id]);
+    assert.deepEqual(
+      onlyFailed.map((j) => j.id),
+      [failed.id],
+    );
     const byRule = (await json('jobs?rule=mr_download')).body.jobs as Job[];
-    assert.deepEqual(byRule.map((j) => j.id), [succeeded.id]);
+    assert.deepEqual(
+      byRule.map((j) => j.id),
+      [succeeded.id],
+    );
     const byUid = (await json(`jobs?resource=${study.studyInstanceUID}`)).body.jobs as Job[];
     assert.equal(byUid.length, 2);
     const byId = (await json(`jobs?resource=${studyOrthancId}&status=succeeded`)).body.jobs as Job[];
-    assert.deepEqual(byId.map((j) => j.id), [succeeded.id]);
+    assert.deepEqual(
+      byId.map((j) => j.id),
+      [succeeded.id],
+    );
     assert.deepEqual((await json('jobs?resource=1.2.3.4.5')).body.jobs, []);
 
     const page1 = await json('jobs?limit=1');
@@ -154,7 +176,13 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     const { status, body } = await json(`jobs/${succeeded.id}`);
     assert.equal(status, 200);
     const job = body as unknown as Job;
-    assert.deepEqual(job.steps.map((s) => [s.name, s.status]), [['download', 'succeeded'], ['publish', 'succeeded']]);
+    assert.deepEqual(
+      job.steps.map((s) => [s.name, s.status]),
+      [
+        ['download', 'succeeded'],
+        ['publish', 'succeeded'],
+      ],
+    );
     const download = job.steps[0];
     assert.equal(download.instances, 5);
     assert.ok((download.bytes ?? 0) > 5 * 256 * 256 * 2, 'bytes of five 256x256 16-bit images');
@@ -167,7 +195,13 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
   it('lists rules with their validation state', async () => {
     const { status, body } = await json('rules');
     assert.equal(status, 200);
-    const rules = body.rules as Array<{ id: string; valid: boolean; active?: boolean; steps?: string[]; errors: string[] }>;
+    const rules = body.rules as Array<{
+      id: string;
+      valid: boolean;
+      active?: boolean;
+      steps?: string[];
+      errors: string[];
+    }>;
     const byId = Object.fromEntries(rules.map((r) => [r.id, r]));
     assert.equal(byId.mr_download.valid, true);
     assert.deepEqual(byId.mapped_research.steps, ['download', 'anonymise']);
@@ -180,12 +214,20 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     const before = (await stack.jobs()).length;
     const { status, body } = await json(`studies/${studyOrthancId}/dry-run`);
     assert.equal(status, 200);
-    const verdicts = body.verdicts as Array<{ ruleId: string; matched: boolean; wouldRun: boolean; reasons: Array<{ explanation: string }> }>;
+    const verdicts = body.verdicts as Array<{
+      ruleId: string;
+      matched: boolean;
+      wouldRun: boolean;
+      reasons: Array<{ explanation: string }>;
+    }>;
     const mr = verdicts.find((v) => v.ruleId === 'mr_download')!;
     assert.equal(mr.wouldRun, true);
     assert.match(mr.reasons[0].explanation, /Modality contains "MR" \(Series\): passed, saw "MR", "MR"/);
     const one = await json(`studies/${studyOrthancId}/dry-run?rules=mapped_research,nope`);
-    assert.deepEqual((one.body.verdicts as Array<{ ruleId: string }>).map((v) => v.ruleId), ['mapped_research']);
+    assert.deepEqual(
+      (one.body.verdicts as Array<{ ruleId: string }>).map((v) => v.ruleId),
+      ['mapped_research'],
+    );
     assert.deepEqual(one.body.unknownRules, ['nope']);
     assert.equal((await json('studies/ffffffff-ffffffff-ffffffff-ffffffff-ffffffff/dry-run')).status, 404);
     assert.equal((await json('studies/not-an-id/dry-run')).status, 400);
@@ -196,20 +238,32 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
   it('counts the last 24 hours from the ledger', async () => {
     const { status, body } = await json('stats');
     assert.equal(status, 200);
-    const stats = body as { jobs: Record<string, number>; instances: number; hourly: Array<{ instances: number; failed: number }>; rules: Record<string, { succeeded: number; failed: number }> };
+    const stats = body as {
+      jobs: Record<string, number>;
+      instances: number;
+      hourly: Array<{ instances: number; failed: number }>;
+      rules: Record<string, { succeeded: number; failed: number }>;
+    };
     assert.equal(stats.jobs.created, 2);
     assert.equal(stats.jobs.succeeded, 1);
     assert.equal(stats.jobs.failed, 1);
     assert.equal(stats.instances, 5);
     assert.equal(stats.hourly.length, 24);
-    assert.equal(stats.hourly.reduce((n, h) => n + h.instances, 0), 5);
+    assert.equal(
+      stats.hourly.reduce((n, h) => n + h.instances, 0),
+      5,
+    );
     assert.equal(stats.hourly.at(-1)!.failed + stats.hourly.at(-2)!.failed, 1);
     assert.deepEqual(stats.rules.mapped_research, { succeeded: 0, failed: 1, open: 0 });
   });
 
   it('refuses operator actions that a cross-site form could send (no JSON content type)', async () => {
     for (const route of [`jobs/${failed.id}/retry`, `studies/${studyOrthancId}/run`]) {
-      for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      for (const contentType of [
+        'application/x-www-form-urlencoded',
+        'text/plain',
+        'multipart/form-data; boundary=x',
+      ]) {
         const response = await api(route, { method: 'POST', contentType });
         assert.equal(response.status, 415, `${route} as ${contentType}`);
       }
@@ -261,10 +315,17 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
       await page.waitForSelector(`tr[data-job="${succeeded.id}"][data-status="succeeded"]`, { timeout: 20_000 });
       await page.waitForSelector(`tr[data-job="${failed.id}"][data-status="failed"]`);
       const reason = await page.textContent(`tr[data-failed="${failed.id}"] td.error`);
-      assert.match(reason ?? "", /identity mapping mapping\.csv: .*not in the mapping file/);
+      assert.match(reason ?? '', /identity mapping mapping\.csv: .*not in the mapping file/);
       assert.equal(await page.textContent('[data-counter="instances"] b'), '5');
-      assert.equal(await page.locator('#chart svg rect[data-instances="5"]').count(), 1, 'the chart has the hour with 5 instances');
-      assert.ok(await page.locator('tr[data-rule="broken"] .badge.invalid').count(), 'the broken rule is shown invalid');
+      assert.equal(
+        await page.locator('#chart svg rect[data-instances="5"]').count(),
+        1,
+        'the chart has the hour with 5 instances',
+      );
+      assert.ok(
+        await page.locator('tr[data-rule="broken"] .badge.invalid').count(),
+        'the broken rule is shown invalid',
+      );
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-failed.png'), fullPage: true });
 
       // The operator fixes the mapping and presses Retry on the failure.

@@ -62,7 +62,11 @@ export interface Stack {
   /** Orthanc id of a study from its StudyInstanceUID. */
   studyId(studyInstanceUid: string): Promise<string>;
   jobs(filter?: (job: Job) => boolean): Promise<Job[]>;
-  waitForJobs(count: number, filter: (job: Job) => boolean, options?: { timeoutMs?: number; terminal?: boolean }): Promise<Job[]>;
+  waitForJobs(
+    count: number,
+    filter: (job: Job) => boolean,
+    options?: { timeoutMs?: number; terminal?: boolean },
+  ): Promise<Job[]>;
   /** POST to the function app (with the function key). */
   post(route: string, body: unknown, options?: { key?: string | null }): Promise<Response>;
   stop(): Promise<void>;
@@ -76,7 +80,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   if (!existsSync(path.join(REPO_ROOT, 'dist/functions'))) {
     throw new Error('dist/functions is missing: run `npm run build` before the end-to-end tests (npm test does)');
   }
-  const work = await makeTempDir('e2e-stack-');
+  const work = makeTempDir('e2e-stack-');
   const rulesDir = path.join(work, 'rules');
   const storageDir = path.join(work, 'storage');
   const stagingDir = path.join(work, 'staging');
@@ -95,7 +99,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
 
   const secretsFile = path.join(work, 'secrets.json');
-  await writeFile(secretsFile, JSON.stringify({ masterKey: TEST_SECRETS.masterKey, functionKeys: { default: TEST_SECRETS.functionKey } }));
+  await writeFile(
+    secretsFile,
+    JSON.stringify({ masterKey: TEST_SECRETS.masterKey, functionKeys: { default: TEST_SECRETS.functionKey } }),
+  );
 
   const env: Record<string, string> = {
     ...orthanc.env,
@@ -116,13 +123,28 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     port: hostPort,
     async start() {
       if (child?.running()) return;
-      const args = ['--import', 'tsx', path.join(REPO_ROOT, 'devhost/cli.ts'), '--app', REPO_ROOT, '--port', String(hostPort), '--secrets', secretsFile];
+      const args = [
+        '--import',
+        'tsx',
+        path.join(REPO_ROOT, 'devhost/cli.ts'),
+        '--app',
+        REPO_ROOT,
+        '--port',
+        String(hostPort),
+        '--secrets',
+        secretsFile,
+      ];
       if (options.enforceAuth) args.push('--enforce-auth');
-      child = spawnManaged(process.execPath, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, name: 'devhost' });
+      child = spawnManaged(process.execPath, args, {
+        cwd: REPO_ROOT,
+        env: { ...process.env, ...env },
+        name: 'devhost',
+      });
       await waitFor(
         () => {
           if (child!.output().includes('Host started')) return true;
-          if (!child!.running()) throw new FatalWaitError(`the devhost exited during start-up:\n${child!.output().slice(-3000)}`);
+          if (!child!.running())
+            throw new FatalWaitError(`the devhost exited during start-up:\n${child!.output().slice(-3000)}`);
           return false;
         },
         { timeoutMs: 60_000, description: 'the devhost to start', onTimeout: () => child!.output() },
@@ -181,10 +203,18 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       let found: Job[] = [];
       await waitFor(
         async () => {
-          found = (await stack.jobs(filter)).filter((j) => !terminal || j.status === 'succeeded' || j.status === 'failed');
+          found = (await stack.jobs(filter)).filter(
+            (j) => !terminal || j.status === 'succeeded' || j.status === 'failed',
+          );
           return found.length >= count;
         },
-        { timeoutMs, intervalMs: 250, description: `${count} job(s) to finish`, onTimeout: () => `jobs: ${JSON.stringify(found.map((j) => ({ id: j.id, rule: j.ruleId, status: j.status, step: j.currentStep, error: j.error })))}\n--- devhost log tail ---\n${host.logs().slice(-4000)}` },
+        {
+          timeoutMs,
+          intervalMs: 250,
+          description: `${count} job(s) to finish`,
+          onTimeout: () =>
+            `jobs: ${JSON.stringify(found.map((j) => ({ id: j.id, rule: j.ruleId, status: j.status, step: j.currentStep, error: j.error })))}\n--- devhost log tail ---\n${host.logs().slice(-4000)}`,
+        },
       );
       return found;
     },
@@ -192,7 +222,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       const useKey = key === undefined ? TEST_SECRETS.functionKey : key;
       if (useKey !== null) headers['x-functions-key'] = useKey;
-      return fetch(`${hostUrl}/api/${route}`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      return fetch(`${hostUrl}/api/${route}`, {
+        method: 'POST',
+        headers,
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
     },
     async stop() {
       await host.stop().catch(() => undefined);

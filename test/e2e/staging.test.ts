@@ -78,7 +78,9 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
     stack = await startStack({ stableAgeSeconds: 1 });
     await mkdir(stack.stagingDir, { recursive: true });
     storageWatch = watchTree(stack.storageDir, (file, bytes) => {
-      for (const id of identifiers) if (bytes.includes(Buffer.from(id, 'latin1'))) identified.push(`${path.relative(stack.storageDir, file)} holds ${id}`);
+      for (const id of identifiers)
+        if (bytes.includes(Buffer.from(id, 'latin1')))
+          identified.push(`${path.relative(stack.storageDir, file)} holds ${id}`);
     });
     stagingWatch = watchTree(stack.stagingDir, () => undefined);
   });
@@ -89,22 +91,37 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
   });
 
   it('a failed anonymising job leaves nothing under the storage root and no staging, and no original ever showed there', async () => {
-    await stack.writeRule('research-fail', { CheckOn: 'Study', Steps: ['download', 'anonymise'], Tags: [{ TagName: 'StudyDescription', Value: 'failstudy' }], Anonymise: { BurnedInAnnotation: 'fail' } });
+    await stack.writeRule('research-fail', {
+      CheckOn: 'Study',
+      Steps: ['download', 'anonymise'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'failstudy' }],
+      Anonymise: { BurnedInAnnotation: 'fail' },
+    });
     const study = await generateStudy({
       patientID: 'PID-STAGE-FAIL',
       patientName: 'Staging^Failing',
       studyID: 'SID-STAGE-1',
       accessionNumber: 'ACC-STAGE-1',
       studyDescription: 'failstudy',
-      series: [{ seriesNumber: 1, modality: 'MR', instances: 4 }, { seriesNumber: 2, modality: 'SC', instances: 1 }],
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 4 },
+        { seriesNumber: 2, modality: 'SC', instances: 1 },
+      ],
     });
     for (const id of identifiersOf(study)) identifiers.add(id);
     await stack.sendStudy(study);
     const [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'research-fail');
     assert.equal(job.status, 'failed');
     assert.match(job.error ?? '', /BurnedInAnnotation policy is "fail"/);
-    assert.equal(job.steps.find((s) => s.name === 'download')?.status, 'succeeded', 'the originals were downloaded (into staging)');
-    assert.ok(stagingWatch.seen.size >= 5, `the download wrote into staging (${stagingWatch.seen.size} files seen there)`);
+    assert.equal(
+      job.steps.find((s) => s.name === 'download')?.status,
+      'succeeded',
+      'the originals were downloaded (into staging)',
+    );
+    assert.ok(
+      stagingWatch.seen.size >= 5,
+      `the download wrote into staging (${stagingWatch.seen.size} files seen there)`,
+    );
 
     assert.deepEqual(listTree(stack.storageDir), [], 'nothing under the storage root');
     assert.deepEqual(listTree(stack.stagingDir), [], 'no staging left');
@@ -116,22 +133,41 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
     await writeFile(path.join(stale, 'left-over.dcm'), 'an original a crashed run left');
     const retried = await stack.post(`jobs/${job.id}/retry`, {});
     assert.equal(retried.status, 202, await retried.clone().text());
-    assert.equal(existsSync(path.join(stack.stagingDir, job.id, 'SE1-stale')), false, 'the retry deleted the stale staging');
-    await waitFor(async () => (await stack.ledger.getJob(job.id))?.status === 'failed' && (await stack.ledger.getJob(job.id))?.source === 'retry', { timeoutMs: 60_000, description: 'the retried job to fail again' });
-    await waitFor(() => listTree(stack.stagingDir).length === 0, { timeoutMs: 10_000, description: 'staging to be empty after the retry' });
+    assert.equal(
+      existsSync(path.join(stack.stagingDir, job.id, 'SE1-stale')),
+      false,
+      'the retry deleted the stale staging',
+    );
+    await waitFor(
+      async () =>
+        (await stack.ledger.getJob(job.id))?.status === 'failed' &&
+        (await stack.ledger.getJob(job.id))?.source === 'retry',
+      { timeoutMs: 60_000, description: 'the retried job to fail again' },
+    );
+    await waitFor(() => listTree(stack.stagingDir).length === 0, {
+      timeoutMs: 10_000,
+      description: 'staging to be empty after the retry',
+    });
     assert.deepEqual(listTree(stack.storageDir), []);
     assert.deepEqual(identified, []);
   });
 
   it('a successful anonymising job publishes as before, with de-identified files only, and its staging is gone', async () => {
-    await stack.writeRule('research-ok', { CheckOn: 'Study', Steps: ['download', 'anonymise'], Tags: [{ TagName: 'StudyDescription', Value: 'okstudy' }] });
+    await stack.writeRule('research-ok', {
+      CheckOn: 'Study',
+      Steps: ['download', 'anonymise'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'okstudy' }],
+    });
     const study = await generateStudy({
       patientID: 'PID-STAGE-OK',
       patientName: 'Staging^Passing',
       studyID: 'SID-STAGE-2',
       accessionNumber: 'ACC-STAGE-2',
       studyDescription: 'okstudy',
-      series: [{ seriesNumber: 1, modality: 'MR', instances: 6 }, { seriesNumber: 2, modality: 'CT', instances: 3 }],
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 6 },
+        { seriesNumber: 2, modality: 'CT', instances: 3 },
+      ],
     });
     for (const id of identifiersOf(study)) identifiers.add(id);
     const before = storageWatch.seen.size;
@@ -142,10 +178,17 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
 
     const published = readdirSync(path.join(stack.storageDir, 'research-ok'));
     assert.equal(published.length, 1);
-    assert.match(published[0], /^ANON[A-Z2-7]{12}-ST[0-9a-f]{12}$/, 'published under its pseudonymous name, no .WORKING left');
+    assert.match(
+      published[0],
+      /^ANON[A-Z2-7]{12}-ST[0-9a-f]{12}$/,
+      'published under its pseudonymous name, no .WORKING left',
+    );
     const files = listTree(path.join(stack.storageDir, 'research-ok', published[0])).filter((f) => f.endsWith('.dcm'));
     assert.equal(files.length, 9);
-    assert.ok(storageWatch.seen.size - before >= 9, `the watcher read every file as it appeared (${storageWatch.seen.size - before})`);
+    assert.ok(
+      storageWatch.seen.size - before >= 9,
+      `the watcher read every file as it appeared (${storageWatch.seen.size - before})`,
+    );
     assert.deepEqual(identified, [], 'no identified file ever appeared under the storage root');
     assert.deepEqual(listTree(stack.stagingDir), [], 'the staging folder was deleted');
   });
@@ -159,7 +202,14 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
     }
     await stack.host.stop();
     await stack.host.start();
-    await waitFor(() => listTree(stack.stagingDir).length === 0, { timeoutMs: 20_000, description: 'the start-up sweep', onTimeout: () => listTree(stack.stagingDir).join('\n') });
-    assert.match(stack.host.logs(), /Staging .*: 3 folder\(s\) of ended or unknown jobs deleted, 0 of running jobs kept/);
+    await waitFor(() => listTree(stack.stagingDir).length === 0, {
+      timeoutMs: 20_000,
+      description: 'the start-up sweep',
+      onTimeout: () => listTree(stack.stagingDir).join('\n'),
+    });
+    assert.match(
+      stack.host.logs(),
+      /Staging .*: 3 folder\(s\) of ended or unknown jobs deleted, 0 of running jobs kept/,
+    );
   });
 });

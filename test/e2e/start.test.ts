@@ -30,15 +30,27 @@ describe('npm start', { timeout: 180_000 }, () => {
       name: 'npm-start',
     });
     let health: unknown;
-    await waitFor(async () => {
-      const answer = await fetch(`http://127.0.0.1:${functionsPort}/api/health`);
-      if (answer.status !== 200) return false;
-      health = await answer.json();
-      return true;
-    }, { timeoutMs: 120_000, intervalMs: 500, description: '/api/health to answer 200', onTimeout: () => stack!.output().slice(-4000) });
+    await waitFor(
+      async () => {
+        const answer = await fetch(`http://127.0.0.1:${functionsPort}/api/health`);
+        if (answer.status !== 200) return false;
+        health = await answer.json();
+        return true;
+      },
+      {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        description: '/api/health to answer 200',
+        onTimeout: () => stack!.output().slice(-4000),
+      },
+    );
     assert.deepEqual(health, { status: 'ok' });
     // The details are in the status report (npm start, like func start, does not check keys).
-    const status = (await (await fetch(`http://127.0.0.1:${functionsPort}/api/status`)).json()) as { ok: boolean; orthanc: { ok: boolean; version?: string }; storage: { ok: boolean } };
+    const status = (await (await fetch(`http://127.0.0.1:${functionsPort}/api/status`)).json()) as {
+      ok: boolean;
+      orthanc: { ok: boolean; version?: string };
+      storage: { ok: boolean };
+    };
     assert.equal(status.ok, true);
     assert.equal(status.orthanc.version, '1.10.1');
     assert.equal(status.storage.ok, true);
@@ -50,13 +62,20 @@ describe('npm start', { timeout: 180_000 }, () => {
     assert.match(secret, /^[0-9a-f]{64}$/, '32 random bytes, hex');
     assert.equal(statSync(secretFile).mode & 0o777, 0o600);
     assert.equal(statSync(path.join(state, 'staging')).mode & 0o777, 0o700);
-    assert.ok(stack.output().includes(`Created the anonymisation secret in ${secretFile}. Back it up`), stack.output().slice(-3000));
+    assert.ok(
+      stack.output().includes(`Created the anonymisation secret in ${secretFile}. Back it up`),
+      stack.output().slice(-3000),
+    );
     assert.ok(!stack.output().includes(secret), 'the secret is never printed');
 
     stack.child.kill('SIGINT');
     const code = await stack.exited;
     assert.equal(code, 0, stack.output().slice(-2000));
-    for (const port of [orthancPort, functionsPort, 10001]) assert.equal(await portOpen(port), false, `port ${port} closed after Ctrl-C`);
-    assert.match(stack.output(), /\[stack\] functions stopped[\s\S]*\[stack\] orthanc stopped[\s\S]*\[stack\] azurite stopped/);
+    for (const port of [orthancPort, functionsPort, 10001])
+      assert.equal(await portOpen(port), false, `port ${port} closed after Ctrl-C`);
+    assert.match(
+      stack.output(),
+      /\[stack\] functions stopped[\s\S]*\[stack\] orthanc stopped[\s\S]*\[stack\] azurite stopped/,
+    );
   });
 });

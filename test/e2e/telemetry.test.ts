@@ -17,7 +17,16 @@ import { startIngestion, type Ingestion } from '../support/ingestion';
 
 interface Envelope {
   name: string;
-  data: { baseType: string; baseData: { name?: string; properties?: Record<string, string>; measurements?: Record<string, number>; metrics?: Array<{ name: string; value: number }>; exceptions?: Array<{ message: string }> } };
+  data: {
+    baseType: string;
+    baseData: {
+      name?: string;
+      properties?: Record<string, string>;
+      measurements?: Record<string, number>;
+      metrics?: Array<{ name: string; value: number }>;
+      exceptions?: Array<{ message: string }>;
+    };
+  };
 }
 
 describe('telemetry to an Application Insights ingestion endpoint', { timeout: 300_000 }, () => {
@@ -26,13 +35,24 @@ describe('telemetry to an Application Insights ingestion endpoint', { timeout: 3
 
   before(async () => {
     ingestion = await startIngestion<Envelope>();
-    const dir = await makeTempDir('telemetry-');
+    const dir = makeTempDir('telemetry-');
     writeFileSync(path.join(dir, 'mapping.csv'), 'original,pseudonym\nNOT-THIS-PATIENT,S-1\n');
     stack = await startStack({
       env: ingestion.env,
     });
-    await stack.writeRule('telemetry_download', { CheckOn: 'Study', Action: 'DOWNLOAD', IsActive: true, Tags: [{ TagName: 'StudyDescription', Value: 'telemetry' }] });
-    await stack.writeRule('telemetry_fails', { CheckOn: 'Study', IsActive: true, Steps: ['download', 'anonymise'], Anonymise: { Identity: 'mapping', MappingFile: 'mapping.csv' }, Tags: [{ TagName: 'StudyDescription', Value: 'telemetry' }] });
+    await stack.writeRule('telemetry_download', {
+      CheckOn: 'Study',
+      Action: 'DOWNLOAD',
+      IsActive: true,
+      Tags: [{ TagName: 'StudyDescription', Value: 'telemetry' }],
+    });
+    await stack.writeRule('telemetry_fails', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Steps: ['download', 'anonymise'],
+      Anonymise: { Identity: 'mapping', MappingFile: 'mapping.csv' },
+      Tags: [{ TagName: 'StudyDescription', Value: 'telemetry' }],
+    });
     writeFileSync(path.join(stack.rulesDir, 'mapping.csv'), readFileSync(path.join(dir, 'mapping.csv')));
   });
   after(async () => {
@@ -41,7 +61,15 @@ describe('telemetry to an Application Insights ingestion endpoint', { timeout: 3
   });
 
   it("sends every step's outcome, duration and counts, and the failures, with the job id", async () => {
-    const study = await generateStudy({ patientID: 'TEL-1', patientName: 'Østergård^Åse', studyDescription: 'telemetry', series: [{ seriesNumber: 1, modality: 'MR', instances: 3 }, { seriesNumber: 2, modality: 'MR', instances: 1 }] });
+    const study = await generateStudy({
+      patientID: 'TEL-1',
+      patientName: 'Østergård^Åse',
+      studyDescription: 'telemetry',
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 3 },
+        { seriesNumber: 2, modality: 'MR', instances: 1 },
+      ],
+    });
     await stack.sendStudy(study);
     const id = await stack.studyId(study.studyInstanceUID);
     const jobs = await stack.waitForJobs(2, (j) => j.resourceId === id);
@@ -50,13 +78,28 @@ describe('telemetry to an Application Insights ingestion endpoint', { timeout: 3
     assert.equal(ok.status, 'succeeded');
     assert.equal(bad.status, 'failed');
 
-    const stepEvents = (jobId: string) => ingestion.received.filter((e) => e.data.baseType === 'EventData' && e.data.baseData.name === 'PipelineStep' && e.data.baseData.properties?.jobId === jobId);
-    await waitFor(() => stepEvents(ok.id).length >= 2 && stepEvents(bad.id).length >= 1 && ingestion.received.some((e) => e.data.baseType === 'ExceptionData'), {
-      timeoutMs: 60_000,
-      description: 'step events and the exception to arrive',
-      onTimeout: () => `ingestion.received: ${JSON.stringify(ingestion.received.map((e) => [e.data.baseType, e.data.baseData.name, e.data.baseData.properties]))}`,
-    });
-    const okSteps = Object.fromEntries(stepEvents(ok.id).map((e) => [e.data.baseData.properties!.step, e.data.baseData]));
+    const stepEvents = (jobId: string) =>
+      ingestion.received.filter(
+        (e) =>
+          e.data.baseType === 'EventData' &&
+          e.data.baseData.name === 'PipelineStep' &&
+          e.data.baseData.properties?.jobId === jobId,
+      );
+    await waitFor(
+      () =>
+        stepEvents(ok.id).length >= 2 &&
+        stepEvents(bad.id).length >= 1 &&
+        ingestion.received.some((e) => e.data.baseType === 'ExceptionData'),
+      {
+        timeoutMs: 60_000,
+        description: 'step events and the exception to arrive',
+        onTimeout: () =>
+          `ingestion.received: ${JSON.stringify(ingestion.received.map((e) => [e.data.baseType, e.data.baseData.name, e.data.baseData.properties]))}`,
+      },
+    );
+    const okSteps = Object.fromEntries(
+      stepEvents(ok.id).map((e) => [e.data.baseData.properties!.step, e.data.baseData]),
+    );
     assert.deepEqual(Object.keys(okSteps).sort(), ['download', 'publish']);
     assert.equal(okSteps.download.properties!.outcome, 'succeeded');
     assert.equal(okSteps.download.properties!.ruleId, 'telemetry_download');
@@ -66,13 +109,25 @@ describe('telemetry to an Application Insights ingestion endpoint', { timeout: 3
 
     const failedStep = stepEvents(bad.id)[0].data.baseData;
     assert.equal(failedStep.properties!.outcome, 'failed');
-    const exception = ingestion.received.find((e) => e.data.baseType === 'ExceptionData' && e.data.baseData.properties?.jobId === bad.id);
+    const exception = ingestion.received.find(
+      (e) => e.data.baseType === 'ExceptionData' && e.data.baseData.properties?.jobId === bad.id,
+    );
     assert.ok(exception, 'the failure arrives as an exception with the job id');
     assert.match(exception.data.baseData.exceptions![0].message, /identity mapping/);
 
-    await waitFor(() => ingestion.received.some((e) => e.data.baseType === 'MetricData' && e.data.baseData.metrics?.some((m) => m.name === 'pipeline.step.instances') && e.data.baseData.properties?.jobId === ok.id), { timeoutMs: 60_000, description: 'the instances metric of the job' });
+    await waitFor(
+      () =>
+        ingestion.received.some(
+          (e) =>
+            e.data.baseType === 'MetricData' &&
+            e.data.baseData.metrics?.some((m) => m.name === 'pipeline.step.instances') &&
+            e.data.baseData.properties?.jobId === ok.id,
+        ),
+      { timeoutMs: 60_000, description: 'the instances metric of the job' },
+    );
     const text = JSON.stringify(ingestion.received);
-    for (const phi of [study.patientID, 'Østergård', study.studyInstanceUID]) assert.ok(!text.includes(phi), `telemetry carries no ${phi}`);
+    for (const phi of [study.patientID, 'Østergård', study.studyInstanceUID])
+      assert.ok(!text.includes(phi), `telemetry carries no ${phi}`);
     assert.deepEqual([...ingestion.paths], ['/v2.1/track']);
   });
 });

@@ -15,6 +15,7 @@ import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/cl
 import { readAll } from '../support/bytes';
 import { storescu } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
+import { firstText } from '../../shared/dicom/values';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
 
 /**
@@ -39,12 +40,20 @@ const PLANTED: Record<string, unknown> = {
   ContactDisplayName: 'Johanna Doe',
   IssuerOfAccessionNumberSequence: [{ LocalNamespaceEntityID: 'NS-MRN7654321', UniversalEntityID: 'UE-MRN7654321' }],
 };
-const PLANTED_TAGS = ['0040,0400', '0014,2006', '0020,9312', '0020,0242', '0074,100c', '0008,0051[].0040,0031', '0008,0051[].0040,0032'];
+const PLANTED_TAGS = [
+  '0040,0400',
+  '0014,2006',
+  '0020,9312',
+  '0020,0242',
+  '0074,100c',
+  '0008,0051[].0040,0031',
+  '0008,0051[].0040,0032',
+];
 
 function isEmpty(value: unknown): boolean {
   if (value === undefined || value === null || value === '') return true;
   if (Array.isArray(value)) return value.length === 0 || value.every((v) => isEmpty(v));
-  if (typeof value === 'object' && 'Alphabetic' in (value as object)) return isEmpty((value as { Alphabetic: unknown }).Alphabetic);
+  if (typeof value === 'object' && 'Alphabetic' in value) return isEmpty(value.Alphabetic);
   return false;
 }
 
@@ -61,13 +70,27 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
       privateTags: true,
       nestedSequences: true,
       series: [
-        { seriesNumber: 1, modality: 'MR', instances: 2, extra: { OperatorsName: 'Weiß^Bernd', DeviceSerialNumber: 'SN-1', PerformedProcedureStepDescription: 'brain', RequestingPhysician: 'Doe^John', ...PLANTED } },
+        {
+          seriesNumber: 1,
+          modality: 'MR',
+          instances: 2,
+          extra: {
+            OperatorsName: 'Weiß^Bernd',
+            DeviceSerialNumber: 'SN-1',
+            PerformedProcedureStepDescription: 'brain',
+            RequestingPhysician: 'Doe^John',
+            ...PLANTED,
+          },
+        },
         { seriesNumber: 2, modality: 'CT', instances: 2 },
       ],
     });
     await storescu(study.files, { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet });
     originalStudy = (await client.lookup(study.studyInstanceUID))[0].ID;
-    const { data } = await client.raw<{ ID: string }>('POST', `/studies/${originalStudy}/anonymize`, { data: {}, headers: { 'Content-Type': 'application/json' } });
+    const { data } = await client.raw<{ ID: string }>('POST', `/studies/${originalStudy}/anonymize`, {
+      data: {},
+      headers: { 'Content-Type': 'application/json' },
+    });
     orthancStudy = data.ID;
   });
   after(async () => orthanc?.stop());
@@ -86,11 +109,19 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
       const seriesNumber = (await client.getSeries(original.ParentSeries)).MainDicomTags.SeriesNumber;
       let counterpart;
       for (const t of theirs) {
-        if (t.MainDicomTags.InstanceNumber === key && (await client.getSeries(t.ParentSeries)).MainDicomTags.SeriesNumber === seriesNumber) counterpart = t;
+        if (
+          t.MainDicomTags.InstanceNumber === key &&
+          (await client.getSeries(t.ParentSeries)).MainDicomTags.SeriesNumber === seriesNumber
+        )
+          counterpart = t;
       }
       assert.ok(counterpart, `Orthanc's copy of instance ${seriesNumber}/${key}`);
-      const before = (await client.raw<Record<string, unknown>>('GET', `/instances/${original.ID}/tags`, { params: { short: '' } })).data;
-      const orthancAfter = (await client.raw<Record<string, unknown>>('GET', `/instances/${counterpart.ID}/tags`, { params: { short: '' } })).data;
+      const before = (
+        await client.raw<Record<string, unknown>>('GET', `/instances/${original.ID}/tags`, { params: { short: '' } })
+      ).data;
+      const orthancAfter = (
+        await client.raw<Record<string, unknown>>('GET', `/instances/${counterpart.ID}/tags`, { params: { short: '' } })
+      ).data;
       const file = await readAll(await client.instanceFile(original.ID));
       const ours: DicomDataset = dcmjs.data.DicomMessage.readFile(ours_(anonymiser, file)).dict;
       // Compared at every nesting level: a path is `tag` or `sequence[item].tag...`.
@@ -103,46 +134,83 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
           checked.add(where.replace(/\[\d+\]/g, '[]'));
           const element = oursFlat.get(where);
           const emptied = element === undefined || isEmpty(element.value);
-          const dummy = element !== undefined && JSON.stringify(element.raw) === JSON.stringify(dummyValue(element.vr, 'compare'));
-          if (!emptied && !dummy && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${where} (${typeof value === 'string' ? 'kept' : 'sequence kept'})`);
-        } else if (typeof value === 'string' && typeof theirsFlat.get(where) === 'string' && theirsFlat.get(where) !== value) {
+          const dummy =
+            element !== undefined && JSON.stringify(element.raw) === JSON.stringify(dummyValue(element.vr, 'compare'));
+          if (!emptied && !dummy && !(tag in JUSTIFIED_DIFFERENCES))
+            differences.push(`${where} (${typeof value === 'string' ? 'kept' : 'sequence kept'})`);
+        } else if (
+          typeof value === 'string' &&
+          typeof theirsFlat.get(where) === 'string' &&
+          theirsFlat.get(where) !== value
+        ) {
           // Orthanc replaced the value (UIDs, PatientID, PatientName): ours must not keep the original either.
           replaced.add(where.replace(/\[\d+\]/g, '[]'));
           const mine = oursFlat.get(where)?.value;
-          if (mine !== undefined && String(mine).trim() === value.trim() && !(tag in JUSTIFIED_DIFFERENCES)) differences.push(`${where} (original value kept where Orthanc replaced it)`);
+          if (
+            mine !== undefined &&
+            (typeof mine === 'string' || typeof mine === 'number' ? String(mine) : '').trim() === value.trim() &&
+            !(tag in JUSTIFIED_DIFFERENCES)
+          )
+            differences.push(`${where} (original value kept where Orthanc replaced it)`);
         } else if (typeof value === 'string') {
           // Orthanc kept the original value: counted when ours removes, empties or replaces it.
           const mine = oursFlat.get(where);
-          if (mine === undefined || isEmpty(mine.value) || !sameValues(mine.raw, value)) stricter.add(where.replace(/\[\d+\]/g, '[]'));
+          if (mine === undefined || isEmpty(mine.value) || !sameValues(mine.raw, value))
+            stricter.add(where.replace(/\[\d+\]/g, '[]'));
         }
       }
     }
-    console.log(`anonymiser-vs-orthanc: ${checked.size} attributes Orthanc removes or empties, all removed or emptied by ours too: ${[...checked].sort().join(" ")}`);
-    console.log(`anonymiser-vs-orthanc: ${replaced.size} attributes Orthanc replaces, none kept by ours: ${[...replaced].sort().join(' ')}`);
-    console.log(`anonymiser-vs-orthanc: ${stricter.size} attributes Orthanc keeps with their original value that ours removes, empties or replaces: ${[...stricter].sort().join(' ')}`);
-    for (const tag of PLANTED_TAGS) assert.ok(stricter.has(tag), `planted ${tag} (outside Table E.1-1): Orthanc keeps it, ours must not (${[...stricter].join(' ')})`);
+    console.log(
+      `anonymiser-vs-orthanc: ${checked.size} attributes Orthanc removes or empties, all removed or emptied by ours too: ${[...checked].sort().join(' ')}`,
+    );
+    console.log(
+      `anonymiser-vs-orthanc: ${replaced.size} attributes Orthanc replaces, none kept by ours: ${[...replaced].sort().join(' ')}`,
+    );
+    console.log(
+      `anonymiser-vs-orthanc: ${stricter.size} attributes Orthanc keeps with their original value that ours removes, empties or replaces: ${[...stricter].sort().join(' ')}`,
+    );
+    for (const tag of PLANTED_TAGS)
+      assert.ok(
+        stricter.has(tag),
+        `planted ${tag} (outside Table E.1-1): Orthanc keeps it, ours must not (${[...stricter].join(' ')})`,
+      );
     assert.ok(checked.size >= 15, `compared ${checked.size} attributes Orthanc removes or empties`);
-    assert.ok([...checked, ...replaced].some((p) => p.includes('[].')), 'attributes inside sequences were compared');
-    assert.ok(['0008,0018', '0020,000d', '0020,000e', '0010,0020'].every((t) => replaced.has(t)), `Orthanc replaced ${[...replaced].join(' ')}`);
+    assert.ok(
+      [...checked, ...replaced].some((p) => p.includes('[].')),
+      'attributes inside sequences were compared',
+    );
+    assert.ok(
+      ['0008,0018', '0020,000d', '0020,000e', '0010,0020'].every((t) => replaced.has(t)),
+      `Orthanc replaced ${[...replaced].join(' ')}`,
+    );
     assert.deepEqual(differences, []);
   });
 
   it('stores nothing in Orthanc, unlike /anonymize (which made a new study)', async () => {
     const studies = await client.listStudies({ since: 0, limit: 100 });
     assert.deepEqual(studies.sort(), [originalStudy, orthancStudy].sort());
-    assert.ok((await client.getStudy(orthancStudy)).AnonymizedFrom, 'Orthanc marks its copy AnonymizedFrom (the pipeline skips such studies)');
+    assert.ok(
+      (await client.getStudy(orthancStudy)).AnonymizedFrom,
+      'Orthanc marks its copy AnonymizedFrom (the pipeline skips such studies)',
+    );
   });
 });
 
 /** Our element's values equal Orthanc's `a\\b` string (numbers compared as numbers, PN by its text). */
 function sameValues(ours: unknown, theirs: string): boolean {
-  const mine = (Array.isArray(ours) ? ours : [ours]).map((v) => (v && typeof v === 'object' && 'Alphabetic' in v ? String((v as { Alphabetic: unknown }).Alphabetic ?? '') : String(v ?? '')).trim());
+  const mine = (Array.isArray(ours) ? ours : [ours]).map((v) => firstText({ vr: '', Value: [v] }).trim());
   const other = theirs.split('\\').map((v) => v.trim());
-  return mine.length === other.length && mine.every((v, i) => v === other[i] || (v !== '' && Number(v) === Number(other[i])));
+  return (
+    mine.length === other.length && mine.every((v, i) => v === other[i] || (v !== '' && Number(v) === Number(other[i])))
+  );
 }
 
 /** Orthanc's `/tags?short` answer as path -> value; sequences become `gggg,eeee[i].gggg,eeee`. */
-function flattenOrthanc(tags: Record<string, unknown>, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+function flattenOrthanc(
+  tags: Record<string, unknown>,
+  prefix = '',
+  out = new Map<string, unknown>(),
+): Map<string, unknown> {
   for (const [tag, value] of Object.entries(tags)) {
     const where = `${prefix}${tag.toLowerCase()}`;
     out.set(where, value);
@@ -154,13 +222,23 @@ function flattenOrthanc(tags: Record<string, unknown>, prefix = '', out = new Ma
 }
 
 /** A dcmjs dictionary in the same shape, keeping the VR and raw Value for dummy checks. */
-function flattenOurs(dataset: DicomDataset, prefix = '', out = new Map<string, { vr: string; raw: unknown; value: unknown }>()) {
+function flattenOurs(
+  dataset: DicomDataset,
+  prefix = '',
+  out = new Map<string, { vr: string; raw: unknown; value: unknown }>(),
+) {
   for (const [hex, element] of Object.entries(dataset)) {
     const where = `${prefix}${hex.slice(0, 4).toLowerCase()},${hex.slice(4).toLowerCase()}`;
     const first = element.Value?.[0];
-    const value = element.vr === 'SQ' ? element.Value : first && typeof first === 'object' && 'Alphabetic' in first ? (first as { Alphabetic: unknown }).Alphabetic : first;
+    const value =
+      element.vr === 'SQ'
+        ? element.Value
+        : first && typeof first === 'object' && 'Alphabetic' in first
+          ? first.Alphabetic
+          : first;
     out.set(where, { vr: element.vr, raw: element.Value, value });
-    if (element.vr === 'SQ') (element.Value ?? []).forEach((item, i) => flattenOurs(item as DicomDataset, `${where}[${i}].`, out));
+    if (element.vr === 'SQ')
+      (element.Value ?? []).forEach((item, i) => flattenOurs(item as DicomDataset, `${where}[${i}].`, out));
   }
   return out;
 }

@@ -8,20 +8,36 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { jobIdFor, newJob, type RuleSnapshot } from '../../shared/pipeline/job';
-import { MAX_PROPERTY_CHARS, MAX_RECORDED_WARNINGS, MAX_WARNING_CHARS, createLedger, type Ledger } from '../../shared/pipeline/ledger';
+import {
+  MAX_PROPERTY_CHARS,
+  MAX_RECORDED_WARNINGS,
+  MAX_WARNING_CHARS,
+  createLedger,
+  type Ledger,
+} from '../../shared/pipeline/ledger';
 import { purgeOldJobs, retentionDue } from '../../shared/pipeline/sweep';
 import { tableClient } from '../../shared/storage/connection';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 
 const TABLE = 'hygienetest';
 const rule: RuleSnapshot = { id: 'r1', checkOn: 'Study', steps: ['download', 'anonymise'], destinations: [] };
-const draft = (n: number) => ({ rule, level: 'Study' as const, resourceId: `res-${n}`, studyInstanceUid: `1.2.3.${n}`, lastUpdate: '20260101T000000', source: 'webhook' as const, forced: false });
-const warning = (i: number) => `anonymise: instance 1.2.826.0.1.3680043.8.498.${i}: burned-in annotation suspected; kept (policy "warn"): pixels were not cleaned`;
+const draft = (n: number) => ({
+  rule,
+  level: 'Study' as const,
+  resourceId: `res-${n}`,
+  studyInstanceUid: `1.2.3.${n}`,
+  lastUpdate: '20260101T000000',
+  source: 'webhook' as const,
+  forced: false,
+});
+const warning = (i: number) =>
+  `anonymise: instance 1.2.826.0.1.3680043.8.498.${i}: burned-in annotation suspected; kept (policy "warn"): pixels were not cleaned`;
 
 describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
   let azurite: AzuriteServer;
   let ledger: Ledger;
-  const rawBody = async (id: string) => String((await tableClient(azurite.connectionString, TABLE).getEntity<{ body: string }>('job', id)).body);
+  const rawBody = async (id: string) =>
+    String((await tableClient(azurite.connectionString, TABLE).getEntity<{ body: string }>('job', id)).body);
   before(async () => {
     azurite = await startAzurite();
     ledger = await createLedger(azurite.connectionString, TABLE);
@@ -35,7 +51,15 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     // Control: the same record with every warning inline is far over what Table storage takes.
     const inline = JSON.stringify({ ...job, warnings: all }).length;
     assert.ok(inline > MAX_PROPERTY_CHARS * 10, `uncapped record: ${inline} characters`);
-    await assert.rejects(tableClient(azurite.connectionString, TABLE).upsertEntity({ partitionKey: 'probe', rowKey: 'inline', body: JSON.stringify({ ...job, warnings: all }) }), /PropertyValueTooLarge|EntityTooLarge/, 'Azurite enforces the limits');
+    await assert.rejects(
+      tableClient(azurite.connectionString, TABLE).upsertEntity({
+        partitionKey: 'probe',
+        rowKey: 'inline',
+        body: JSON.stringify({ ...job, warnings: all }),
+      }),
+      /PropertyValueTooLarge|EntityTooLarge/,
+      'Azurite enforces the limits',
+    );
 
     const started = Date.now();
     const stored = await ledger.updateJob(job.id, (j) => j.warnings.push(...all));
@@ -46,8 +70,11 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     assert.equal(stored.warningsOverflow?.container, `${TABLE}-warnings`);
 
     // The blobs the record names exist where it says.
-    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(stored.warningsOverflow!.container);
-    for (const name of stored.warningsOverflow!.blobs) assert.ok(await container.getBlockBlobClient(name).exists(), name);
+    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
+      stored.warningsOverflow.container,
+    );
+    for (const name of stored.warningsOverflow.blobs)
+      assert.ok(await container.getBlockBlobClient(name).exists(), name);
     const read = await ledger.readWarnings(job.id);
     assert.deepEqual(read?.warnings, all, 'every warning, in order');
 
@@ -60,9 +87,15 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     const after = await ledger.readWarnings(job.id);
     assert.equal(after?.warnings.length, 10_300);
     assert.deepEqual(after?.warnings.slice(0, 10_000), all);
-    assert.deepEqual(new Set(after?.warnings.slice(10_000)), new Set(more.flat()), 'each concurrent batch exactly once');
+    assert.deepEqual(
+      new Set(after?.warnings.slice(10_000)),
+      new Set(more.flat()),
+      'each concurrent batch exactly once',
+    );
     assert.ok((await rawBody(job.id)).length <= MAX_PROPERTY_CHARS);
-    console.log(`ledger hygiene: 10,000 warnings → record ${bodyChars} characters (limit ${MAX_PROPERTY_CHARS}; inline it would be ${inline}), ${stored.warningsOverflow!.blobs.length} blob(s), write + read-back in ${Date.now() - started} ms`);
+    console.log(
+      `ledger hygiene: 10,000 warnings → record ${bodyChars} characters (limit ${MAX_PROPERTY_CHARS}; inline it would be ${inline}), ${stored.warningsOverflow.blobs.length} blob(s), write + read-back in ${Date.now() - started} ms`,
+    );
   });
 
   it('bounds one long warning on the record', async () => {
@@ -77,10 +110,13 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     const now = new Date('2026-11-30T03:00:00Z');
     const day = 86_400_000;
     const at = (daysAgo: number) => new Date(now.getTime() - daysAgo * day);
-    const make = async (n: number, daysAgo: number) => (await ledger.createJob(newJob(draft(n), jobIdFor(draft(n)), at(daysAgo)))).job;
+    const make = async (n: number, daysAgo: number) =>
+      (await ledger.createJob(newJob(draft(n), jobIdFor(draft(n)), at(daysAgo)))).job;
     const old = await make(10, 100);
     const oldWithBlobs = await make(11, 91);
-    await ledger.updateJob(oldWithBlobs.id, (j) => j.warnings.push(...Array.from({ length: 40 }, (_, i) => warning(i))));
+    await ledger.updateJob(oldWithBlobs.id, (j) =>
+      j.warnings.push(...Array.from({ length: 40 }, (_, i) => warning(i))),
+    );
     const orphan = await make(12, 120);
     const keep = await make(13, 89);
     const keepToday = await make(14, 0);
@@ -88,7 +124,10 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     const table = tableClient(azurite.connectionString, TABLE);
     const indexOf = async (id: string) => {
       const rows: Array<{ partitionKey: string; rowKey: string }> = [];
-      for await (const row of table.listEntities<{ jobId: string }>({ queryOptions: { filter: `PartitionKey ge 'recent-' and PartitionKey lt 'recent-~' and jobId eq '${id}'` } })) rows.push({ partitionKey: String(row.partitionKey), rowKey: String(row.rowKey) });
+      for await (const row of table.listEntities<{ jobId: string }>({
+        queryOptions: { filter: `PartitionKey ge 'recent-' and PartitionKey lt 'recent-~' and jobId eq '${id}'` },
+      }))
+        rows.push({ partitionKey: String(row.partitionKey), rowKey: String(row.rowKey) });
       return rows;
     };
     for (const row of await indexOf(orphan.id)) await table.deleteEntity(row.partitionKey, row.rowKey);
@@ -97,14 +136,22 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     assert.ok(blobs.length > 0);
 
     const lines: string[] = [];
-    const result = await purgeOldJobs({ ledger, retentionDays: 90, now, log: { info: (m) => lines.push(m), warn: () => undefined, error: () => undefined } });
+    const result = await purgeOldJobs({
+      ledger,
+      retentionDays: 90,
+      now,
+      log: { info: (m) => lines.push(m), warn: () => undefined, error: () => undefined },
+    });
     assert.equal(result.jobs, 3);
     for (const gone of [old, oldWithBlobs, orphan]) {
       assert.equal(await ledger.getJob(gone.id), undefined, `job ${gone.resourceId} purged`);
       assert.deepEqual(await indexOf(gone.id), [], `index rows of ${gone.resourceId} purged`);
     }
-    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(`${TABLE}-warnings`);
-    for (const name of blobs) assert.equal(await container.getBlockBlobClient(name).exists(), false, `blob ${name} purged`);
+    const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
+      `${TABLE}-warnings`,
+    );
+    for (const name of blobs)
+      assert.equal(await container.getBlockBlobClient(name).exists(), false, `blob ${name} purged`);
     for (const kept of [keep, keepToday]) {
       assert.ok(await ledger.getJob(kept.id), `job ${kept.resourceId} kept`);
       assert.equal((await indexOf(kept.id)).length, 1, `index row of ${kept.resourceId} kept`);

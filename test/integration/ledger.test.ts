@@ -11,7 +11,15 @@ import { createQueueSender } from '../../shared/storage/queues';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 
 const rule: RuleSnapshot = { id: 'r1', checkOn: 'Study', steps: ['download'], destinations: [] };
-const draft = (n: number, ruleId = 'r1') => ({ rule: { ...rule, id: ruleId }, level: 'Study' as const, resourceId: `res-${n}`, studyInstanceUid: `1.2.3.${n}`, lastUpdate: '20260101T000000', source: 'webhook' as const, forced: false });
+const draft = (n: number, ruleId = 'r1') => ({
+  rule: { ...rule, id: ruleId },
+  level: 'Study' as const,
+  resourceId: `res-${n}`,
+  studyInstanceUid: `1.2.3.${n}`,
+  lastUpdate: '20260101T000000',
+  source: 'webhook' as const,
+  forced: false,
+});
 
 describe('job ledger on Azurite', { timeout: 60_000 }, () => {
   let azurite: AzuriteServer;
@@ -51,13 +59,27 @@ describe('job ledger on Azurite', { timeout: 60_000 }, () => {
     }
     const before = new Date(base + 40 * 60_000).toISOString();
     const page1 = await ledger.listRecent({ limit: 10, days: 2, before });
-    assert.deepEqual(page1.jobs.map((j) => j.resourceId), Array.from({ length: 10 }, (_, i) => `res-${39 - i}`));
+    assert.deepEqual(
+      page1.jobs.map((j) => j.resourceId),
+      Array.from({ length: 10 }, (_, i) => `res-${39 - i}`),
+    );
     const page2 = await ledger.listRecent({ limit: 10, days: 2, cursor: page1.next });
     assert.equal(page2.jobs[0].resourceId, 'res-29');
-    const succeeded = await ledger.listRecent({ limit: 100, days: 2, before, filter: { status: 'succeeded', ruleId: 'r3' } });
-    assert.deepEqual(succeeded.jobs.map((j) => j.resourceId), ['res-36', 'res-30', 'res-24', 'res-18', 'res-12']);
+    const succeeded = await ledger.listRecent({
+      limit: 100,
+      days: 2,
+      before,
+      filter: { status: 'succeeded', ruleId: 'r3' },
+    });
+    assert.deepEqual(
+      succeeded.jobs.map((j) => j.resourceId),
+      ['res-36', 'res-30', 'res-24', 'res-18', 'res-12'],
+    );
     const byUid = await ledger.listRecent({ limit: 5, days: 2, before, filter: { resource: '1.2.3.17' } });
-    assert.deepEqual(byUid.jobs.map((j) => j.resourceId), ['res-17']);
+    assert.deepEqual(
+      byUid.jobs.map((j) => j.resourceId),
+      ['res-17'],
+    );
   });
 
   it('lets one unfinished job hold an output at a time', async () => {
@@ -83,10 +105,17 @@ describe('job ledger on Azurite', { timeout: 60_000 }, () => {
       return { instances: 1 };
     };
     const message = { jobId: job.id, step: 'download' };
-    const outcomes = await Promise.all(Array.from({ length: 8 }, () => runStep({ ledger, queues, log: quiet, handOn: () => undefined }, 'download', slowDownload, message)));
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        runStep({ ledger, queues, log: quiet, handOn: () => undefined }, 'download', slowDownload, message),
+      ),
+    );
     const stored = await ledger.getJob(job.id);
     assert.equal(runs, 1, `outcomes: ${outcomes.join(', ')}`);
-    assert.deepEqual(outcomes.filter((o) => o !== 'busy'), ['done']);
+    assert.deepEqual(
+      outcomes.filter((o) => o !== 'busy'),
+      ['done'],
+    );
     assert.equal(stored?.steps.find((st) => st.name === 'download')?.attempts, 1);
     assert.equal(await queues.depth('step-download'), 7, 'each duplicate is sent back once, to check again later');
   });

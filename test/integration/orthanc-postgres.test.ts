@@ -14,10 +14,26 @@ import { startOrthanc, waitForStableStudy, type OrthancServer } from '../support
 import { postgresBinDir, startPostgres, type PostgresServer } from '../support/postgres';
 
 function sql(postgres: PostgresServer, query: string): string {
-  return execFileSync(path.join(postgresBinDir(), 'psql'), ['-XAtq', '-h', postgres.host, '-p', String(postgres.port), '-U', postgres.username, '-d', postgres.database, '-c', query], {
-    env: { ...process.env, PGPASSWORD: postgres.password },
-    encoding: 'utf8',
-  }).trim();
+  return execFileSync(
+    path.join(postgresBinDir(), 'psql'),
+    [
+      '-XAtq',
+      '-h',
+      postgres.host,
+      '-p',
+      String(postgres.port),
+      '-U',
+      postgres.username,
+      '-d',
+      postgres.database,
+      '-c',
+      query,
+    ],
+    {
+      env: { ...process.env, PGPASSWORD: postgres.password },
+      encoding: 'utf8',
+    },
+  ).trim();
 }
 
 describe('Orthanc with its index in a real PostgreSQL', { timeout: 60_000 }, () => {
@@ -31,7 +47,13 @@ describe('Orthanc with its index in a real PostgreSQL', { timeout: 60_000 }, () 
     postgres = await startPostgres();
     orthanc = await startOrthanc({ postgres, stableAgeSeconds: 1 });
     client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
-    study = await generateStudy({ patientID: 'PG-001', series: [{ seriesNumber: 1, modality: 'MR', instances: 2 }, { seriesNumber: 2, modality: 'CT', instances: 1 }] });
+    study = await generateStudy({
+      patientID: 'PG-001',
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 2 },
+        { seriesNumber: 2, modality: 'CT', instances: 1 },
+      ],
+    });
   });
   after(async () => {
     await orthanc?.stop();

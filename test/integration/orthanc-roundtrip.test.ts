@@ -16,7 +16,10 @@ import { waitFor } from '../support/process';
 
 function fileMeta(file: Buffer): Record<string, unknown> {
   const { DicomMessage, DicomMetaDictionary } = dcmjs.data;
-  const parsed = DicomMessage.readFile(file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer, { untilTag: '00080005' });
+  const parsed = DicomMessage.readFile(
+    file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer,
+    { untilTag: '00080005' },
+  );
   return DicomMetaDictionary.naturalizeDataset(parsed.meta);
 }
 
@@ -45,7 +48,12 @@ describe('Orthanc round trip: storescu in, StableStudy, shared/orthanc out', { t
         { seriesNumber: 2, modality: 'CT', seriesDescription: 'CT Thorax', instances: 2 },
       ],
     });
-    await storescu(study.files, { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'RTSENDER' });
+    await storescu(study.files, {
+      host: '127.0.0.1',
+      port: orthanc.dicomPort,
+      calledAet: orthanc.aet,
+      callingAet: 'RTSENDER',
+    });
   });
   after(async () => orthanc?.stop());
 
@@ -106,11 +114,23 @@ describe('Orthanc round trip: storescu in, StableStudy, shared/orthanc out', { t
     assert.equal(read.Series.length, 2);
     const series = await Promise.all(read.Series.map((id) => client.getSeries(id)));
     const summary = series
-      .map((s) => ({ uid: s.MainDicomTags.SeriesInstanceUID, number: Number(s.MainDicomTags.SeriesNumber), modality: s.MainDicomTags.Modality, description: s.MainDicomTags.SeriesDescription, instances: s.Instances.length }))
+      .map((s) => ({
+        uid: s.MainDicomTags.SeriesInstanceUID,
+        number: Number(s.MainDicomTags.SeriesNumber),
+        modality: s.MainDicomTags.Modality,
+        description: s.MainDicomTags.SeriesDescription,
+        instances: s.Instances.length,
+      }))
       .sort((a, b) => a.number - b.number);
     assert.deepEqual(
       summary,
-      study.series.map((s) => ({ uid: s.seriesInstanceUID, number: s.seriesNumber, modality: s.modality, description: s.description, instances: s.files.length })),
+      study.series.map((s) => ({
+        uid: s.seriesInstanceUID,
+        number: s.seriesNumber,
+        modality: s.modality,
+        description: s.description,
+        instances: s.files.length,
+      })),
     );
     const first = (await client.listInstances('studies', studyId))[0];
     const tags = await client.getInstanceTags(first.ID);
@@ -142,9 +162,17 @@ describe('Orthanc round trip: storescu in, StableStudy, shared/orthanc out', { t
 
   // Uploaded over REST, Orthanc keeps the file exactly as sent, meta header included.
   it('returns a REST-uploaded file byte-identical (sha256) as a whole', async () => {
-    const extra = await generateStudy({ patientName: 'Größe^Zoë', series: [{ seriesNumber: 9, modality: 'CT', instances: 1 }] });
+    const extra = await generateStudy({
+      patientName: 'Größe^Zoë',
+      series: [{ seriesNumber: 9, modality: 'CT', instances: 1 }],
+    });
     const bytes = await readFile(extra.files[0]);
-    const { data } = await client.raw<{ ID: string; Status: string }>('POST', '/instances', { data: bytes, headers: { 'Content-Type': 'application/dicom' } }, false);
+    const { data } = await client.raw<{ ID: string; Status: string }>(
+      'POST',
+      '/instances',
+      { data: bytes, headers: { 'Content-Type': 'application/dicom' } },
+      false,
+    );
     assert.equal(data.Status, 'Success');
     const stored = await readAll(await client.instanceFile(data.ID));
     assert.equal(sha256(stored), sha256(bytes));
@@ -153,9 +181,21 @@ describe('Orthanc round trip: storescu in, StableStudy, shared/orthanc out', { t
 
   it('answers a real C-FIND (findscu) from a registered AET with the patient name, and refuses an unknown one', async () => {
     const keys = { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: study.studyInstanceUID, PatientName: '' };
-    await assert.rejects(findscu({ host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'STRANGER' }, keys), /findscu .*failed/);
+    await assert.rejects(
+      findscu({ host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'STRANGER' }, keys),
+      /findscu .*failed/,
+    );
     await client.putModality('FINDER', { AET: 'FINDER', Host: '127.0.0.1', Port: 104, allow: ['find'] });
-    const matches = await findscu({ host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'FINDER' }, { QueryRetrieveLevel: 'STUDY', StudyInstanceUID: study.studyInstanceUID, PatientName: '', PatientID: '', NumberOfStudyRelatedInstances: '' });
+    const matches = await findscu(
+      { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'FINDER' },
+      {
+        QueryRetrieveLevel: 'STUDY',
+        StudyInstanceUID: study.studyInstanceUID,
+        PatientName: '',
+        PatientID: '',
+        NumberOfStudyRelatedInstances: '',
+      },
+    );
     assert.equal(matches.length, 1);
     assert.equal(matches[0].PatientName, 'Müller^Jürgen');
     assert.equal(matches[0].PatientID, 'RT-001');

@@ -18,9 +18,16 @@ import { makeTempDir, removeTempDir } from '../support/process';
 const run = promisify(execFile);
 const REPO = path.resolve(__dirname, '../..');
 
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/rules-cli.ts'), ...args], { cwd: REPO, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO, 'scripts/rules-cli.ts'), ...args],
+      { cwd: REPO, env: { ...process.env, ...env } },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -29,7 +36,12 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
 }
 
 interface Report {
-  results: Array<{ ruleId: string; matched: boolean; note?: string; reasons: Array<{ tag: string; passed: boolean; seen: unknown[] }> }>;
+  results: Array<{
+    ruleId: string;
+    matched: boolean;
+    note?: string;
+    reasons: Array<{ tag: string; passed: boolean; seen: unknown[] }>;
+  }>;
   ignored: string[];
   problems: Array<{ file: string; severity: string }>;
 }
@@ -40,7 +52,8 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
   let studyId: string;
   let localizerSeriesId: string;
   const rules = makeTempDir('rules-cli-');
-  const rule = (name: string, body: unknown) => writeFileSync(path.join(rules, name), typeof body === 'string' ? body : JSON.stringify(body));
+  const rule = (name: string, body: unknown) =>
+    writeFileSync(path.join(rules, name), typeof body === 'string' ? body : JSON.stringify(body));
   const result = (report: Report, id: string) => {
     const found = report.results.find((r) => r.ruleId === id);
     assert.ok(found, `rule ${id} is in the report`);
@@ -54,11 +67,26 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
       studyDescription: 'Brain research',
       privateTags: true,
       series: [
-        { seriesNumber: 1, modality: 'MR', seriesDescription: 'T1 MPRAGE', instances: 2, extra: { MagneticFieldStrength: '3', PatientWeight: '71' } },
-        { seriesNumber: 2, modality: 'MR', seriesDescription: 'localizer', instances: 1, extra: { MagneticFieldStrength: '1.5' } },
+        {
+          seriesNumber: 1,
+          modality: 'MR',
+          seriesDescription: 'T1 MPRAGE',
+          instances: 2,
+          extra: { MagneticFieldStrength: '3', PatientWeight: '71' },
+        },
+        {
+          seriesNumber: 2,
+          modality: 'MR',
+          seriesDescription: 'localizer',
+          instances: 1,
+          extra: { MagneticFieldStrength: '1.5' },
+        },
       ],
     });
-    await storescu(study.series.flatMap((s) => s.files.map((f) => f.path)), { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'MRCONSOLE' });
+    await storescu(
+      study.series.flatMap((s) => s.files.map((f) => f.path)),
+      { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet, callingAet: 'MRCONSOLE' },
+    );
     const client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
     studyId = (await client.lookup(study.studyInstanceUID))[0].ID;
     for (const id of (await client.getStudy(studyId)).Series) {
@@ -67,17 +95,45 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
     assert.ok(localizerSeriesId, 'the localizer series is in Orthanc');
 
     // MagneticFieldStrength, PatientWeight, (0029,1010) and the sending AE are not Orthanc main tags: read from an instance.
-    rule('threetesla.json', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [
-      { TagName: 'MagneticFieldStrength', Value: '3', Operator: 'equals' },
-      { TagName: 'RemoteAET', Value: 'mrconsole', Operator: 'equals' },
-      { TagName: 'StudyDescription', Level: 'Study', Value: 'brain' },
-      { TagName: 'PatientName', Level: 'Patient', Value: 'MÜLLER' },
-    ] });
-    rule('private_tag.json', { CheckOn: 'Study', IsActive: true, Tags: [{ TagName: '(0029,1010)', Value: study.patientID }], AnyOf: [[{ TagName: 'PatientWeight', Value: '80' }], [{ TagName: 'PatientWeight', Value: '71', Operator: 'equals' }]] });
-    rule('not_three.json', { CheckOn: 'Study', IsActive: true, Tags: [{ TagName: 'MagneticFieldStrength', Value: '3', Operator: 'notEquals' }] });
-    rule('other_sender.json', { CheckOn: 'Study', IsActive: true, Tags: [{ TagName: 'SendingAET', Value: 'CT_CONSOLE' }] });
+    rule('threetesla.json', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [
+        { TagName: 'MagneticFieldStrength', Value: '3', Operator: 'equals' },
+        { TagName: 'RemoteAET', Value: 'mrconsole', Operator: 'equals' },
+        { TagName: 'StudyDescription', Level: 'Study', Value: 'brain' },
+        { TagName: 'PatientName', Level: 'Patient', Value: 'MÜLLER' },
+      ],
+    });
+    rule('private_tag.json', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Tags: [{ TagName: '(0029,1010)', Value: study.patientID }],
+      AnyOf: [
+        [{ TagName: 'PatientWeight', Value: '80' }],
+        [{ TagName: 'PatientWeight', Value: '71', Operator: 'equals' }],
+      ],
+    });
+    rule('not_three.json', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Tags: [{ TagName: 'MagneticFieldStrength', Value: '3', Operator: 'notEquals' }],
+    });
+    rule('other_sender.json', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Tags: [{ TagName: 'SendingAET', Value: 'CT_CONSOLE' }],
+    });
     rule('ct_only.json', { CheckOn: 'Study', IsActive: true, Tags: [{ TagName: 'Modality', Value: 'CT' }] });
-    rule('localizer_series.json', { CheckOn: 'Series', IsActive: true, Tags: [{ TagName: 'SeriesDescription', Value: 'LOCALIZER', Operator: 'equals' }, { TagName: 'MagneticFieldStrength', Value: '1.5', Operator: 'equals' }] });
+    rule('localizer_series.json', {
+      CheckOn: 'Series',
+      IsActive: true,
+      Tags: [
+        { TagName: 'SeriesDescription', Value: 'LOCALIZER', Operator: 'equals' },
+        { TagName: 'MagneticFieldStrength', Value: '1.5', Operator: 'equals' },
+      ],
+    });
     rule('broken.json', '{"CheckOn": ');
     rule('automation_template.json', '{}');
     rule('notes.txt', 'not a rule');
@@ -94,7 +150,13 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
     const report = JSON.parse(stdout) as Report;
     const three = result(report, 'threetesla');
     assert.equal(three.matched, true, JSON.stringify(three));
-    assert.deepEqual(three.reasons.find((r) => r.tag === 'MagneticFieldStrength')?.seen.slice().sort(), ['1.5', '3']);
+    assert.deepEqual(
+      three.reasons
+        .find((r) => r.tag === 'MagneticFieldStrength')
+        ?.seen.slice()
+        .sort(),
+      ['1.5', '3'],
+    );
     assert.deepEqual(three.reasons.find((r) => r.tag === 'RemoteAET')?.seen, ['MRCONSOLE', 'MRCONSOLE']);
     assert.deepEqual(three.reasons.find((r) => r.tag === 'PatientName')?.seen, ['Müller^Jürgen']);
     assert.equal(result(report, 'private_tag').matched, true, JSON.stringify(result(report, 'private_tag')));
@@ -103,7 +165,10 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
     assert.equal(result(report, 'ct_only').matched, false);
     assert.match(result(report, 'localizer_series').note ?? '', /checks on Series/);
     assert.deepEqual(report.ignored.sort(), ['automation_template.json', 'notes.txt']);
-    assert.deepEqual(report.problems.filter((p) => p.severity === 'error').map((p) => p.file), ['broken.json']);
+    assert.deepEqual(
+      report.problems.filter((p) => p.severity === 'error').map((p) => p.file),
+      ['broken.json'],
+    );
   });
 
   it('test --series evaluates one series (its study tags included)', async () => {
@@ -138,7 +203,15 @@ describe('rules CLI against a real Orthanc', { timeout: 180_000 }, () => {
   });
 
   it('test --file reads tags from a DICOM file, the sending AE from --remote-aet', async () => {
-    const { stdout } = await cli(['test', rules, '--file', study.series[0].files[0].path, '--remote-aet', 'MRCONSOLE', '--json']);
+    const { stdout } = await cli([
+      'test',
+      rules,
+      '--file',
+      study.series[0].files[0].path,
+      '--remote-aet',
+      'MRCONSOLE',
+      '--json',
+    ]);
     const report = JSON.parse(stdout) as Report;
     assert.equal(result(report, 'threetesla').matched, true, JSON.stringify(result(report, 'threetesla')));
     assert.equal(result(report, 'private_tag').matched, true);

@@ -31,7 +31,9 @@ function listedEndpoints(log: string): { http: Endpoint[]; functions: string[] }
     if (!m[2]) continue;
     const url = new URL(m[3]);
     // Route parameters get a well-formed sample value, catch-alls a path segment.
-    const route = decodeURIComponent(url.pathname).replace(/\{\*[^}]+\}/g, 'x').replace(/\{[^}]+\}/g, SAMPLE_ID);
+    const route = decodeURIComponent(url.pathname)
+      .replace(/\{\*[^}]+\}/g, 'x')
+      .replace(/\{[^}]+\}/g, SAMPLE_ID);
     for (const method of m[2].split(',')) http.push({ name: m[1], method, path: route });
   }
   return { http, functions: [...new Set(functions)] };
@@ -46,7 +48,10 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
 
   it('answers 401 on every endpoint but health without a valid key, and never shows Orthanc credentials', async () => {
     const { http, functions } = listedEndpoints(stack.host.logs());
-    assert.ok(http.some((e) => e.name === 'orthancEvents') && http.some((e) => e.name === 'health'), `the listing was read: ${JSON.stringify(http)}`);
+    assert.ok(
+      http.some((e) => e.name === 'orthancEvents') && http.some((e) => e.name === 'health'),
+      `the listing was read: ${JSON.stringify(http)}`,
+    );
     const secured = http.filter((e) => !ANONYMOUS.has(e.name));
     const keys: Array<[string, Record<string, string>]> = [
       ['no key', {}],
@@ -59,7 +64,11 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     for (const e of secured) {
       for (const [label, headers] of keys) {
         const query = label === 'wrong code' ? '?code=not-the-key' : '';
-        const answer = await fetch(`${stack.host.url}${e.path}${query}`, { method: e.method, headers: { 'Content-Type': 'application/json', ...headers }, body: e.method === 'GET' || e.method === 'HEAD' ? undefined : '{}' });
+        const answer = await fetch(`${stack.host.url}${e.path}${query}`, {
+          method: e.method,
+          headers: { 'Content-Type': 'application/json', ...headers },
+          body: e.method === 'GET' || e.method === 'HEAD' ? undefined : '{}',
+        });
         await answer.arrayBuffer();
         checks += 1;
         if (answer.status !== 401) open.push(`${e.method} ${e.path} (${label}): ${answer.status}`);
@@ -68,7 +77,11 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     // The admin API (invoke any function) needs the master key; a function key is not enough.
     for (const name of functions) {
       for (const headers of [{}, { 'x-functions-key': stack.functionKey }] as Array<Record<string, string>>) {
-        const answer = await fetch(`${stack.host.url}/admin/functions/${name}`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: '{"input":""}' });
+        const answer = await fetch(`${stack.host.url}/admin/functions/${name}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', ...headers },
+          body: '{"input":""}',
+        });
         await answer.arrayBuffer();
         checks += 1;
         if (answer.status !== 401) open.push(`POST /admin/functions/${name}: ${answer.status}`);
@@ -80,7 +93,11 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     assert.deepEqual(JSON.parse(healthText), { status: 'ok' }, 'anonymous health carries nothing but the status');
     // The details moved behind the key: the same host's status report has them.
     const status = await fetch(`${stack.host.url}/api/status`, { headers: { 'x-functions-key': stack.functionKey } });
-    const report = (await status.json()) as { ok: boolean; orthanc: { version?: string }; queues?: Record<string, unknown> };
+    const report = (await status.json()) as {
+      ok: boolean;
+      orthanc: { version?: string };
+      queues?: Record<string, unknown>;
+    };
     assert.equal(status.status, 200);
     assert.equal(report.orthanc.version, '1.10.1', 'the keyed status report has the details');
     assert.ok(report.queues && 'evaluate' in report.queues);
@@ -88,13 +105,26 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
     // Collect API output with valid keys, including failure paths (Orthanc down), then search it and the logs.
     const outputs: string[] = [healthText];
     const anonymousHealth: Array<[number, string]> = [];
-    const study = await generateStudy({ patientID: 'P-ACCESS', studyDescription: 'access test', series: [{ seriesNumber: 1, instances: 1, rows: 64 }] });
-    await stack.writeRule('access', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'access test' }] });
+    const study = await generateStudy({
+      patientID: 'P-ACCESS',
+      studyDescription: 'access test',
+      series: [{ seriesNumber: 1, instances: 1, rows: 64 }],
+    });
+    await stack.writeRule('access', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'access test' }],
+    });
     await stack.sendStudy(study);
     await stack.waitForJobs(1, (j) => j.ruleId === 'access');
     const withKey = async () => {
       for (const e of secured) {
-        const answer = await fetch(`${stack.host.url}${e.path}`, { method: e.method, headers: { 'Content-Type': 'application/json', 'x-functions-key': stack.functionKey }, body: e.method === 'GET' ? undefined : '{}' });
+        const answer = await fetch(`${stack.host.url}${e.path}`, {
+          method: e.method,
+          headers: { 'Content-Type': 'application/json', 'x-functions-key': stack.functionKey },
+          body: e.method === 'GET' ? undefined : '{}',
+        });
         outputs.push(await answer.text());
       }
       const probe = await fetch(`${stack.host.url}/api/health`);
@@ -116,15 +146,27 @@ describe('access with keys enforced', { timeout: 180_000 }, () => {
 
     const { username, password } = stack.orthanc;
     const secrets = [password, Buffer.from(`${username}:${password}`).toString('base64'), `${username}:${password}`];
-    const haystacks: Array<[string, string]> = [['devhost log', stack.host.logs()], ['API output', outputs.join('\n')]];
-    const leaks = haystacks.flatMap(([where, text]) => secrets.filter((s) => text.includes(s)).map((s) => `${where} contains ${s === password ? 'the password' : 'the credentials'}`));
+    const haystacks: Array<[string, string]> = [
+      ['devhost log', stack.host.logs()],
+      ['API output', outputs.join('\n')],
+    ];
+    const leaks = haystacks.flatMap(([where, text]) =>
+      secrets
+        .filter((s) => text.includes(s))
+        .map((s) => `${where} contains ${s === password ? 'the password' : 'the credentials'}`),
+    );
     const logKb = Math.round(stack.host.logs().length / 1024);
     // Up, then down (Orthanc stopped): the anonymous answer is the status word and nothing else.
-    assert.deepEqual(anonymousHealth.map(([code, text]) => [code, JSON.parse(text)]), [
-      [200, { status: 'ok' }],
-      [503, { status: 'unavailable' }],
-    ]);
-    figure(`access: ${secured.length} endpoints (${secured.map((e) => `${e.method} ${e.path.replace(SAMPLE_ID, '{id}')}`).join(', ')}) + admin API for ${functions.length} functions → ${checks - open.length}/${checks} keyless or wrong-key requests answered 401; anonymous health exactly {status} up (200) and down (503); Orthanc credentials found ${leaks.length} times in ${logKb} KB of logs and ${outputs.length} API answers`);
+    assert.deepEqual(
+      anonymousHealth.map(([code, text]) => [code, JSON.parse(text) as unknown]),
+      [
+        [200, { status: 'ok' }],
+        [503, { status: 'unavailable' }],
+      ],
+    );
+    figure(
+      `access: ${secured.length} endpoints (${secured.map((e) => `${e.method} ${e.path.replace(SAMPLE_ID, '{id}')}`).join(', ')}) + admin API for ${functions.length} functions → ${checks - open.length}/${checks} keyless or wrong-key requests answered 401; anonymous health exactly {status} up (200) and down (503); Orthanc credentials found ${leaks.length} times in ${logKb} KB of logs and ${outputs.length} API answers`,
+    );
     assert.deepEqual(open, [], 'every secured endpoint refuses without a valid key');
     assert.deepEqual(leaks, []);
   });

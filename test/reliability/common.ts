@@ -42,7 +42,9 @@ export async function walk(root: string): Promise<{ files: string[]; dirs: strin
 /** Names that must never survive a finished job: work folders and replaced results. */
 export async function leftovers(storageDir: string): Promise<string[]> {
   const { files, dirs } = await walk(storageDir);
-  return [...files, ...dirs].filter((p) => path.basename(p).endsWith('.WORKING') || path.basename(p).includes('.REPLACED-'));
+  return [...files, ...dirs].filter(
+    (p) => path.basename(p).endsWith('.WORKING') || path.basename(p).includes('.REPLACED-'),
+  );
 }
 
 /** Entries of a zip, read with Info-ZIP's `unzip` after it has tested every member's CRC. */
@@ -70,7 +72,8 @@ export async function outputProblems(stack: Stack, job: Job): Promise<string[]> 
   if (keepFolder) {
     const found = await walk(job.outputPath).catch(() => undefined);
     const dcm = found?.files.filter((f) => f.endsWith('.dcm')).length ?? -1;
-    if (dcm !== expected) problems.push(`job ${job.id}: folder has ${dcm} .dcm files, Orthanc has ${expected} instances`);
+    if (dcm !== expected)
+      problems.push(`job ${job.id}: folder has ${dcm} .dcm files, Orthanc has ${expected} instances`);
     let bytes = 0;
     for (const rel of found?.files ?? []) {
       const size = (await fs.stat(path.join(job.outputPath, rel))).size;
@@ -79,8 +82,11 @@ export async function outputProblems(stack: Stack, job: Job): Promise<string[]> 
     }
     // Unmodified copies: together exactly as large as Orthanc's files (a truncated file would show).
     if (!job.rule.steps.includes('anonymise')) {
-      const expectedBytes = (await stack.client.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId)).reduce((n, i) => n + i.FileSize, 0);
-      if (bytes !== expectedBytes) problems.push(`job ${job.id}: folder holds ${bytes} bytes of DICOM, Orthanc ${expectedBytes}`);
+      const expectedBytes = (
+        await stack.client.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId)
+      ).reduce((n, i) => n + i.FileSize, 0);
+      if (bytes !== expectedBytes)
+        problems.push(`job ${job.id}: folder holds ${bytes} bytes of DICOM, Orthanc ${expectedBytes}`);
     }
   }
   if (zips) {
@@ -89,16 +95,26 @@ export async function outputProblems(stack: Stack, job: Job): Promise<string[]> 
       return [] as string[];
     });
     const dcm = entries.filter((e) => e.endsWith('.dcm')).length;
-    if (dcm !== expected) problems.push(`job ${job.id}: zip has ${dcm} .dcm entries, Orthanc has ${expected} instances`);
+    if (dcm !== expected)
+      problems.push(`job ${job.id}: zip has ${dcm} .dcm entries, Orthanc has ${expected} instances`);
   }
   return problems;
 }
 
 /** Waits for every job matching `filter` to end and returns them (at least `count`). */
-export async function allDone(stack: Stack, count: number, filter: (job: Job) => boolean, timeoutMs = 180_000): Promise<Job[]> {
+export async function allDone(
+  stack: Stack,
+  count: number,
+  filter: (job: Job) => boolean,
+  timeoutMs = 180_000,
+): Promise<Job[]> {
   const jobs = await stack.waitForJobs(count, filter, { timeoutMs });
   const open = (await stack.jobs(filter)).filter((j) => j.status !== 'succeeded' && j.status !== 'failed');
-  assert.deepEqual(open.map((j) => j.id), [], 'no job left open');
+  assert.deepEqual(
+    open.map((j) => j.id),
+    [],
+    'no job left open',
+  );
   return jobs;
 }
 
@@ -115,7 +131,11 @@ export async function uploadFiles(stack: Stack, files: string[]): Promise<number
   const auth = `Basic ${Buffer.from(`${stack.orthanc.username}:${stack.orthanc.password}`).toString('base64')}`;
   const statuses: number[] = [];
   for (const file of files) {
-    const answer = await fetch(`${stack.orthanc.url}/instances`, { method: 'POST', headers: { Authorization: auth, 'Content-Type': 'application/dicom' }, body: await fs.readFile(file) });
+    const answer = await fetch(`${stack.orthanc.url}/instances`, {
+      method: 'POST',
+      headers: { Authorization: auth, 'Content-Type': 'application/dicom' },
+      body: await fs.readFile(file),
+    });
     await answer.arrayBuffer();
     statuses.push(answer.status);
   }

@@ -25,7 +25,9 @@ const CRAFTED_UID = `2.25.${'([0-9]|[0-9])+'.repeat(4)}z`;
 /** Sets the SOPInstanceUID (dataset and file meta) to `uid`, the dataset element with VR LO. */
 function craftSopInstanceUid(file: string, uid: string): void {
   const bytes = readFileSync(file);
-  const message = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+  const message = dcmjs.data.DicomMessage.readFile(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+  );
   message.dict['00080018'] = { vr: 'LO', Value: [uid] };
   message.meta['00020003'] = { vr: 'UI', Value: [uid] };
   const out = new dcmjs.data.DicomDict(message.meta);
@@ -70,20 +72,38 @@ const seconds = (job: Job) => (Date.parse(job.finishedAt ?? job.updatedAt) - Dat
 
 /** Durations of the evaluate invocations logged after `from` (the devhost logs each one). */
 function evaluateDurations(logs: string): number[] {
-  return [...logs.matchAll(/Executed 'Functions\.evaluate' \(\w+, Id=[^,]+, Duration=(\d+)ms\)/g)].map((m) => Number(m[1]));
+  return [...logs.matchAll(/Executed 'Functions\.evaluate' \(\w+, Id=[^,]+, Duration=(\d+)ms\)/g)].map((m) =>
+    Number(m[1]),
+  );
 }
 
 describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack({ stableAgeSeconds: 1, env: { AzureFunctionsJobHost__extensions__queues__visibilityTimeout: '00:00:01' } });
+    stack = await startStack({
+      stableAgeSeconds: 1,
+      env: { AzureFunctionsJobHost__extensions__queues__visibilityTimeout: '00:00:01' },
+    });
   });
   after(async () => stack?.stop());
 
   it('a regex-bomb SOPInstanceUID (VR LO) beside a normal study: the normal study is published, health answers within 1 s, the crafted job ends', async () => {
-    await stack.writeRule('crafted-anon', { CheckOn: 'Study', IsActive: true, Steps: ['download', 'anonymise'], Tags: [{ TagName: 'StudyDescription', Value: 'crafted uid test' }] });
-    const normal = await generateStudy({ patientID: 'P-CRAFTED-NORMAL', studyDescription: 'crafted uid test', series: [{ seriesNumber: 1, modality: 'MR', instances: 3, rows: 64 }] });
-    const crafted = await generateStudy({ patientID: 'P-CRAFTED-UID', studyDescription: 'crafted uid test', series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }] });
+    await stack.writeRule('crafted-anon', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Steps: ['download', 'anonymise'],
+      Tags: [{ TagName: 'StudyDescription', Value: 'crafted uid test' }],
+    });
+    const normal = await generateStudy({
+      patientID: 'P-CRAFTED-NORMAL',
+      studyDescription: 'crafted uid test',
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 3, rows: 64 }],
+    });
+    const crafted = await generateStudy({
+      patientID: 'P-CRAFTED-UID',
+      studyDescription: 'crafted uid test',
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }],
+    });
     craftSopInstanceUid(crafted.files[0], CRAFTED_UID);
 
     const health = pollHealth(stack);
@@ -95,7 +115,12 @@ describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
       await stack.sendStudy(crafted);
       await stack.sendStudy(normal);
       const uids = [normal.studyInstanceUID, crafted.studyInstanceUID];
-      jobs = await allDone(stack, 2, (j) => j.ruleId === 'crafted-anon' && uids.includes(j.studyInstanceUid ?? ''), 240_000);
+      jobs = await allDone(
+        stack,
+        2,
+        (j) => j.ruleId === 'crafted-anon' && uids.includes(j.studyInstanceUid ?? ''),
+        240_000,
+      );
     } finally {
       probe = await health.stop();
     }
@@ -104,7 +129,10 @@ describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
     const craftedJob = jobs.find((j) => j.studyInstanceUid === crafted.studyInstanceUID)!;
     const storedUids = (await stack.client.listInstances('studies', craftedJob.resourceId)).length;
     assert.equal(storedUids, 2, 'Orthanc stored the crafted instance beside its sibling');
-    assert.ok((await stack.client.lookup(CRAFTED_UID)).some((r) => r.Type === 'Instance'), 'Orthanc holds the crafted SOPInstanceUID as sent');
+    assert.ok(
+      (await stack.client.lookup(CRAFTED_UID)).some((r) => r.Type === 'Instance'),
+      'Orthanc holds the crafted SOPInstanceUID as sent',
+    );
     figure(
       `crafted-input/uid: crafted instance (SOPInstanceUID VR LO ${JSON.stringify(CRAFTED_UID)}) beside a normal study → normal job ${normalJob.status} in ${seconds(normalJob).toFixed(1)} s, ` +
         `crafted job ${craftedJob.status} in ${seconds(craftedJob).toFixed(1)} s${craftedJob.error ? ` ("${craftedJob.error}")` : ''} (Orthanc holds ${storedUids} instances of it), ` +
@@ -113,17 +141,39 @@ describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
     assert.equal(normalJob.status, 'succeeded', normalJob.error);
     assert.deepEqual(await outputProblems(stack, normalJob), [], 'the normal study is published whole');
     assert.ok(normalJob.outputPath && !normalJob.outputPath.endsWith('.WORKING'), 'published under its final name');
-    if (craftedJob.status === 'succeeded') assert.deepEqual(await outputProblems(stack, craftedJob), [], 'the crafted study, when processed, is published whole');
+    if (craftedJob.status === 'succeeded')
+      assert.deepEqual(
+        await outputProblems(stack, craftedJob),
+        [],
+        'the crafted study, when processed, is published whole',
+      );
     else assert.match(craftedJob.error ?? '', /\S/, 'a failed crafted job says why');
     assert.deepEqual(probe.slow, [], `health answered 200 within ${HEALTH_BOUND_MS} ms every time`);
     assert.ok(probe.polls >= 5, `health was polled while the jobs ran (${probe.polls}×)`);
   });
 
   it('a rule regex ^(a+)+$ against a 41-character StudyDescription is evaluated without blocking', async () => {
-    await stack.writeRule('bomb-regex', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: '^(a+)+$' }] });
-    await stack.writeRule('bomb-not-regex', { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Operator: 'notRegex', Value: '^(a+)+$' }, { TagName: 'PatientID', Value: 'P-BOMB', Operator: 'equals' }] });
+    await stack.writeRule('bomb-regex', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: '^(a+)+$' }],
+    });
+    await stack.writeRule('bomb-not-regex', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [
+        { TagName: 'StudyDescription', Operator: 'notRegex', Value: '^(a+)+$' },
+        { TagName: 'PatientID', Value: 'P-BOMB', Operator: 'equals' },
+      ],
+    });
     const description = `${'a'.repeat(40)}!`;
-    const study = await generateStudy({ patientID: 'P-BOMB', studyDescription: description, series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }] });
+    const study = await generateStudy({
+      patientID: 'P-BOMB',
+      studyDescription: description,
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }],
+    });
     const logStart = stack.host.logs().length;
     const health = pollHealth(stack);
     const sentAt = Date.now();
@@ -133,9 +183,16 @@ describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
     try {
       await stack.sendStudy(study);
       const studyId = await stack.studyId(study.studyInstanceUID);
-      await waitFor(() => stack.host.logs().slice(logStart).includes(`Study ${studyId} rule 'bomb-regex': no-match`), { timeoutMs: 60_000, description: "the bomb rule's verdict", onTimeout: () => stack.host.logs().slice(-3000) });
+      await waitFor(() => stack.host.logs().slice(logStart).includes(`Study ${studyId} rule 'bomb-regex': no-match`), {
+        timeoutMs: 60_000,
+        description: "the bomb rule's verdict",
+        onTimeout: () => stack.host.logs().slice(-3000),
+      });
       evaluatedAfter = (Date.now() - sentAt) / 1000;
-      [job] = await stack.waitForJobs(1, (j) => j.ruleId === 'bomb-not-regex' && j.studyInstanceUid === study.studyInstanceUID);
+      [job] = await stack.waitForJobs(
+        1,
+        (j) => j.ruleId === 'bomb-not-regex' && j.studyInstanceUid === study.studyInstanceUID,
+      );
     } finally {
       probe = await health.stop();
     }
@@ -147,7 +204,10 @@ describe('crafted input never blocks the host', { timeout: 420_000 }, () => {
     assert.equal(job.status, 'succeeded', job.error);
     assert.deepEqual(await outputProblems(stack, job), []);
     assert.ok(durations.length >= 1, 'the evaluation ran');
-    assert.ok(Math.max(...durations) < HEALTH_BOUND_MS * 5, `each evaluation is bounded (longest ${Math.max(...durations)} ms)`);
+    assert.ok(
+      Math.max(...durations) < HEALTH_BOUND_MS * 5,
+      `each evaluation is bounded (longest ${Math.max(...durations)} ms)`,
+    );
     assert.deepEqual(probe.slow, [], `health answered 200 within ${HEALTH_BOUND_MS} ms every time`);
   });
 });

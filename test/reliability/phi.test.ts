@@ -35,7 +35,10 @@ async function fillInodes(storageDir: string, ruleId: string): Promise<number> {
   try {
     await run('mount', ['-t', 'tmpfs', '-o', 'size=16m,nr_inodes=128,mode=0755', 'tmpfs', storageDir]);
   } catch (error) {
-    throw new Error(`the PHI test mounts a tmpfs on the storage root and needs root (mount -t tmpfs): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `the PHI test mounts a tmpfs on the storage root and needs root (mount -t tmpfs): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   await fs.mkdir(path.join(storageDir, ruleId));
   let files = 0;
@@ -73,16 +76,32 @@ async function failOnFullDisk(logPhi: boolean): Promise<Outcome> {
     });
     const s = stack;
     await fillInodes(s.storageDir, rule);
-    await s.writeRule(rule, { CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'phi grep' }] });
-    const study = await generateStudy({ patientID: PATIENT_ID, patientName: `${SURNAME}^${GIVEN}`, studyID: '41', studyDescription: 'phi grep', series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }] });
+    await s.writeRule(rule, {
+      CheckOn: 'Study',
+      IsActive: true,
+      Action: 'DOWNLOAD',
+      Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'phi grep' }],
+    });
+    const study = await generateStudy({
+      patientID: PATIENT_ID,
+      patientName: `${SURNAME}^${GIVEN}`,
+      studyID: '41',
+      studyDescription: 'phi grep',
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 2, rows: 64 }],
+    });
     await s.sendStudy(study);
     const [job] = await s.waitForJobs(1, (j) => j.ruleId === rule, { timeoutMs: 120_000 });
     assert.equal(job.status, 'failed', `the job fails while the disk is full (${job.error})`);
 
     // Telemetry: the step's failure arrives as an exception with the job id.
     const deadline = Date.now() + 60_000;
-    while (!ingestion.received.some((e) => JSON.stringify(e).includes('ExceptionData') && JSON.stringify(e).includes(job.id))) {
-      if (Date.now() > deadline) throw new Error(`no exception for job ${job.id} reached the ingestion endpoint: ${JSON.stringify(ingestion.received).slice(0, 2000)}`);
+    while (
+      !ingestion.received.some((e) => JSON.stringify(e).includes('ExceptionData') && JSON.stringify(e).includes(job.id))
+    ) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `no exception for job ${job.id} reached the ingestion endpoint: ${JSON.stringify(ingestion.received).slice(0, 2000)}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
 
@@ -90,8 +109,20 @@ async function failOnFullDisk(logPhi: boolean): Promise<Outcome> {
       const answer = await fetch(`${s.host.url}/api/${route}`, { headers: { 'x-functions-key': s.functionKey } });
       return `${route} ${answer.status} ${await answer.text()}`;
     };
-    const api = [await get('jobs'), await get(`jobs/${job.id}`), await get('jobs?status=failed'), await get(`jobs?resource=${job.resourceId}`), await get('stats'), await get('status'), await get('health'), await get('rules')];
-    const record = [JSON.stringify(await s.ledger.getJob(job.id)), JSON.stringify(await s.ledger.summariesSince(new Date(Date.now() - 3_600_000)))];
+    const api = [
+      await get('jobs'),
+      await get(`jobs/${job.id}`),
+      await get('jobs?status=failed'),
+      await get(`jobs?resource=${job.resourceId}`),
+      await get('stats'),
+      await get('status'),
+      await get('health'),
+      await get('rules'),
+    ];
+    const record = [
+      JSON.stringify(await s.ledger.getJob(job.id)),
+      JSON.stringify(await s.ledger.summariesSince(new Date(Date.now() - 3_600_000))),
+    ];
     const orthanc = JSON.stringify(await s.client.getStudy(job.resourceId));
     return {
       job: (await s.ledger.getJob(job.id))!,
@@ -113,7 +144,9 @@ async function failOnFullDisk(logPhi: boolean): Promise<Outcome> {
 /** Where each PHI string occurs, case-insensitively. */
 function hits(haystacks: Array<[string, string]>): string[] {
   const needles = [PATIENT_ID, SURNAME, GIVEN];
-  return haystacks.flatMap(([where, text]) => needles.filter((n) => text.toLowerCase().includes(n.toLowerCase())).map((n) => `${where}: ${n}`));
+  return haystacks.flatMap(([where, text]) =>
+    needles.filter((n) => text.toLowerCase().includes(n.toLowerCase())).map((n) => `${where}: ${n}`),
+  );
 }
 
 describe('PHI in errors, logs, records, API answers and telemetry', { timeout: 400_000 }, () => {
@@ -125,16 +158,27 @@ describe('PHI in errors, logs, records, API answers and telemetry', { timeout: 4
     assert.match(job.error ?? '', new RegExp(`^download: .*(ENOSPC|ENOENT).*'<job:${job.id}>\\.WORKING'`), job.error);
     const found = hits(haystacks);
     const searched = haystacks.map(([where, text]) => `${where} ${Math.round(text.length / 1024)} KB`).join(', ');
-    figure(`phi: plain pipeline failed on a full disk with "${job.error}"; patient ID, surname and given name found ${found.length} times in ${searched} (Orthanc holds all 3)`);
+    figure(
+      `phi: plain pipeline failed on a full disk with "${job.error}"; patient ID, surname and given name found ${found.length} times in ${searched} (Orthanc holds all 3)`,
+    );
     assert.deepEqual(found, []);
   });
 
   it('shows them when AUTOMATION_LOG_PHI=true (the search finds what is there)', async () => {
     const { job, haystacks } = await failOnFullDisk(true);
     assert.match(job.error ?? '', /^download: .*(ENOSPC|ENOENT)/);
-    assert.ok(job.error?.includes(`${PATIENT_ID}-${SURNAME}-EX41.WORKING`), `the error names the output path: ${job.error}`);
+    assert.ok(
+      job.error?.includes(`${PATIENT_ID}-${SURNAME}-EX41.WORKING`),
+      `the error names the output path: ${job.error}`,
+    );
     const found = hits(haystacks);
-    for (const where of ['function host log', 'job record and index row', 'API answers', 'telemetry']) assert.ok(found.includes(`${where}: ${PATIENT_ID}`), `${where} has the patient ID with AUTOMATION_LOG_PHI=true: ${found.join(', ')}`);
-    figure(`phi (AUTOMATION_LOG_PHI=true): the same failure's error "${job.error}"; patient ID found in ${new Set(found.map((f) => f.split(':')[0])).size}/4 places`);
+    for (const where of ['function host log', 'job record and index row', 'API answers', 'telemetry'])
+      assert.ok(
+        found.includes(`${where}: ${PATIENT_ID}`),
+        `${where} has the patient ID with AUTOMATION_LOG_PHI=true: ${found.join(', ')}`,
+      );
+    figure(
+      `phi (AUTOMATION_LOG_PHI=true): the same failure's error "${job.error}"; patient ID found in ${new Set(found.map((f) => f.split(':')[0])).size}/4 places`,
+    );
   });
 });

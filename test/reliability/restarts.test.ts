@@ -19,17 +19,35 @@ describe('restarts of Orthanc and Azurite mid-pipeline', { timeout: LONG ? 1_200
     stack = await startStack({
       stableAgeSeconds: 1,
       persistentStorage: true,
-      env: { DEVHOST_QUEUE_LEASE_SECONDS: '4', AUTOMATION_STALE_HEARTBEAT_SECONDS: '4', AUTOMATION_DOWNLOAD_CONCURRENCY: '1', ORTHANC_TIMEOUT_SECONDS: '3' },
+      env: {
+        DEVHOST_QUEUE_LEASE_SECONDS: '4',
+        AUTOMATION_STALE_HEARTBEAT_SECONDS: '4',
+        AUTOMATION_DOWNLOAD_CONCURRENCY: '1',
+        ORTHANC_TIMEOUT_SECONDS: '3',
+      },
     });
-    await stack.writeRule('restart', { CheckOn: 'Study', IsActive: true, Steps: ['download', 'zip'], Zip: { Level: 6, KeepFolder: true }, Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'restart test' }] });
+    await stack.writeRule('restart', {
+      CheckOn: 'Study',
+      IsActive: true,
+      Steps: ['download', 'zip'],
+      Zip: { Level: 6, KeepFolder: true },
+      Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: 'restart test' }],
+    });
   });
   after(async () => stack?.stop());
 
   async function duringDownload(label: string, index: number, restart: () => Promise<void>): Promise<string> {
-    const study = await generateStudy({ patientID: `P-RESTART-${label}-${index}`, studyDescription: 'restart test', series: [{ seriesNumber: 1, modality: 'CT', instances: 60 }] });
+    const study = await generateStudy({
+      patientID: `P-RESTART-${label}-${index}`,
+      studyDescription: 'restart test',
+      series: [{ seriesNumber: 1, modality: 'CT', instances: 60 }],
+    });
     await stack.sendStudy(study);
     await waitFor(
-      async () => (await stack.jobs((j) => j.studyInstanceUid === study.studyInstanceUID)).some((j) => j.steps.some((s) => s.name === 'download' && s.status === 'running')),
+      async () =>
+        (await stack.jobs((j) => j.studyInstanceUid === study.studyInstanceUID)).some((j) =>
+          j.steps.some((s) => s.name === 'download' && s.status === 'running'),
+        ),
       { timeoutMs: 60_000, intervalMs: 20, description: `the download of ${label} round ${index} to start` },
     );
     await restart();
@@ -39,16 +57,20 @@ describe('restarts of Orthanc and Azurite mid-pipeline', { timeout: LONG ? 1_200
   it('resumes and completes after Orthanc and Azurite restarts during downloads', async () => {
     const uids: string[] = [];
     for (let round = 0; round < ROUNDS; round += 1) {
-      uids.push(await duringDownload('orthanc', round, async () => {
-        await stack.orthanc.stop();
-        await sleep(3000);
-        await stack.orthanc.start();
-      }));
-      uids.push(await duringDownload('azurite', round, async () => {
-        await stack.azurite.stop();
-        await sleep(3000);
-        await stack.azurite.start();
-      }));
+      uids.push(
+        await duringDownload('orthanc', round, async () => {
+          await stack.orthanc.stop();
+          await sleep(3000);
+          await stack.orthanc.start();
+        }),
+      );
+      uids.push(
+        await duringDownload('azurite', round, async () => {
+          await stack.azurite.stop();
+          await sleep(3000);
+          await stack.azurite.start();
+        }),
+      );
     }
     const mine = (j: Job) => uids.includes(j.studyInstanceUid ?? '');
     const jobs = await allDone(stack, uids.length, mine, 180_000);
@@ -56,8 +78,13 @@ describe('restarts of Orthanc and Azurite mid-pipeline', { timeout: LONG ? 1_200
     const problems = (await Promise.all(ok.map((j) => outputProblems(stack, j)))).flat();
     const rest = await leftovers(stack.storageDir);
     const retried = jobs.filter((j) => (j.steps.find((s) => s.name === 'download')?.attempts ?? 0) > 1).length;
-    figure(`restarts: ${ROUNDS} Orthanc + ${ROUNDS} Azurite restarts during downloads, ${ok.length}/${jobs.length} jobs complete (${retried} resumed by a retry), ${problems.length} partial outputs, ${rest.length} .WORKING leftovers`);
-    assert.deepEqual(jobs.filter((j) => j.status !== 'succeeded').map((j) => j.error), []);
+    figure(
+      `restarts: ${ROUNDS} Orthanc + ${ROUNDS} Azurite restarts during downloads, ${ok.length}/${jobs.length} jobs complete (${retried} resumed by a retry), ${problems.length} partial outputs, ${rest.length} .WORKING leftovers`,
+    );
+    assert.deepEqual(
+      jobs.filter((j) => j.status !== 'succeeded').map((j) => j.error),
+      [],
+    );
     assert.equal(jobs.length, uids.length, 'one job per study');
     assert.deepEqual(problems, []);
     assert.deepEqual(rest, []);

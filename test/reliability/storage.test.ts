@@ -26,7 +26,10 @@ async function mountTmpfs(dir: string): Promise<void> {
     await run('mount', ['-t', 'tmpfs', '-o', `size=${MOUNT_MB}m,mode=0755`, 'tmpfs', dir]);
   } catch (error) {
     // Not a skip: this scenario needs a real small filesystem (root, or a sandbox allowing mounts).
-    throw new Error(`storage-failure tests mount a ${MOUNT_MB} MB tmpfs on the storage root and need root (mount -t tmpfs): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `storage-failure tests mount a ${MOUNT_MB} MB tmpfs on the storage root and need root (mount -t tmpfs): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
 }
 
@@ -63,7 +66,11 @@ async function remountReadOnly(dir: string): Promise<void> {
       await run('mount', ['-o', 'remount,ro', dir]);
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`cannot remount ${dir} read-only: ${(error as Error).message.trim()}; open files: ${JSON.stringify(await openFilesUnder(dir))}`, { cause: error });
+      if (Date.now() > deadline)
+        throw new Error(
+          `cannot remount ${dir} read-only: ${(error as Error).message.trim()}; open files: ${JSON.stringify(await openFilesUnder(dir))}`,
+          { cause: error },
+        );
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
@@ -88,9 +95,24 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
     await stack?.stop();
   });
 
-  async function failThenRetry(rule: string, steps: string[], setUp: (study: GeneratedStudy) => Promise<() => Promise<void>>): Promise<{ job: Job; retried: Job }> {
-    await stack.writeRule(rule, { CheckOn: 'Study', IsActive: true, Steps: steps, Zip: { Level: 0, KeepFolder: false }, Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: `${rule} test` }] });
-    const study = await generateStudy({ patientID: `P-${rule.toUpperCase()}`, studyID: '7', studyDescription: `${rule} test`, series: [{ seriesNumber: 1, modality: 'MR', instances: 24 }] });
+  async function failThenRetry(
+    rule: string,
+    steps: string[],
+    setUp: (study: GeneratedStudy) => Promise<() => Promise<void>>,
+  ): Promise<{ job: Job; retried: Job }> {
+    await stack.writeRule(rule, {
+      CheckOn: 'Study',
+      IsActive: true,
+      Steps: steps,
+      Zip: { Level: 0, KeepFolder: false },
+      Tags: [{ TagName: 'StudyDescription', Level: 'Study', Value: `${rule} test` }],
+    });
+    const study = await generateStudy({
+      patientID: `P-${rule.toUpperCase()}`,
+      studyID: '7',
+      studyDescription: `${rule} test`,
+      series: [{ seriesNumber: 1, modality: 'MR', instances: 24 }],
+    });
     const heal = await setUp(study);
     await stack.sendStudy(study);
     const [job] = await stack.waitForJobs(1, (j) => j.ruleId === rule, { timeoutMs: 120_000 });
@@ -100,14 +122,22 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
     assert.deepEqual(published, [], `nothing published under a final name: ${published.join(', ')}`);
     // A failed step closes what it opened: a leaked descriptor would hold space and block remounts.
     let open: string[] = [];
-    await waitFor(async () => (open = await openFilesUnder(stack.storageDir)).length === 0, { timeoutMs: 10_000, description: `${rule}: no file left open after the failure`, onTimeout: () => JSON.stringify(open) });
+    await waitFor(async () => (open = await openFilesUnder(stack.storageDir)).length === 0, {
+      timeoutMs: 10_000,
+      description: `${rule}: no file left open after the failure`,
+      onTimeout: () => JSON.stringify(open),
+    });
     await heal();
-    const step = await stack.ledger.updateJob(job.id, (j) => {
-      resetForRetry(j);
-    }).then((j) => j.currentStep);
+    const step = await stack.ledger
+      .updateJob(job.id, (j) => {
+        resetForRetry(j);
+      })
+      .then((j) => j.currentStep);
     await stack.queues.send(QUEUES.step(step), { jobId: job.id, step });
     let retried: Job | undefined;
-    await stack.waitForJobs(1, (j) => j.id === job.id && j.status === 'succeeded', { timeoutMs: 60_000 }).then(([j]) => (retried = j));
+    await stack
+      .waitForJobs(1, (j) => j.id === job.id && j.status === 'succeeded', { timeoutMs: 60_000 })
+      .then(([j]) => (retried = j));
     assert.deepEqual(await outputProblems(stack, retried!), []);
     assert.deepEqual(await leftovers(stack.storageDir), []);
     return { job, retried: retried! };
@@ -141,7 +171,9 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
     assert.match(ro.job.error ?? '', /^download: .*EROFS/);
     results.push(`read-only: failed with "${ro.job.error}"`);
 
-    figure(`storage-failures: 3/3 jobs failed with a reason (ENOSPC in download, ENOSPC in zip, EROFS), 0 partial outputs published, 3/3 succeeded on retry`);
+    figure(
+      `storage-failures: 3/3 jobs failed with a reason (ENOSPC in download, ENOSPC in zip, EROFS), 0 partial outputs published, 3/3 succeeded on retry`,
+    );
     for (const line of results) console.log(`  ${line}`);
   });
 });

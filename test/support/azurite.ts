@@ -26,10 +26,22 @@ export async function startAzurite(options: { persistentDir?: string } = {}): Pr
   if (!existsSync(binary)) throw new Error(`Required ${binary} is missing (npm dev dependency 'azurite'). Run: npm ci`);
   const [blobPort, queuePort, tablePort] = [await freePort(), await freePort(), await freePort()];
   const args = [
-    '--silent', '--skipApiVersionCheck', '--loose', '--disableProductStyleUrl',
-    '--blobHost', '127.0.0.1', '--blobPort', String(blobPort),
-    '--queueHost', '127.0.0.1', '--queuePort', String(queuePort),
-    '--tableHost', '127.0.0.1', '--tablePort', String(tablePort),
+    '--silent',
+    '--skipApiVersionCheck',
+    '--loose',
+    '--disableProductStyleUrl',
+    '--blobHost',
+    '127.0.0.1',
+    '--blobPort',
+    String(blobPort),
+    '--queueHost',
+    '127.0.0.1',
+    '--queuePort',
+    String(queuePort),
+    '--tableHost',
+    '127.0.0.1',
+    '--tablePort',
+    String(tablePort),
     ...(options.persistentDir ? ['--location', options.persistentDir] : ['--inMemoryPersistence']),
   ];
   let proc: ManagedProcess | undefined;
@@ -48,10 +60,18 @@ export async function startAzurite(options: { persistentDir?: string } = {}): Pr
     async start() {
       if (proc?.running()) return;
       proc = spawnManaged(binary, args, { name: 'azurite' });
-      await waitFor(async () => {
-        if (!proc!.running()) throw new FatalWaitError(`Azurite exited during startup: ${proc!.output()}`);
-        return (await portOpen(blobPort)) && (await portOpen(queuePort)) && (await portOpen(tablePort));
-      }, { timeoutMs: 30_000, intervalMs: 100, description: `Azurite to listen on 127.0.0.1:${blobPort}/${queuePort}/${tablePort}`, onTimeout: () => proc!.output() });
+      await waitFor(
+        async () => {
+          if (!proc!.running()) throw new FatalWaitError(`Azurite exited during startup: ${proc!.output()}`);
+          return (await portOpen(blobPort)) && (await portOpen(queuePort)) && (await portOpen(tablePort));
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          description: `Azurite to listen on 127.0.0.1:${blobPort}/${queuePort}/${tablePort}`,
+          onTimeout: () => proc!.output(),
+        },
+      );
     },
     async stop() {
       await proc?.stop('SIGTERM', 10_000);

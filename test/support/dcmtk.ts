@@ -6,7 +6,15 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { FatalWaitError, freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
+import {
+  FatalWaitError,
+  freePort,
+  makeTempDir,
+  requireBinary,
+  spawnManaged,
+  waitFor,
+  type ManagedProcess,
+} from './process';
 
 const run = promisify(execFile);
 
@@ -20,7 +28,10 @@ export interface DicomPeer {
 function dcmtkError(tool: string, args: string[], error: unknown): Error {
   const e = error as { stderr?: string; stdout?: string; code?: number | string; message: string };
   const detail = (e.stderr || e.stdout || e.message).trim();
-  return new Error(`${tool} ${args.filter((a) => !a.endsWith('.dcm')).join(' ')} failed (exit ${String(e.code)}): ${detail}`, { cause: error });
+  return new Error(
+    `${tool} ${args.filter((a) => !a.endsWith('.dcm')).join(' ')} failed (exit ${String(e.code)}): ${detail}`,
+    { cause: error },
+  );
 }
 
 /**
@@ -50,7 +61,14 @@ export async function storescu(files: string[], target: DicomPeer): Promise<void
 /** C-ECHO; resolves true when the peer answers. */
 export async function echoscu(target: DicomPeer): Promise<boolean> {
   const binary = requireBinary('echoscu', 'dcmtk');
-  return run(binary, ['-aec', target.calledAet, '-aet', target.callingAet ?? 'ECHOSCU', target.host, String(target.port)]).then(
+  return run(binary, [
+    '-aec',
+    target.calledAet,
+    '-aet',
+    target.callingAet ?? 'ECHOSCU',
+    target.host,
+    String(target.port),
+  ]).then(
     () => true,
     () => false,
   );
@@ -65,7 +83,16 @@ export async function echoscu(target: DicomPeer): Promise<boolean> {
  */
 export async function findscu(target: DicomPeer, keys: Record<string, string>): Promise<Record<string, string>[]> {
   const binary = requireBinary('findscu', 'dcmtk');
-  const args = ['-S', '-aec', target.calledAet, '-aet', target.callingAet ?? 'FINDSCU', ...Object.entries(keys).flatMap(([k, v]) => ['-k', v === '' ? k : `${k}=${v}`]), target.host, String(target.port)];
+  const args = [
+    '-S',
+    '-aec',
+    target.calledAet,
+    '-aet',
+    target.callingAet ?? 'FINDSCU',
+    ...Object.entries(keys).flatMap(([k, v]) => ['-k', v === '' ? k : `${k}=${v}`]),
+    target.host,
+    String(target.port),
+  ];
   let raw: Buffer;
   try {
     // findscu prints each response on stderr as "(gggg,eeee) VR [value] # len, vm Name" lines, in
@@ -75,15 +102,25 @@ export async function findscu(target: DicomPeer, keys: Record<string, string>): 
     throw dcmtkError('findscu', args, error);
   }
   // findscu exits 0 even when the association is refused or the query fails; it says so with "E:".
-  const errors = raw.toString('utf8').split('\n').filter((l) => l.startsWith('E: ') && !l.startsWith('E: (') && !l.startsWith('E: #') && l.trim() !== 'E:');
-  if (errors.length > 0) throw dcmtkError('findscu', args, { stderr: errors.join('\n'), code: 0, message: 'C-FIND failed' });
+  const errors = raw
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('E: ') && !l.startsWith('E: (') && !l.startsWith('E: #') && l.trim() !== 'E:');
+  if (errors.length > 0)
+    throw dcmtkError('findscu', args, { stderr: errors.join('\n'), code: 0, message: 'C-FIND failed' });
   const matches: Record<string, string>[] = [];
-  for (const block of raw.toString('latin1').split(/^.*Find Response:.*$/m).slice(1)) {
+  for (const block of raw
+    .toString('latin1')
+    .split(/^.*Find Response:.*$/m)
+    .slice(1)) {
     const utf8 = /\(0008,0005\)\s+CS\s+\[ISO_IR 192/.test(block);
     const text = utf8 ? Buffer.from(block, 'latin1').toString('utf8') : block;
     const match: Record<string, string> = {};
     for (const line of text.split('\n')) {
-      const m = /\(([0-9a-f]{4}),([0-9a-f]{4})\)\s+\w\w\s+(?:\[(.*)\]|\(no value available\)|=?(\S+)).*#\s*\d+,\s*\d+\s+(\w+)\s*$/i.exec(line.replace(/^[IWE]: /, ''));
+      const m =
+        /\(([0-9a-f]{4}),([0-9a-f]{4})\)\s+\w\w\s+(?:\[(.*)\]|\(no value available\)|=?(\S+)).*#\s*\d+,\s*\d+\s+(\w+)\s*$/i.exec(
+          line.replace(/^[IWE]: /, ''),
+        );
       if (m) match[m[5]] = (m[3] ?? m[4] ?? '').replace(/[\s\0]+$/, '');
     }
     matches.push(match);
@@ -99,7 +136,18 @@ export async function findscu(target: DicomPeer, keys: Record<string, string>): 
 export async function getscu(target: DicomPeer, keys: Record<string, string>, outDir: string): Promise<string[]> {
   const binary = requireBinary('getscu', 'dcmtk');
   mkdirSync(outDir, { recursive: true });
-  const args = ['-S', '-aec', target.calledAet, '-aet', target.callingAet ?? 'GETSCU', '-od', outDir, ...Object.entries(keys).flatMap(([k, v]) => ['-k', `${k}=${v}`]), target.host, String(target.port)];
+  const args = [
+    '-S',
+    '-aec',
+    target.calledAet,
+    '-aet',
+    target.callingAet ?? 'GETSCU',
+    '-od',
+    outDir,
+    ...Object.entries(keys).flatMap(([k, v]) => ['-k', `${k}=${v}`]),
+    target.host,
+    String(target.port),
+  ];
   let output: string;
   try {
     const { stdout, stderr } = await run(binary, args, { maxBuffer: 16 * 1024 * 1024 });
@@ -142,7 +190,9 @@ export async function startStorescp(options: { aet?: string; port?: number; outD
     dir,
     async start() {
       if (proc?.running()) return;
-      proc = spawnManaged(binary, ['-aet', aet, '+xa', '-od', dir, '-uf', '--fork', String(port)], { name: 'storescp' });
+      proc = spawnManaged(binary, ['-aet', aet, '+xa', '-od', dir, '-uf', '--fork', String(port)], {
+        name: 'storescp',
+      });
       await waitFor(
         async () => {
           if (!proc!.running()) throw new FatalWaitError(`storescp exited on port ${port}: ${proc!.output()}`);

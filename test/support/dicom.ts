@@ -11,7 +11,11 @@ import { makeTempDir } from './process';
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
 
-export const SOP_CLASS = { MR: '1.2.840.10008.5.1.4.1.1.4', CT: '1.2.840.10008.5.1.4.1.1.2', SC: '1.2.840.10008.5.1.4.1.1.7' } as const;
+export const SOP_CLASS = {
+  MR: '1.2.840.10008.5.1.4.1.1.4',
+  CT: '1.2.840.10008.5.1.4.1.1.2',
+  SC: '1.2.840.10008.5.1.4.1.1.7',
+} as const;
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 export interface SeriesSpec {
@@ -42,7 +46,11 @@ export interface StudySpec {
   /** Extra attributes on every instance. */
   extra?: Record<string, unknown>;
   /** Extra attributes for one instance (applied last, so they win); indexes are 0-based. */
-  instanceExtra?: (where: { seriesNumber: number; seriesIndex: number; instanceIndex: number }) => Record<string, unknown> | undefined;
+  instanceExtra?: (where: {
+    seriesNumber: number;
+    seriesIndex: number;
+    instanceIndex: number;
+  }) => Record<string, unknown> | undefined;
   /** A private creator block whose values repeat the patient's identity. */
   privateTags?: boolean;
   /** Identifiers inside sequences (OtherPatientIDsSequence, RequestAttributesSequence, ...). */
@@ -141,7 +149,12 @@ function ctPixels(rows: number, columns: number, seriesIndex: number, instanceIn
 }
 
 /** Writes one Part-10 file from a naturalised dataset, with raw (hex-keyed) extras such as private tags. */
-export function writePart10(file: string, dataset: Record<string, unknown>, raw: DicomDataset = {}, options: { allowOverlongValues?: boolean } = {}): number {
+export function writePart10(
+  file: string,
+  dataset: Record<string, unknown>,
+  raw: DicomDataset = {},
+  options: { allowOverlongValues?: boolean } = {},
+): number {
   const meta = {
     FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
     MediaStorageSOPClassUID: dataset.SOPClassUID,
@@ -225,19 +238,54 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
         PixelSpacing: ['0.9', '0.9'],
         BitsAllocated: 16,
         ...(modality === 'CT'
-          ? { BitsStored: 16, HighBit: 15, PixelRepresentation: 1, RescaleIntercept: '-1024', RescaleSlope: '1', RescaleType: 'HU', WindowCenter: '40', WindowWidth: '400', KVP: '120', ConvolutionKernel: 'B30f' }
-          : { BitsStored: 12, HighBit: 11, PixelRepresentation: 0, MagneticFieldStrength: '3', EchoTime: '4.5', RepetitionTime: '2000', ScanningSequence: 'GR', SequenceVariant: 'SP', ScanOptions: '', MRAcquisitionType: '3D' }),
+          ? {
+              BitsStored: 16,
+              HighBit: 15,
+              PixelRepresentation: 1,
+              RescaleIntercept: '-1024',
+              RescaleSlope: '1',
+              RescaleType: 'HU',
+              WindowCenter: '40',
+              WindowWidth: '400',
+              KVP: '120',
+              ConvolutionKernel: 'B30f',
+            }
+          : {
+              BitsStored: 12,
+              HighBit: 11,
+              PixelRepresentation: 0,
+              MagneticFieldStrength: '3',
+              EchoTime: '4.5',
+              RepetitionTime: '2000',
+              ScanningSequence: 'GR',
+              SequenceVariant: 'SP',
+              ScanOptions: '',
+              MRAcquisitionType: '3D',
+            }),
         ...(spec.extra ?? {}),
         ...(s.extra ?? {}),
         ...(spec.instanceExtra?.({ seriesNumber: s.seriesNumber, seriesIndex, instanceIndex: i }) ?? {}),
-        PixelData: [modality === 'CT' ? ctPixels(rows, columns, seriesIndex, i) : mrPixels(rows, columns, seriesIndex, i)],
+        PixelData: [
+          modality === 'CT' ? ctPixels(rows, columns, seriesIndex, i) : mrPixels(rows, columns, seriesIndex, i),
+        ],
         _vrMap: { PixelData: 'OW' },
       };
       if (spec.nestedSequences) {
         dataset.OtherPatientIDsSequence = [{ PatientID: `${patientID}-OLD`, IssuerOfPatientID: 'Klinikum Süd' }];
-        dataset.RequestAttributesSequence = [{ RequestedProcedureID: `RP-${accessionNumber}`, ScheduledProcedureStepID: `SPS-${patientID}`, AccessionNumber: accessionNumber }];
-        dataset.ReferencedStudySequence = [{ ReferencedSOPClassUID: '1.2.840.10008.3.1.2.3.1', ReferencedSOPInstanceUID: studyInstanceUID }];
-        dataset.SourceImageSequence = i > 0 ? [{ ReferencedSOPClassUID: SOP_CLASS[modality], ReferencedSOPInstanceUID: files[0].sopInstanceUID }] : undefined;
+        dataset.RequestAttributesSequence = [
+          {
+            RequestedProcedureID: `RP-${accessionNumber}`,
+            ScheduledProcedureStepID: `SPS-${patientID}`,
+            AccessionNumber: accessionNumber,
+          },
+        ];
+        dataset.ReferencedStudySequence = [
+          { ReferencedSOPClassUID: '1.2.840.10008.3.1.2.3.1', ReferencedSOPInstanceUID: studyInstanceUID },
+        ];
+        dataset.SourceImageSequence =
+          i > 0
+            ? [{ ReferencedSOPClassUID: SOP_CLASS[modality], ReferencedSOPInstanceUID: files[0].sopInstanceUID }]
+            : undefined;
         if (dataset.SourceImageSequence === undefined) delete dataset.SourceImageSequence;
       }
       const raw: DicomDataset = spec.privateTags
@@ -274,9 +322,11 @@ export async function generateStudy(spec: StudySpec): Promise<GeneratedStudy> {
  * identity of the dataset.
  */
 export function datasetBytes(file: Buffer): Buffer {
-  if (file.subarray(128, 132).toString('latin1') !== 'DICM') throw new Error('not a DICOM Part-10 file (no DICM marker)');
+  if (file.subarray(128, 132).toString('latin1') !== 'DICM')
+    throw new Error('not a DICOM Part-10 file (no DICM marker)');
   // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) length(2) value(4)
-  if (file.readUInt16LE(132) !== 0x0002 || file.readUInt16LE(134) !== 0x0000) throw new Error('file meta group length (0002,0000) missing');
+  if (file.readUInt16LE(132) !== 0x0002 || file.readUInt16LE(134) !== 0x0000)
+    throw new Error('file meta group length (0002,0000) missing');
   const groupLength = file.readUInt32LE(140);
   return file.subarray(144 + groupLength);
 }

@@ -8,7 +8,10 @@ import { makeTempDir, spawnManaged, waitFor } from './process';
 async function main(): Promise<void> {
   const dir = makeTempDir('harness-probe-');
   const proc = spawnManaged('sh', ['-c', 'sleep 300 & echo "grandchild $!"; wait']);
-  await waitFor(() => /grandchild \d+/.test(proc.output()), { timeoutMs: 5_000, description: 'the probe child to start' });
+  await waitFor(() => /grandchild \d+/.test(proc.output()), {
+    timeoutMs: 5_000,
+    description: 'the probe child to start',
+  });
   const grandchild = Number(/grandchild (\d+)/.exec(proc.output())![1]);
   process.stdout.write(`${JSON.stringify({ child: proc.pid, grandchild, dir })}\n`);
   const how = process.argv[2];

@@ -50,7 +50,10 @@ const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 function tooLarge(id: string): Error {
   // What Table storage answers for a property over 64 KiB.
-  return Object.assign(new Error(`Job ${id}: PropertyValueTooLarge (the record exceeds ${MAX_PROPERTY_CHARS} characters)`), { statusCode: 400 });
+  return Object.assign(
+    new Error(`Job ${id}: PropertyValueTooLarge (the record exceeds ${MAX_PROPERTY_CHARS} characters)`),
+    { statusCode: 400 },
+  );
 }
 
 function utcDay(ms: number): string {
@@ -75,7 +78,8 @@ function encodeCursor(job: Pick<Job, 'createdAt' | 'id'>): string {
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!createdAt || !id || Number.isNaN(Date.parse(createdAt)) || !/^[A-Za-z0-9_-]+$/.test(id)) throw new InvalidCursorError(cursor);
+  if (!createdAt || !id || Number.isNaN(Date.parse(createdAt)) || !/^[A-Za-z0-9_-]+$/.test(id))
+    throw new InvalidCursorError(cursor);
   return { createdAt, id };
 }
 
@@ -172,7 +176,8 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
           continue;
         }
         jobs.set(id, { body, etag: (etags += 1) });
-        if (`${current.job.status}/${current.job.currentStep}` !== was || isTerminal(current.job)) index.set(id, summaryOf(current.job));
+        if (`${current.job.status}/${current.job.currentStep}` !== was || isTerminal(current.job))
+          index.set(id, summaryOf(current.job));
         return current.job;
       }
       throw new Error(`Job ${id}: too many concurrent updates`);
@@ -188,8 +193,12 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
         .map((id) => jobs.get(id))
         .filter((stored): stored is Stored => stored !== undefined)
         .map((stored) => JSON.parse(stored.body) as Job)
-        .filter((job) => utcDay(Date.parse(job.createdAt)) <= newestDay && utcDay(Date.parse(job.createdAt)) >= oldestDay)
-        .filter((job) => (from ? newestFirst(job, from) > 0 : before ? Date.parse(job.createdAt) < Date.parse(before) : true))
+        .filter(
+          (job) => utcDay(Date.parse(job.createdAt)) <= newestDay && utcDay(Date.parse(job.createdAt)) >= oldestDay,
+        )
+        .filter((job) =>
+          from ? newestFirst(job, from) > 0 : before ? Date.parse(job.createdAt) < Date.parse(before) : true,
+        )
         .filter((job) => matches(job, filter))
         .sort(newestFirst);
       const page = candidates.slice(0, limit);

@@ -27,7 +27,12 @@ export function createMemoryQueues(options: { now?: () => Date } = {}): MemoryQu
     async send(queue, message, { delaySeconds = 0 } = {}) {
       const wire = JSON.stringify(message);
       if (wire === undefined) throw new Error(`A message for '${queue}' is not JSON`);
-      sent.push({ queue, message: JSON.parse(wire) as unknown, delaySeconds, visibleAt: now().getTime() + delaySeconds * 1000 });
+      sent.push({
+        queue,
+        message: JSON.parse(wire) as unknown,
+        delaySeconds,
+        visibleAt: now().getTime() + delaySeconds * 1000,
+      });
     },
     async depth(queue) {
       // A queue exists once something was sent to it (the real sender creates queues on first use).

@@ -36,7 +36,7 @@ type Dataset = Record<string, { vr: string; Value?: unknown[]; InlineBinary?: st
 export function editDataset(file: string, change: (dict: Dataset) => void): void {
   const bytes = readFileSync(file);
   const message = DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  change(message.dict as Dataset);
+  change(message.dict);
   const out = new DicomDict(message.meta);
   out.dict = message.dict;
   writeFileSync(file, Buffer.from(out.write()));
@@ -46,15 +46,17 @@ export function editDataset(file: string, change: (dict: Dataset) => void): void
  * PS3.5 H.3.1's example: a Japanese name in ISO 2022 IR 87 (JIS X 0208 with escape sequences) under
  * SpecificCharacterSet `\ISO 2022 IR 87` (two values, the first empty = ISO 2022 IR 6).
  */
-export const ISO2022_JAPANESE_NAME = 'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B';
+export const ISO2022_JAPANESE_NAME =
+  'Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B';
 
 export function useIso2022Japanese(file: string): void {
   editDataset(file, (dict) => {
     dict['00080005'] = { vr: 'CS', Value: ['ISO 2022 IR 6', 'ISO 2022 IR 87'] };
-    dict['00100010'] = { vr: 'PN', Value: [ISO2022_JAPANESE_NAME] } as never;
+    dict['00100010'] = { vr: 'PN', Value: [ISO2022_JAPANESE_NAME] };
   });
   // dcmjs writes PN values as objects or strings depending on version; check the escapes survived.
-  if (!readFileSync(file).includes(Buffer.from('\x1b$B', 'latin1'))) throw new Error(`${file}: the ISO 2022 escapes were not written`);
+  if (!readFileSync(file).includes(Buffer.from('\x1b$B', 'latin1')))
+    throw new Error(`${file}: the ISO 2022 escapes were not written`);
 }
 
 /** A private creator with a private sequence holding nested private and standard elements. */
@@ -64,7 +66,11 @@ export function addPrivateSequence(file: string): void {
     dict['00311001'] = {
       vr: 'SQ',
       Value: [
-        { '00310010': { vr: 'LO', Value: ['ODD VENDOR SEQ'] }, '00311002': { vr: 'LO', Value: ['nested private text'] }, '00100020': { vr: 'LO', Value: ['NESTED-ID'] } },
+        {
+          '00310010': { vr: 'LO', Value: ['ODD VENDOR SEQ'] },
+          '00311002': { vr: 'LO', Value: ['nested private text'] },
+          '00100020': { vr: 'LO', Value: ['NESTED-ID'] },
+        },
         { '00311003': { vr: 'SQ', Value: [{ '00311004': { vr: 'UT', Value: ['deeper'] } }] } },
       ],
     };

@@ -5,7 +5,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import axios, { type AxiosInstance } from 'axios';
-import { FatalWaitError, freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from './process';
+import {
+  FatalWaitError,
+  freePort,
+  makeTempDir,
+  requireBinary,
+  spawnManaged,
+  waitFor,
+  type ManagedProcess,
+} from './process';
 import type { PostgresServer } from './postgres';
 import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
 
@@ -13,7 +21,10 @@ const REPO = path.resolve(__dirname, '../..');
 export const POSTGRES_INDEX_PLUGIN = '/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so';
 
 /** The settings that put Orthanc's index in PostgreSQL: the same variables docker-compose.yml sets. */
-export function postgresIndexEnv(postgres: Pick<PostgresServer, 'host' | 'port' | 'database' | 'username' | 'password'>, plugin: string): Record<string, string> {
+export function postgresIndexEnv(
+  postgres: Pick<PostgresServer, 'host' | 'port' | 'database' | 'username' | 'password'>,
+  plugin: string,
+): Record<string, string> {
   return {
     ORTHANC_PLUGINS: JSON.stringify(plugin),
     ORTHANC_POSTGRESQL_ENABLED: 'true',
@@ -85,7 +96,9 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
   };
   if (options.postgres) {
     if (!existsSync(POSTGRES_INDEX_PLUGIN)) {
-      throw new Error(`Required Orthanc plugin ${POSTGRES_INDEX_PLUGIN} is missing (Debian package 'orthanc-postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`);
+      throw new Error(
+        `Required Orthanc plugin ${POSTGRES_INDEX_PLUGIN} is missing (Debian package 'orthanc-postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+      );
     }
     Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
   }
@@ -116,17 +129,27 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
       let system: { DatabaseBackendPlugin?: string | null } = {};
       await waitFor(
         async () => {
-          if (!proc!.running()) throw new FatalWaitError(`Orthanc exited during startup (config ${CONFIG}):\n${proc!.output().slice(-3000)}`);
+          if (!proc!.running())
+            throw new FatalWaitError(
+              `Orthanc exited during startup (config ${CONFIG}):\n${proc!.output().slice(-3000)}`,
+            );
           const answer = await fetch(`${url}/system`, { headers: { Authorization: auth } });
           if (answer.ok) system = (await answer.json()) as typeof system;
           return answer.ok;
         },
-        { timeoutMs: 60_000, intervalMs: 100, description: `Orthanc to answer ${url}/system`, onTimeout: () => proc!.output().slice(-3000) },
+        {
+          timeoutMs: 60_000,
+          intervalMs: 100,
+          description: `Orthanc to answer ${url}/system`,
+          onTimeout: () => proc!.output().slice(-3000),
+        },
       );
       // A misnamed plugin or setting would leave Orthanc on SQLite without complaint: check it took effect.
       if (options.postgres && !system.DatabaseBackendPlugin) {
         await proc.stop();
-        throw new Error(`Orthanc started without its PostgreSQL index (DatabaseBackendPlugin is ${String(system.DatabaseBackendPlugin)}):\n${proc.output().slice(-3000)}`);
+        throw new Error(
+          `Orthanc started without its PostgreSQL index (DatabaseBackendPlugin is ${String(system.DatabaseBackendPlugin)}):\n${proc.output().slice(-3000)}`,
+        );
       }
     },
     async stop() {
@@ -145,12 +168,21 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
 }
 
 function rest(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>): AxiosInstance {
-  return axios.create({ baseURL: orthanc.url, auth: { username: orthanc.username, password: orthanc.password }, timeout: 10_000 });
+  return axios.create({
+    baseURL: orthanc.url,
+    auth: { username: orthanc.username, password: orthanc.password },
+    timeout: 10_000,
+  });
 }
 
 /** The Orthanc ID of a study given its StudyInstanceUID (POST /tools/lookup), or undefined when Orthanc does not hold it. */
-export async function orthancIdOfStudy(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>, studyInstanceUID: string): Promise<string | undefined> {
-  const { data } = await rest(orthanc).post<{ ID: string; Type: string }[]>('/tools/lookup', studyInstanceUID, { headers: { 'Content-Type': 'text/plain' } });
+export async function orthancIdOfStudy(
+  orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>,
+  studyInstanceUID: string,
+): Promise<string | undefined> {
+  const { data } = await rest(orthanc).post<{ ID: string; Type: string }[]>('/tools/lookup', studyInstanceUID, {
+    headers: { 'Content-Type': 'text/plain' },
+  });
   return data.find((r) => r.Type === 'Study')?.ID;
 }
 
@@ -160,7 +192,11 @@ const ORTHANC_ID = /^[0-9a-f]{8}(-[0-9a-f]{8}){4}$/;
  * Waits until Orthanc has logged StableStudy for the study in /changes (given as StudyInstanceUID or
  * Orthanc ID) and reports it IsStable. Returns the study's Orthanc ID.
  */
-export async function waitForStableStudy(orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>, study: string, timeoutMs = 30_000): Promise<string> {
+export async function waitForStableStudy(
+  orthanc: Pick<OrthancServer, 'url' | 'username' | 'password'>,
+  study: string,
+  timeoutMs = 30_000,
+): Promise<string> {
   const http = rest(orthanc);
   let id: string | undefined = ORTHANC_ID.test(study) ? study : undefined;
   let since = 0;
@@ -170,7 +206,11 @@ export async function waitForStableStudy(orthanc: Pick<OrthancServer, 'url' | 'u
       id ??= await orthancIdOfStudy(orthanc, study);
       if (!id) return false;
       for (;;) {
-        const { data } = await http.get<{ Changes: { ChangeType: string; ID: string; Seq: number }[]; Done: boolean; Last: number }>('/changes', { params: { since, limit: 500 } });
+        const { data } = await http.get<{
+          Changes: { ChangeType: string; ID: string; Seq: number }[];
+          Done: boolean;
+          Last: number;
+        }>('/changes', { params: { since, limit: 500 } });
         if (data.Changes.some((c) => c.ChangeType === 'StableStudy' && c.ID === id)) seen = true;
         since = data.Last;
         if (data.Done || data.Changes.length === 0) break;

@@ -24,9 +24,15 @@ export interface PostgresServer {
 
 export function postgresBinDir(): string {
   const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(path.join(base, v, 'bin/initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(base)
+    ? readdirSync(base)
+        .filter((v) => existsSync(path.join(base, v, 'bin/initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   if (versions.length === 0) {
-    throw new Error(`Required PostgreSQL server binaries are missing (no ${base}/<version>/bin/initdb; Debian package 'postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`);
+    throw new Error(
+      `Required PostgreSQL server binaries are missing (no ${base}/<version>/bin/initdb; Debian package 'postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+    );
   }
   return path.join(base, versions[0], 'bin');
 }
@@ -38,7 +44,9 @@ function postgresUser(): { uid: number; gid: number } {
       gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
     };
   } catch {
-    throw new Error("Running as root, but there is no 'postgres' OS user to run PostgreSQL as (Debian package 'postgresql' creates it). Install the system dependencies with: bash scripts/install-system-deps.sh");
+    throw new Error(
+      "Running as root, but there is no 'postgres' OS user to run PostgreSQL as (Debian package 'postgresql' creates it). Install the system dependencies with: bash scripts/install-system-deps.sh",
+    );
   }
 }
 
@@ -59,14 +67,33 @@ export async function startPostgres(options: { database?: string; username?: str
 
   try {
     // The superuser is the test user, so createdb below needs no second role.
-    execFileSync(path.join(bin, 'initdb'), ['-D', dataDir, '-U', username, '--pwfile', pwfile, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C.UTF-8'], { ...asUser, stdio: 'pipe', cwd: dir });
+    execFileSync(
+      path.join(bin, 'initdb'),
+      ['-D', dataDir, '-U', username, '--pwfile', pwfile, '-A', 'scram-sha-256', '-E', 'UTF8', '--locale', 'C.UTF-8'],
+      { ...asUser, stdio: 'pipe', cwd: dir },
+    );
   } catch (error) {
     const e = error as { stderr?: Buffer; message: string };
     throw new Error(`initdb failed in ${dataDir}: ${e.stderr?.toString() || e.message}`, { cause: error });
   }
   const proc: ManagedProcess = spawnManaged(
     path.join(bin, 'postgres'),
-    ['-D', dataDir, '-p', String(port), '-h', '127.0.0.1', '-k', dir, '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'synchronous_commit=off'],
+    [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-h',
+      '127.0.0.1',
+      '-k',
+      dir,
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'synchronous_commit=off',
+    ],
     { ...asUser, cwd: dir, name: 'postgres' },
   );
   // On exit, SIGQUIT makes the postmaster take its backends down with it (their own sessions are
@@ -79,14 +106,24 @@ export async function startPostgres(options: { database?: string; username?: str
       if (!proc.running()) throw new FatalWaitError(`PostgreSQL exited during startup:\n${proc.output().slice(-3000)}`);
       return proc.output().includes('ready to accept connections');
     },
-    { timeoutMs: 30_000, description: `PostgreSQL to start on port ${port}`, onTimeout: () => proc.output().slice(-3000) },
+    {
+      timeoutMs: 30_000,
+      description: `PostgreSQL to start on port ${port}`,
+      onTimeout: () => proc.output().slice(-3000),
+    },
   );
   try {
-    execFileSync(path.join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', username, database], { ...asUser, stdio: 'pipe', cwd: dir });
+    execFileSync(path.join(bin, 'createdb'), ['-h', '127.0.0.1', '-p', String(port), '-U', username, database], {
+      ...asUser,
+      stdio: 'pipe',
+      cwd: dir,
+    });
   } catch (error) {
     await proc.stop('SIGQUIT');
     const e = error as { stderr?: Buffer; message: string };
-    throw new Error(`createdb ${database} failed on port ${port}: ${e.stderr?.toString() || e.message}`, { cause: error });
+    throw new Error(`createdb ${database} failed on port ${port}: ${e.stderr?.toString() || e.message}`, {
+      cause: error,
+    });
   }
 
   return {

@@ -224,7 +224,9 @@ export function requireBinary(binary: string, debianPackage: string): string {
   const resolved = String(found.stdout ?? '').trim();
   if (found.status !== 0 || resolved === '') {
     const where = process.env.CI ? ' CI must install it: .ci/run runs that script before the tests.' : '';
-    throw new Error(`Required binary '${binary}' is not installed (Debian package '${debianPackage}'). Install the system dependencies with: bash scripts/install-system-deps.sh (as root, or it prints the apt-get command).${where}`);
+    throw new Error(
+      `Required binary '${binary}' is not installed (Debian package '${debianPackage}'). Install the system dependencies with: bash scripts/install-system-deps.sh (as root, or it prints the apt-get command).${where}`,
+    );
   }
   return resolved;
 }

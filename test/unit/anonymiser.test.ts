@@ -15,13 +15,20 @@ import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { makeTempDir } from '../support/process';
 
 const settings = (over: Partial<Record<keyof AnonymiseSettings, unknown>> = {}) => anonymiseSettingsSchema.parse(over);
-const read = (buffer: Buffer): DicomDataset => dcmjs.data.DicomMessage.readFile(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer).dict;
+const read = (buffer: Buffer): DicomDataset =>
+  dcmjs.data.DicomMessage.readFile(
+    buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer,
+  ).dict;
 const value = (dataset: DicomDataset, tag: string): unknown => {
   const v = dataset[tag]?.Value?.[0];
   return v && typeof v === 'object' && 'Alphabetic' in v ? (v as { Alphabetic: string }).Alphabetic : v;
 };
 function files(root: string): string[] {
-  return readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.dcm')).map((f) => path.join(root, f)).sort();
+  return readdirSync(root, { recursive: true })
+    .map(String)
+    .filter((f) => f.endsWith('.dcm'))
+    .map((f) => path.join(root, f))
+    .sort();
 }
 
 describe('anonymiser', { timeout: 120_000 }, () => {
@@ -40,13 +47,33 @@ describe('anonymiser', { timeout: 120_000 }, () => {
       privateTags: true,
       nestedSequences: true,
       series: [
-        { seriesNumber: 1, modality: 'MR', instances: 3, extra: { OperatorsName: 'Weiß^Bernd', StationName: 'MR-ROOM-7', DeviceSerialNumber: 'SN-77-01' } },
+        {
+          seriesNumber: 1,
+          modality: 'MR',
+          instances: 3,
+          extra: { OperatorsName: 'Weiß^Bernd', StationName: 'MR-ROOM-7', DeviceSerialNumber: 'SN-77-01' },
+        },
         { seriesNumber: 2, modality: 'CT', instances: 2 },
       ],
     });
     identifiers = [
-      'PID-8812-Z', 'Müller', 'Jürgen', 'Karl', '19610723', 'STUDY4711X', 'ACC-99-1234', 'Klinikum', 'Süd', 'Schäfer', 'Weiß', 'MR-ROOM-7', 'SN-77-01', study.studyDate,
-      study.studyInstanceUID, ...study.series.map((s) => s.seriesInstanceUID), ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID)),
+      'PID-8812-Z',
+      'Müller',
+      'Jürgen',
+      'Karl',
+      '19610723',
+      'STUDY4711X',
+      'ACC-99-1234',
+      'Klinikum',
+      'Süd',
+      'Schäfer',
+      'Weiß',
+      'MR-ROOM-7',
+      'SN-77-01',
+      study.studyDate,
+      study.studyInstanceUID,
+      ...study.series.map((s) => s.seriesInstanceUID),
+      ...study.series.flatMap((s) => s.files.map((f) => f.sopInstanceUID)),
     ];
   });
 
@@ -62,18 +89,29 @@ describe('anonymiser', { timeout: 120_000 }, () => {
       mkdirSync(folder, { recursive: true });
       for (const f of series.files) cpSync(f.path, path.join(folder, `${f.sopInstanceUID}.dcm`));
     }
-    const result = await anonymiseFolder(dir, createAnonymiser({ secret: 'phi-test-secret', settings: settings() }), { concurrency: 2 });
+    const result = await anonymiseFolder(dir, createAnonymiser({ secret: 'phi-test-secret', settings: settings() }), {
+      concurrency: 2,
+    });
     assert.equal(result.instances, 5);
     const paths = readdirSync(dir, { recursive: true }).map(String);
     assert.equal(paths.filter((p) => p.endsWith('.dcm')).length, 5);
-    for (const p of paths) for (const id of identifiers) assert.ok(!p.includes(id), `path ${p} contains an original identifier ${id}`);
+    for (const p of paths)
+      for (const id of identifiers) assert.ok(!p.includes(id), `path ${p} contains an original identifier ${id}`);
     for (const file of files(dir)) {
       const bytes = readFileSync(file);
       for (const id of identifiers) {
         for (const encoding of ['utf8', 'latin1'] as const) {
-          assert.equal(bytes.indexOf(Buffer.from(id, encoding)), -1, `${path.basename(file)} contains ${JSON.stringify(id)} (${encoding})`);
+          assert.equal(
+            bytes.indexOf(Buffer.from(id, encoding)),
+            -1,
+            `${path.basename(file)} contains ${JSON.stringify(id)} (${encoding})`,
+          );
         }
-        assert.equal(bytes.indexOf(Buffer.from(id.toUpperCase(), 'latin1')), -1, `${path.basename(file)} contains ${JSON.stringify(id.toUpperCase())}`);
+        assert.equal(
+          bytes.indexOf(Buffer.from(id.toUpperCase(), 'latin1')),
+          -1,
+          `${path.basename(file)} contains ${JSON.stringify(id.toUpperCase())}`,
+        );
       }
     }
   });
@@ -102,7 +140,9 @@ describe('anonymiser', { timeout: 120_000 }, () => {
   it('keeps UIDs consistent across the study and identical on a second run with the same key', () => {
     const run = (secret: string) => {
       const anonymiser = createAnonymiser({ secret, settings: settings() });
-      return study.series.flatMap((s) => s.files.map((f) => read(anonymiser.anonymiseBuffer(readFileSync(f.path), 'x').output!)));
+      return study.series.flatMap((s) =>
+        s.files.map((f) => read(anonymiser.anonymiseBuffer(readFileSync(f.path), 'x').output!)),
+      );
     };
     const first = run('key-1');
     const studyUids = new Set(first.map((d) => value(d, '0020000D')));
@@ -112,7 +152,10 @@ describe('anonymiser', { timeout: 120_000 }, () => {
     const referenced = (first[1]['00082112'].Value as DicomDataset[])[0];
     assert.equal(value(referenced, '00081155'), value(first[0], '00080018'));
     const second = run('key-1');
-    assert.deepEqual(second.map((d) => value(d, '00080018')), first.map((d) => value(d, '00080018')));
+    assert.deepEqual(
+      second.map((d) => value(d, '00080018')),
+      first.map((d) => value(d, '00080018')),
+    );
     const other = run('key-2');
     assert.notEqual(value(other[0], '00080018'), value(first[0], '00080018'));
     assert.ok(first.every((d) => /^2\.25\.\d{1,39}$/.test(String(value(d, '00080018')))));
@@ -120,25 +163,46 @@ describe('anonymiser', { timeout: 120_000 }, () => {
 
   it('replaces identity with a keyed pseudonym, or with the operator mapping', () => {
     const input = readFileSync(study.series[0].files[0].path);
-    const pseudo = read(createAnonymiser({ secret: 'k', settings: settings({ PseudonymPrefix: 'PRJ' }) }).anonymiseBuffer(input, 'x').output!);
+    const pseudo = read(
+      createAnonymiser({ secret: 'k', settings: settings({ PseudonymPrefix: 'PRJ' }) }).anonymiseBuffer(input, 'x')
+        .output!,
+    );
     assert.match(String(value(pseudo, '00100020')), /^PRJ[A-Z2-7]{12}$/);
     assert.equal(value(pseudo, '00100010'), value(pseudo, '00100020'));
     const mapping = parseIdentityMapping('original,pseudonym\nPID-8812-Z,SUBJ-001\n', 'map.csv');
-    const mapped = read(createAnonymiser({ secret: 'k', settings: settings({ Identity: 'mapping', MappingFile: 'map.csv' }), mapping }).anonymiseBuffer(input, 'x').output!);
+    const mapped = read(
+      createAnonymiser({
+        secret: 'k',
+        settings: settings({ Identity: 'mapping', MappingFile: 'map.csv' }),
+        mapping,
+      }).anonymiseBuffer(input, 'x').output!,
+    );
     assert.equal(value(mapped, '00100020'), 'SUBJ-001');
     const missing = parseIdentityMapping('SOMEONE-ELSE,SUBJ-002\n', 'map.csv');
-    assert.throws(() => createAnonymiser({ secret: 'k', settings: settings({ Identity: 'mapping', MappingFile: 'map.csv' }), mapping: missing }).anonymiseBuffer(input, 'x'), (error: Error) => /not in the mapping file map\.csv/.test(error.message) && !error.message.includes('PID-8812-Z'));
+    assert.throws(
+      () =>
+        createAnonymiser({
+          secret: 'k',
+          settings: settings({ Identity: 'mapping', MappingFile: 'map.csv' }),
+          mapping: missing,
+        }).anonymiseBuffer(input, 'x'),
+      (error: Error) => /not in the mapping file map\.csv/.test(error.message) && !error.message.includes('PID-8812-Z'),
+    );
     assert.throws(() => parseIdentityMapping('a,b\na,c\n', 'm.csv'), /m\.csv line 2: this original id appears twice/);
   });
 
   it('applies the profile options', () => {
     const input = readFileSync(study.series[0].files[0].path);
-    const run = (over: Partial<Record<keyof AnonymiseSettings, unknown>>) => read(createAnonymiser({ secret: 'k', settings: settings(over) }).anonymiseBuffer(input, 'x').output!);
+    const run = (over: Partial<Record<keyof AnonymiseSettings, unknown>>) =>
+      read(createAnonymiser({ secret: 'k', settings: settings(over) }).anonymiseBuffer(input, 'x').output!);
     const basic = run({});
     assert.equal(basic['00101010'], undefined, 'PatientAge removed');
     assert.equal(basic['00081030'], undefined, 'StudyDescription removed');
     // A zero-length value reads back from dcmjs as [''].
-    assert.ok((basic['00080020'].Value ?? []).every((v) => v === ''), 'StudyDate emptied');
+    assert.ok(
+      (basic['00080020'].Value ?? []).every((v) => v === ''),
+      'StudyDate emptied',
+    );
 
     const shifted = run({ RetainLongitudinal: 'shifted' });
     const days = dateShiftDays('k', 'PID-8812-Z');
@@ -164,18 +228,38 @@ describe('anonymiser', { timeout: 120_000 }, () => {
   it('removes private attributes unless Retain Safe Private allows them', () => {
     const input = readFileSync(study.series[0].files[0].path);
     const basic = read(createAnonymiser({ secret: 'k', settings: settings() }).anonymiseBuffer(input, 'x').output!);
-    assert.deepEqual(Object.keys(basic).filter((t) => parseInt(t.slice(0, 4), 16) % 2 === 1), []);
-    const safe = read(createAnonymiser({ secret: 'k', settings: settings({ RetainSafePrivate: true, SafePrivateAllowList: [{ Creator: 'ACME PRIVATE', Tag: '(0029,xx11)' }] }) }).anonymiseBuffer(input, 'x').output!);
+    assert.deepEqual(
+      Object.keys(basic).filter((t) => parseInt(t.slice(0, 4), 16) % 2 === 1),
+      [],
+    );
+    const safe = read(
+      createAnonymiser({
+        secret: 'k',
+        settings: settings({
+          RetainSafePrivate: true,
+          SafePrivateAllowList: [{ Creator: 'ACME PRIVATE', Tag: '(0029,xx11)' }],
+        }),
+      }).anonymiseBuffer(input, 'x').output!,
+    );
     assert.equal(value(safe, '00290010'), 'ACME PRIVATE', 'the creator of a kept element stays');
     assert.equal(safe['00291010'], undefined);
     assert.ok(safe['00291011']);
   });
 
   it('follows the burned-in annotation policy', async () => {
-    const us = await generateStudy({ series: [{ seriesNumber: 1, instances: 1, extra: { BurnedInAnnotation: 'YES' } }] });
+    const us = await generateStudy({
+      series: [{ seriesNumber: 1, instances: 1, extra: { BurnedInAnnotation: 'YES' } }],
+    });
     const input = readFileSync(us.files[0]);
-    const withPolicy = (policy: string) => createAnonymiser({ secret: 'k', settings: settings({ BurnedInAnnotation: policy }) }).anonymiseBuffer(input, 'SE1/x.dcm');
-    assert.throws(() => withPolicy('fail'), /SE1\/x\.dcm: BurnedInAnnotation is YES; the rule's BurnedInAnnotation policy is "fail"/);
+    const withPolicy = (policy: string) =>
+      createAnonymiser({ secret: 'k', settings: settings({ BurnedInAnnotation: policy }) }).anonymiseBuffer(
+        input,
+        'SE1/x.dcm',
+      );
+    assert.throws(
+      () => withPolicy('fail'),
+      /SE1\/x\.dcm: BurnedInAnnotation is YES; the rule's BurnedInAnnotation policy is "fail"/,
+    );
     const excluded = withPolicy('exclude');
     assert.equal(excluded.output, undefined);
     assert.match(excluded.excluded ?? '', /BurnedInAnnotation is YES/);
@@ -191,10 +275,12 @@ describe('anonymiser', { timeout: 120_000 }, () => {
     const layout = (dir: string) => {
       for (const series of study.series) {
         mkdirSync(path.join(dir, `SE${series.seriesNumber}`), { recursive: true });
-        for (const f of series.files) cpSync(f.path, path.join(dir, `SE${series.seriesNumber}`, `${anonymisedUid(secret, f.sopInstanceUID)}.dcm`));
+        for (const f of series.files)
+          cpSync(f.path, path.join(dir, `SE${series.seriesNumber}`, `${anonymisedUid(secret, f.sopInstanceUID)}.dcm`));
       }
     };
-    const contents = (dir: string) => files(dir).map((f) => [path.relative(dir, f), readFileSync(f).toString('base64')]);
+    const contents = (dir: string) =>
+      files(dir).map((f) => [path.relative(dir, f), readFileSync(f).toString('base64')]);
     const clean = makeTempDir('anon-clean-');
     layout(clean);
     await anonymiseFolder(clean, anonymiser(), { concurrency: 2, isDone: alreadyAnonymised });
@@ -220,7 +306,10 @@ describe('anonymiser', { timeout: 120_000 }, () => {
   it('fails an unreadable instance with its name', async () => {
     const dir = makeTempDir('anon-bad-');
     (await import('node:fs')).writeFileSync(path.join(dir, 'broken.dcm'), Buffer.from('not dicom at all'));
-    await assert.rejects(anonymiseFolder(dir, createAnonymiser({ secret: 'k', settings: settings() }), { concurrency: 1 }), /broken\.dcm: not readable as DICOM/);
+    await assert.rejects(
+      anonymiseFolder(dir, createAnonymiser({ secret: 'k', settings: settings() }), { concurrency: 1 }),
+      /broken\.dcm: not readable as DICOM/,
+    );
     assert.ok(statSync(path.join(dir, 'broken.dcm')).size > 0, 'the input is left as it was');
   });
 });

@@ -69,7 +69,10 @@ describe('config', () => {
     ['AUTOMATION_STALE_HEARTBEAT_SECONDS', { AUTOMATION_STALE_HEARTBEAT_SECONDS: '1' }],
     ['AUTOMATION_LEDGER_RETENTION_DAYS', { AUTOMATION_LEDGER_RETENTION_DAYS: '-1' }],
     ['AUTOMATION_ANONYMISATION_SECRET', { AUTOMATION_ANONYMISATION_SECRET: 'too-short' }],
-    ['AUTOMATION_STAGING_PATH', { ORTHANC_AUTOMATION_STORAGE_PATH: '/srv/out', AUTOMATION_STAGING_PATH: '/srv/out/staging' }],
+    [
+      'AUTOMATION_STAGING_PATH',
+      { ORTHANC_AUTOMATION_STORAGE_PATH: '/srv/out', AUTOMATION_STAGING_PATH: '/srv/out/staging' },
+    ],
   ];
   // Free text (names, paths, passwords, connection strings, secrets) cannot be wrong on its own.
   const freeText = new Set([

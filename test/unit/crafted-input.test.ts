@@ -17,12 +17,19 @@ import { makeTempDir, removeTempDir } from '../support/process';
 const REPO = path.resolve(__dirname, '../..');
 
 function rule(tags: unknown[]): Rule {
-  const { rule: parsed, problems } = parseRule('r', 'r.json', JSON.stringify({ CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: tags }));
+  const { rule: parsed, problems } = parseRule(
+    'r',
+    'r.json',
+    JSON.stringify({ CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: tags }),
+  );
   assert.ok(parsed, JSON.stringify(problems));
   return parsed;
 }
 
-const studyWith = (study: Record<string, string>, series: Array<Record<string, string>> = [{ Modality: 'MR' }]): ResourceTags => ({
+const studyWith = (
+  study: Record<string, string>,
+  series: Array<Record<string, string>> = [{ Modality: 'MR' }],
+): ResourceTags => ({
   level: 'Study',
   orthancId: 'st',
   patient: {},
@@ -49,10 +56,16 @@ describe('rule regexes run in linear time', () => {
       assert.ok(ms < 1000, `bounded: took ${ms.toFixed(1)} ms`);
     }
     const negated = rule([{ TagName: 'StudyDescription', Operator: 'notRegex', Value: '^(a+)+$' }]);
-    const { value: result, ms } = timed(() => matchRule(negated, studyWith({ StudyDescription: `${'a'.repeat(33)}!` })));
+    const { value: result, ms } = timed(() =>
+      matchRule(negated, studyWith({ StudyDescription: `${'a'.repeat(33)}!` })),
+    );
     console.log(`notRegex ^(a+)+$ against 34 characters: ${ms.toFixed(1)} ms`);
     assert.equal(result.matched, true);
-    assert.equal(matchRule(bomb, studyWith({ StudyDescription: 'a'.repeat(33) })).matched, true, 'it still matches what it should');
+    assert.equal(
+      matchRule(bomb, studyWith({ StudyDescription: 'a'.repeat(33) })).matched,
+      true,
+      'it still matches what it should',
+    );
   });
 
   it('bounds the slowest pattern the limits allow, on the longest value', () => {
@@ -82,20 +95,54 @@ describe('rule regexes run in linear time', () => {
     ];
     for (const [operator, pattern, value, expected] of cases) {
       const r = rule([{ TagName: 'StudyDescription', Operator: operator, Value: pattern }]);
-      assert.equal(matchRule(r, studyWith({ StudyDescription: value })).matched, expected, `${value} ${operator} /${pattern}/`);
+      assert.equal(
+        matchRule(r, studyWith({ StudyDescription: value })).matched,
+        expected,
+        `${value} ${operator} /${pattern}/`,
+      );
     }
   });
 
   it(`sees only the first ${MAX_REGEX_VALUE_LENGTH} characters of a value`, () => {
     const value = `${'x'.repeat(MAX_REGEX_VALUE_LENGTH - 3)}abcdef`;
-    assert.equal(matchRule(rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abc' }]), studyWith({ StudyDescription: value })).matched, true);
-    assert.equal(matchRule(rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abcd' }]), studyWith({ StudyDescription: value })).matched, false);
-    assert.equal(matchRule(rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abc$' }]), studyWith({ StudyDescription: value })).matched, true);
+    assert.equal(
+      matchRule(
+        rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abc' }]),
+        studyWith({ StudyDescription: value }),
+      ).matched,
+      true,
+    );
+    assert.equal(
+      matchRule(
+        rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abcd' }]),
+        studyWith({ StudyDescription: value }),
+      ).matched,
+      false,
+    );
+    assert.equal(
+      matchRule(
+        rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: 'abc$' }]),
+        studyWith({ StudyDescription: value }),
+      ).matched,
+      true,
+    );
     // A surrogate pair across the cut is dropped whole, never half.
     const emoji = `${'x'.repeat(MAX_REGEX_VALUE_LENGTH - 1)}\u{1F600}`;
-    assert.equal(matchRule(rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: '^x+$' }]), studyWith({ StudyDescription: emoji })).matched, true);
+    assert.equal(
+      matchRule(
+        rule([{ TagName: 'StudyDescription', Operator: 'regex', Value: '^x+$' }]),
+        studyWith({ StudyDescription: emoji }),
+      ).matched,
+      true,
+    );
     // The other operators compare whole values, as before.
-    assert.equal(matchRule(rule([{ TagName: 'StudyDescription', Operator: 'endsWith', Value: 'def' }]), studyWith({ StudyDescription: value })).matched, true);
+    assert.equal(
+      matchRule(
+        rule([{ TagName: 'StudyDescription', Operator: 'endsWith', Value: 'def' }]),
+        studyWith({ StudyDescription: value }),
+      ).matched,
+      true,
+    );
   });
 
   const unsupported: Array<[string, string, RegExp]> = [
@@ -109,7 +156,15 @@ describe('rule regexes run in linear time', () => {
   ];
   for (const [label, pattern, why] of unsupported) {
     it(`refuses ${label} with the file, the tag and the reason`, () => {
-      const { rule: parsed, problems } = parseRule('bad', 'bad.json', JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'MR' }], AnyOf: [[{ TagName: 'SeriesDescription', Operator: 'notRegex', Value: pattern }]] }));
+      const { rule: parsed, problems } = parseRule(
+        'bad',
+        'bad.json',
+        JSON.stringify({
+          CheckOn: 'Study',
+          Tags: [{ TagName: 'Modality', Value: 'MR' }],
+          AnyOf: [[{ TagName: 'SeriesDescription', Operator: 'notRegex', Value: pattern }]],
+        }),
+      );
       assert.equal(parsed, undefined);
       const errors = problems.filter((p) => p.severity === 'error');
       assert.equal(errors.length, 1, JSON.stringify(problems));
@@ -123,12 +178,22 @@ describe('rule regexes run in linear time', () => {
 
   it('refuses a pattern longer or more complex than the limits', () => {
     const refused = (value: string) => {
-      const { rule: parsed, problems } = parseRule('big', 'big.json', JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: value }] }));
+      const { rule: parsed, problems } = parseRule(
+        'big',
+        'big.json',
+        JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: value }] }),
+      );
       assert.equal(parsed, undefined);
       return problems[0].message;
     };
-    assert.match(refused('a'.repeat(2000)), /invalid regular expression for StudyDescription: the pattern is 2000 characters long; at most 1024/);
-    assert.match(refused('(a|aa|aaa|é|éé){1000}x'), /invalid regular expression for StudyDescription: the pattern is too complex: it compiles to \d+ instructions, at most 1000/);
+    assert.match(
+      refused('a'.repeat(2000)),
+      /invalid regular expression for StudyDescription: the pattern is 2000 characters long; at most 1024/,
+    );
+    assert.match(
+      refused('(a|aa|aaa|é|éé){1000}x'),
+      /invalid regular expression for StudyDescription: the pattern is too complex: it compiles to \d+ instructions, at most 1000/,
+    );
     assert.match(refused('.{1000}x'), /too complex/);
   });
 
@@ -137,16 +202,43 @@ describe('rule regexes run in linear time', () => {
     after(() => removeTempDir(dir));
 
     it('names the file, the tag and the reason, and exits 1', async () => {
-      writeFileSync(path.join(dir, 'lookahead.json'), JSON.stringify({ CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: 'PROJ(?!X)' }] }));
-      writeFileSync(path.join(dir, 'fine.json'), JSON.stringify({ CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: '^(a+)+$' }] }));
-      const outcome = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO, 'scripts/rules-cli.ts'), 'check', dir], { cwd: REPO }).then(
+      writeFileSync(
+        path.join(dir, 'lookahead.json'),
+        JSON.stringify({
+          CheckOn: 'Study',
+          IsActive: true,
+          Action: 'DOWNLOAD',
+          Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: 'PROJ(?!X)' }],
+        }),
+      );
+      writeFileSync(
+        path.join(dir, 'fine.json'),
+        JSON.stringify({
+          CheckOn: 'Study',
+          IsActive: true,
+          Action: 'DOWNLOAD',
+          Tags: [{ TagName: 'StudyDescription', Operator: 'regex', Value: '^(a+)+$' }],
+        }),
+      );
+      const outcome = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', path.join(REPO, 'scripts/rules-cli.ts'), 'check', dir],
+        { cwd: REPO },
+      ).then(
         ({ stdout }) => ({ code: 0, stdout }),
         (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
       );
       console.log(outcome.stdout.trim());
       assert.equal(outcome.code, 1);
-      assert.match(outcome.stdout, /ERROR +lookahead\.json Tags\[0\]\.Value: invalid regular expression for StudyDescription: lookaround .* not supported; rule regexes use RE2 syntax/);
-      assert.doesNotMatch(outcome.stdout, /fine\.json.*ERROR|ERROR.*fine\.json/, 'a pattern RE2 can run is accepted, however it would backtrack');
+      assert.match(
+        outcome.stdout,
+        /ERROR +lookahead\.json Tags\[0\]\.Value: invalid regular expression for StudyDescription: lookaround .* not supported; rule regexes use RE2 syntax/,
+      );
+      assert.doesNotMatch(
+        outcome.stdout,
+        /fine\.json.*ERROR|ERROR.*fine\.json/,
+        'a pattern RE2 can run is accepted, however it would backtrack',
+      );
     });
   });
 });
@@ -168,14 +260,20 @@ describe('replaceUids (UIDs in path names)', () => {
   });
 
   it('replaces 1.2.3 and 1.2.34 each by its own value, longest first', () => {
-    const map = changes([['1.2.3', 'A'], ['1.2.34', 'B']]);
+    const map = changes([
+      ['1.2.3', 'A'],
+      ['1.2.34', 'B'],
+    ]);
     assert.equal(replaceUids('1.2.3_1.2.34', map), 'A_B');
     assert.equal(replaceUids('1.2.34/1.2.3.dcm', map), 'B/A.dcm');
   });
 
   it('treats a regex bomb in a UID as plain text, in bounded time', () => {
     const crafted = `2.25.${'([0-9]|[0-9])+'.repeat(40)}z`;
-    const map = changes([[crafted, '2.25.1'], ['', 'never']]);
+    const map = changes([
+      [crafted, '2.25.1'],
+      ['', 'never'],
+    ]);
     const name = `${crafted}.dcm`;
     const { value, ms } = timed(() => replaceUids(name, map));
     console.log(`replaceUids with a ${crafted.length}-character crafted UID: ${ms.toFixed(2)} ms`);

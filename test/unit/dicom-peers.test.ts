@@ -18,7 +18,10 @@ describe('ORTHANC_ALLOWED_SENDERS', () => {
 
   it('reads NAME|AET|IPV4 entries separated by commas, spaces allowed', () => {
     const config = loadConfig({ ORTHANC_ALLOWED_SENDERS: 'SCANNER1|MRI_AET|10.0.0.7, CT | CT AET |10.0.0.8' });
-    assert.deepEqual(config.allowedSenders, { SCANNER1: { AET: 'MRI_AET', Host: '10.0.0.7' }, CT: { AET: 'CT AET', Host: '10.0.0.8' } });
+    assert.deepEqual(config.allowedSenders, {
+      SCANNER1: { AET: 'MRI_AET', Host: '10.0.0.7' },
+      CT: { AET: 'CT AET', Host: '10.0.0.8' },
+    });
   });
 
   const bad: Array<[string, string, RegExp]> = [
@@ -39,14 +42,22 @@ describe('ORTHANC_ALLOWED_SENDERS', () => {
   }
 
   it('refuses an AET a sender shares with a destination (Orthanc would skip the host check for it), case-insensitively', () => {
-    const problems = problemsFor({ ORTHANC_ALLOWED_SENDERS: 'WS|ws1|10.0.0.7', MODALITY_WORKSTATION: 'WS1|10.0.0.7|104' });
+    const problems = problemsFor({
+      ORTHANC_ALLOWED_SENDERS: 'WS|ws1|10.0.0.7',
+      MODALITY_WORKSTATION: 'WS1|10.0.0.7|104',
+    });
     assert.equal(problems.length, 1, problems.join('\n'));
     assert.match(problems[0], /^ORTHANC_ALLOWED_SENDERS: AET 'WS1' is used by destination WORKSTATION and sender WS/);
   });
 
   it('refuses a sender named like a destination', () => {
-    const problems = problemsFor({ ORTHANC_ALLOWED_SENDERS: 'PACS|SENDER|10.0.0.7', MODALITY_PACS: 'PACSAET|10.0.0.5|104' });
-    assert.deepEqual(problems, ["ORTHANC_ALLOWED_SENDERS: sender 'PACS' has the name of a destination; give it another name"]);
+    const problems = problemsFor({
+      ORTHANC_ALLOWED_SENDERS: 'PACS|SENDER|10.0.0.7',
+      MODALITY_PACS: 'PACSAET|10.0.0.5|104',
+    });
+    assert.deepEqual(problems, [
+      "ORTHANC_ALLOWED_SENDERS: sender 'PACS' has the name of a destination; give it another name",
+    ]);
   });
 });
 
@@ -69,13 +80,41 @@ describe('ORTHANC_DESTINATION_PERMISSIONS', () => {
   });
 
   const bad: Array<[string, NodeJS.ProcessEnv, RegExp]> = [
-    ['an unknown operation', { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find+delete' }, /op one of find, get, move/],
-    ['echo or store (always allowed, never granted)', { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:store' }, /echo and store are always allowed/],
-    ['an entry without operations', { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS' }, /expected NAME:op/],
-    ['a destination listed twice', { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find,PACS:get' }, /'PACS' is listed twice/],
-    ['a name that is not a destination', { ORTHANC_DESTINATION_PERMISSIONS: 'NOWHERE:find' }, /'NOWHERE' is not a destination/],
-    ['a grant to a destination known by host name', { MODALITY_PACS: 'PACSAET|pacs.example.org|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find' }, /a grant needs its IPv4 address/],
-    ['a grant on an AET two destinations share', { MODALITY_A: 'SAME|10.0.0.1|104', MODALITY_B: 'same|10.0.0.2|104', ORTHANC_DESTINATION_PERMISSIONS: 'A:find' }, /AET 'SAME' is used by destination A and destination B/],
+    [
+      'an unknown operation',
+      { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find+delete' },
+      /op one of find, get, move/,
+    ],
+    [
+      'echo or store (always allowed, never granted)',
+      { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:store' },
+      /echo and store are always allowed/,
+    ],
+    [
+      'an entry without operations',
+      { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS' },
+      /expected NAME:op/,
+    ],
+    [
+      'a destination listed twice',
+      { MODALITY_PACS: 'A|10.0.0.5|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find,PACS:get' },
+      /'PACS' is listed twice/,
+    ],
+    [
+      'a name that is not a destination',
+      { ORTHANC_DESTINATION_PERMISSIONS: 'NOWHERE:find' },
+      /'NOWHERE' is not a destination/,
+    ],
+    [
+      'a grant to a destination known by host name',
+      { MODALITY_PACS: 'PACSAET|pacs.example.org|104', ORTHANC_DESTINATION_PERMISSIONS: 'PACS:find' },
+      /a grant needs its IPv4 address/,
+    ],
+    [
+      'a grant on an AET two destinations share',
+      { MODALITY_A: 'SAME|10.0.0.1|104', MODALITY_B: 'same|10.0.0.2|104', ORTHANC_DESTINATION_PERMISSIONS: 'A:find' },
+      /AET 'SAME' is used by destination A and destination B/,
+    ],
   ];
   for (const [what, env, message] of bad) {
     it(`refuses ${what}, naming the variable`, () => {
@@ -108,21 +147,44 @@ describe('what Orthanc is given', () => {
     });
     const granted = orthancModalityBody({ AET: 'QR', Host: '10.0.0.6', Port: 104, allow: ['find', 'move'] });
     assert.deepEqual([granted.AllowFind, granted.AllowGet, granted.AllowMove], [true, false, true]);
-    assert.equal(orthancModalityBody({ AET: 'MRI', Host: '10.0.0.7' }).Port, 104, 'a sender gets a placeholder port (Orthanc requires one)');
+    assert.equal(
+      orthancModalityBody({ AET: 'MRI', Host: '10.0.0.7' }).Port,
+      104,
+      'a sender gets a placeholder port (Orthanc requires one)',
+    );
   });
 
   it('closes storing and echo to unknown callers exactly when a sender list is set', () => {
-    assert.deepEqual(orthancDicomAccessEnv({}), { ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'true', ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'true' });
-    assert.deepEqual(orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: '' }), { ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'true', ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'true' });
-    assert.deepEqual(orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: 'MRI|MRI|10.0.0.7' }), { ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'false', ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'false' });
+    assert.deepEqual(orthancDicomAccessEnv({}), {
+      ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'true',
+      ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'true',
+    });
+    assert.deepEqual(orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: '' }), {
+      ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'true',
+      ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'true',
+    });
+    assert.deepEqual(orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: 'MRI|MRI|10.0.0.7' }), {
+      ORTHANC_DICOM_ALWAYS_ALLOW_STORE: 'false',
+      ORTHANC_DICOM_ALWAYS_ALLOW_ECHO: 'false',
+    });
   });
 
   it('puts back only the peers Orthanc lacks or holds with other permissions, and leaves extra ones alone', async () => {
-    const config = loadConfig({ MODALITY_PACS: 'PACSAET|10.0.0.5|104', MODALITY_QR: 'QR|10.0.0.6|104', ORTHANC_DESTINATION_PERMISSIONS: 'QR:find', ORTHANC_ALLOWED_SENDERS: 'MRI|MRI|10.0.0.7' });
+    const config = loadConfig({
+      MODALITY_PACS: 'PACSAET|10.0.0.5|104',
+      MODALITY_QR: 'QR|10.0.0.6|104',
+      ORTHANC_DESTINATION_PERMISSIONS: 'QR:find',
+      ORTHANC_ALLOWED_SENDERS: 'MRI|MRI|10.0.0.7',
+    });
     const present: Record<string, OrthancModality> = {
       PACS: { ...orthancModalityBody(config.modalities.PACS), Manufacturer: 'Generic', Timeout: 0 },
       // Registered by hand in the legacy form: every command allowed.
-      QR: { ...orthancModalityBody({ AET: 'QR', Host: '10.0.0.6', Port: 104 }), AllowFind: true, AllowGet: true, AllowMove: true },
+      QR: {
+        ...orthancModalityBody({ AET: 'QR', Host: '10.0.0.6', Port: 104 }),
+        AllowFind: true,
+        AllowGet: true,
+        AllowMove: true,
+      },
       MANUAL: { AET: 'MANUAL', Host: '10.0.0.99', Port: 104 },
     };
     const puts: string[] = [];
@@ -130,7 +192,10 @@ describe('what Orthanc is given', () => {
     const put = await ensureDicomPeers(orthanc, config, () => {});
     assert.deepEqual(put, ['QR', 'MRI']);
     assert.deepEqual(puts, ['QR', 'MRI']);
-    const untouched = { modalities: async () => assert.fail('no peers configured: Orthanc is not asked'), putModality: async () => assert.fail('nothing to put') };
+    const untouched = {
+      modalities: async () => assert.fail('no peers configured: Orthanc is not asked'),
+      putModality: async () => assert.fail('nothing to put'),
+    };
     assert.deepEqual(await ensureDicomPeers(untouched, loadConfig({}), () => {}), []);
   });
 });

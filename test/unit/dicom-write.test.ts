@@ -17,7 +17,7 @@ import { makeTempDir } from '../support/process';
 const { DicomMessage, DicomDict: Dict } = dcmjs.data;
 const parse = (file: string): DicomDict => {
   const bytes = readFileSync(file);
-  return DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+  return DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 };
 const dcmjsAlone = (file: string, change: (message: DicomDict) => void = () => undefined): Buffer => {
   const message = parse(file);
@@ -26,7 +26,10 @@ const dcmjsAlone = (file: string, change: (message: DicomDict) => void = () => u
   out.dict = message.dict;
   return Buffer.from(out.write({ allowInvalidVRLength: true }));
 };
-const ours = (file: string, change: (message: DicomDict) => void = () => undefined): { bytes: Buffer; appended: boolean } => {
+const ours = (
+  file: string,
+  change: (message: DicomDict) => void = () => undefined,
+): { bytes: Buffer; appended: boolean } => {
   const message = parse(file);
   change(message);
   const appended = appendablePixelData(message.meta, message.dict) !== undefined;
@@ -37,7 +40,14 @@ describe('writeDicomFile', { timeout: 60_000 }, () => {
   let study: GeneratedStudy;
   let implicit: string;
   before(async () => {
-    study = await generateStudy({ privateTags: true, nestedSequences: true, series: [{ seriesNumber: 1, modality: 'MR', instances: 2 }, { seriesNumber: 2, modality: 'CT', instances: 1 }] });
+    study = await generateStudy({
+      privateTags: true,
+      nestedSequences: true,
+      series: [
+        { seriesNumber: 1, modality: 'MR', instances: 2 },
+        { seriesNumber: 2, modality: 'CT', instances: 1 },
+      ],
+    });
     implicit = path.join(makeTempDir('write-implicit-'), 'implicit.dcm');
     copyFileSync(study.files[0], implicit);
     await convertTransferSyntax(implicit, 'implicitLittleEndian');
@@ -49,7 +59,11 @@ describe('writeDicomFile', { timeout: 60_000 }, () => {
       assert.equal(appended, true, `${path.basename(file)}: the pixels take the direct path`);
       assert.ok(bytes.equals(dcmjsAlone(file)), `${path.basename(file)}: same bytes as dcmjs`);
     }
-    assert.equal(parse(implicit).meta['00020010'].Value?.[0], TRANSFER_SYNTAX.implicitLittleEndian, 'the implicit file really is implicit');
+    assert.equal(
+      parse(implicit).meta['00020010'].Value?.[0],
+      TRANSFER_SYNTAX.implicitLittleEndian,
+      'the implicit file really is implicit',
+    );
   });
 
   it('pads odd-length pixels and keeps OB as dcmjs does', () => {
@@ -60,7 +74,9 @@ describe('writeDicomFile', { timeout: 60_000 }, () => {
       const { bytes, appended } = ours(file, odd);
       assert.equal(appended, true);
       assert.ok(bytes.equals(dcmjsAlone(file, odd)), `${path.basename(file)}: same bytes as dcmjs`);
-      const reread = DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      const reread = DicomMessage.readFile(
+        bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer,
+      );
       assert.equal((reread.dict['7FE00010'].Value?.[0] as ArrayBuffer).byteLength, 1002);
     }
   });
@@ -69,7 +85,10 @@ describe('writeDicomFile', { timeout: 60_000 }, () => {
     const cases: Array<[string, (message: DicomDict) => void]> = [
       ['an element after Pixel Data', (m) => void (m.dict.FFFCFFFC = { vr: 'OB', Value: [new Uint8Array(4).buffer] })],
       ['big endian', (m) => void (m.meta['00020010'] = { vr: 'UI', Value: [TRANSFER_SYNTAX.explicitBigEndian] })],
-      ['encapsulated frames', (m) => void (m.dict['7FE00010'] = { vr: 'OB', Value: [new Uint8Array(10).buffer, new Uint8Array(12).buffer] })],
+      [
+        'encapsulated frames',
+        (m) => void (m.dict['7FE00010'] = { vr: 'OB', Value: [new Uint8Array(10).buffer, new Uint8Array(12).buffer] }),
+      ],
       ['no pixels', (m) => void delete m.dict['7FE00010']],
     ];
     for (const [what, change] of cases) {

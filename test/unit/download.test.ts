@@ -22,7 +22,7 @@ const INSTANCES = Array.from({ length: 6 }, (_, i) => ({
   ID: `inst-${i}`,
   ParentSeries: SERIES[i % 2].id,
   FileSize: 1000 + i,
-  MainDicomTags: { SOPInstanceUID: `1.2.3.${i % 2 + 1}.${i}` },
+  MainDicomTags: { SOPInstanceUID: `1.2.3.${(i % 2) + 1}.${i}` },
 }));
 
 function fakeOrthanc(options: { delayMs?: number; shortBy?: Record<string, number> } = {}) {
@@ -30,8 +30,16 @@ function fakeOrthanc(options: { delayMs?: number; shortBy?: Record<string, numbe
   const state = { maxOpen: 0, files: 0 };
   const orthanc = {
     listInstances: async () => INSTANCES,
-    getSeries: async (id: string) => ({ ID: id, ParentStudy: STUDY, MainDicomTags: SERIES.find((s) => s.id === id)!.tags }),
-    getStudy: async () => ({ ID: STUDY, PatientMainDicomTags: { PatientID: 'P1', PatientName: 'Doe^Jane' }, MainDicomTags: { StudyID: '42', StudyInstanceUID: '1.2.3' } }),
+    getSeries: async (id: string) => ({
+      ID: id,
+      ParentStudy: STUDY,
+      MainDicomTags: SERIES.find((s) => s.id === id)!.tags,
+    }),
+    getStudy: async () => ({
+      ID: STUDY,
+      PatientMainDicomTags: { PatientID: 'P1', PatientName: 'Doe^Jane' },
+      MainDicomTags: { StudyID: '42', StudyInstanceUID: '1.2.3' },
+    }),
     instanceFile: async (id: string) => {
       const instance = INSTANCES.find((i) => i.ID === id)!;
       open += 1;
@@ -47,8 +55,16 @@ function fakeOrthanc(options: { delayMs?: number; shortBy?: Record<string, numbe
 }
 
 const rule: RuleSnapshot = { id: 'brain', checkOn: 'Study', steps: ['download'], destinations: [] };
-const job = () => newJob({ rule, level: 'Study', resourceId: STUDY, lastUpdate: '20240315T120000', source: 'webhook', forced: false }, 'job-1');
-const context = () => ({ job: job(), log: { info: () => undefined, warn: () => undefined, error: () => undefined }, progress: async () => undefined });
+const job = () =>
+  newJob(
+    { rule, level: 'Study', resourceId: STUDY, lastUpdate: '20240315T120000', source: 'webhook', forced: false },
+    'job-1',
+  );
+const context = () => ({
+  job: job(),
+  log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+  progress: async () => undefined,
+});
 
 describe('download step', () => {
   const roots: string[] = [];
@@ -56,7 +72,14 @@ describe('download step', () => {
   function deps(orthanc: DownloadDeps['orthanc'], over: Partial<DownloadDeps> = {}): DownloadDeps {
     const storagePath = mkdtempSync(path.join(os.tmpdir(), 'download-'));
     roots.push(storagePath);
-    return { orthanc, ledger: { acquireOutput: async () => ({ acquired: true }) } as unknown as DownloadDeps['ledger'], naming: createOutputNaming(undefined), storagePath, concurrency: 2, ...over };
+    return {
+      orthanc,
+      ledger: { acquireOutput: async () => ({ acquired: true }) } as unknown as DownloadDeps['ledger'],
+      naming: createOutputNaming(undefined),
+      storagePath,
+      concurrency: 2,
+      ...over,
+    };
   }
   const working = (d: DownloadDeps) => path.join(d.storagePath, 'brain', 'P1-Doe-EX42.WORKING');
 
@@ -65,18 +88,28 @@ describe('download step', () => {
     const d = deps(orthanc);
     const result = (await downloadStep(d)(context())) as StepResult;
     assert.equal(result.instances, 6);
-    assert.equal(result.bytes, INSTANCES.reduce((sum, i) => sum + i.FileSize, 0));
+    assert.equal(
+      result.bytes,
+      INSTANCES.reduce((sum, i) => sum + i.FileSize, 0),
+    );
     assert.equal(result.outputPath, path.join(d.storagePath, 'brain', 'P1-Doe-EX42'));
     assert.deepEqual(readdirSync(working(d)).sort(), ['SE1-20240315-1.2.3.1', 'SE2-20240315-1.2.3.2']);
-    assert.deepEqual(readdirSync(path.join(working(d), 'SE2-20240315-1.2.3.2')).sort(), ['1.2.3.2.1.dcm', '1.2.3.2.3.dcm', '1.2.3.2.5.dcm']);
+    assert.deepEqual(readdirSync(path.join(working(d), 'SE2-20240315-1.2.3.2')).sort(), [
+      '1.2.3.2.1.dcm',
+      '1.2.3.2.3.dcm',
+      '1.2.3.2.5.dcm',
+    ]);
     assert.equal(readFileSync(path.join(working(d), 'SE1-20240315-1.2.3.1', '1.2.3.1.0.dcm')).length, 1000);
     assert.equal(state.maxOpen, 2, 'never more downloads at once than the concurrency setting');
-    assert.equal(existsSync(result.outputPath!), false, 'nothing under the final name before publish');
+    assert.equal(existsSync(result.outputPath), false, 'nothing under the final name before publish');
   });
 
-  it('fails an instance whose size differs from Orthanc\'s FileSize, naming it', async () => {
+  it("fails an instance whose size differs from Orthanc's FileSize, naming it", async () => {
     const { orthanc } = fakeOrthanc({ shortBy: { 'inst-3': 10 } });
-    await assert.rejects(downloadStep(deps(orthanc))(context()), /instance inst-3: received 993 bytes, Orthanc reports 1003/);
+    await assert.rejects(
+      downloadStep(deps(orthanc))(context()),
+      /instance inst-3: received 993 bytes, Orthanc reports 1003/,
+    );
   });
 
   it('starts a retry from an empty working folder: nothing is left of an earlier attempt', async () => {
@@ -92,7 +125,11 @@ describe('download step', () => {
 
   it('waits, writing nothing, while another job holds the same output', async () => {
     const { orthanc, state } = fakeOrthanc();
-    const d = deps(orthanc, { ledger: { acquireOutput: async () => ({ acquired: false, holder: 'job-0' }) } as unknown as DownloadDeps['ledger'] });
+    const d = deps(orthanc, {
+      ledger: {
+        acquireOutput: async () => ({ acquired: false, holder: 'job-0' }),
+      } as unknown as DownloadDeps['ledger'],
+    });
     const result = await downloadStep(d)(context());
     assert.ok('wait' in result && result.wait.detail.waitingFor === 'job-0');
     assert.equal(state.files, 0);

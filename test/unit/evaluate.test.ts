@@ -10,26 +10,73 @@ function harness(rules: EvaluableRule[], study: Record<string, unknown> = {}) {
   const sent: Array<{ queue: string; message: unknown }> = [];
   const ledger = createMemoryLedger();
   const deps = {
-    orthanc: { getStudy: async () => ({ ID: STUDY, IsStable: true, LastUpdate: '20260101T000000', MainDicomTags: { StudyInstanceUID: '1.2.3' }, Series: [], ...study }), getSeries: async () => { throw new Error('unused'); } },
-    rules: { load: async () => ({ rules }), collectTags: async () => ({}), match: (rule: EvaluableRule) => ({ matched: rule.id !== 'nomatch', failures: rule.id === 'nomatch' ? ['StudyDescription contains "x": failed'] : [] }) },
+    orthanc: {
+      getStudy: async () => ({
+        ID: STUDY,
+        IsStable: true,
+        LastUpdate: '20260101T000000',
+        MainDicomTags: { StudyInstanceUID: '1.2.3' },
+        Series: [],
+        ...study,
+      }),
+      getSeries: async () => {
+        throw new Error('unused');
+      },
+    },
+    rules: {
+      load: async () => ({ rules }),
+      collectTags: async () => ({}),
+      match: (rule: EvaluableRule) => ({
+        matched: rule.id !== 'nomatch',
+        failures: rule.id === 'nomatch' ? ['StudyDescription contains "x": failed'] : [],
+      }),
+    },
     ledger,
-    queues: { send: async (queue: string, message: unknown) => void sent.push({ queue, message }), depth: async () => 0 },
+    queues: {
+      send: async (queue: string, message: unknown) => void sent.push({ queue, message }),
+      depth: async () => 0,
+    },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
   };
   return { deps: deps as unknown as Parameters<typeof evaluateResource>[0], ledger, sent };
 }
 
-const rule = (id: string, over: Partial<EvaluableRule> = {}): EvaluableRule => ({ id, checkOn: 'Study', active: true, steps: ['download'], destinations: [], includeDerived: false, ...over });
-const message = { level: 'Study' as const, resourceId: STUDY, source: 'webhook' as const, force: false, includeSeries: false };
+const rule = (id: string, over: Partial<EvaluableRule> = {}): EvaluableRule => ({
+  id,
+  checkOn: 'Study',
+  active: true,
+  steps: ['download'],
+  destinations: [],
+  includeDerived: false,
+  ...over,
+});
+const message = {
+  level: 'Study' as const,
+  resourceId: STUDY,
+  source: 'webhook' as const,
+  force: false,
+  includeSeries: false,
+};
 
 describe('evaluateResource', () => {
   it('creates one job per matching rule and enqueues its first step; a later evaluation re-sends it only while the job has not started', async () => {
-    const { deps, ledger, sent } = harness([rule('a'), rule('nomatch'), rule('inactive', { active: false }), rule('series', { checkOn: 'Series' })]);
+    const { deps, ledger, sent } = harness([
+      rule('a'),
+      rule('nomatch'),
+      rule('inactive', { active: false }),
+      rule('series', { checkOn: 'Series' }),
+    ]);
     const first = await evaluateResource(deps, message);
-    assert.deepEqual(first.map((o) => `${o.ruleId}:${o.outcome}`), ['a:job-created', 'nomatch:no-match']);
+    assert.deepEqual(
+      first.map((o) => `${o.ruleId}:${o.outcome}`),
+      ['a:job-created', 'nomatch:no-match'],
+    );
     await evaluateResource(deps, message);
     assert.equal(ledger.jobIds().length, 1);
-    assert.deepEqual(sent.map((s) => s.queue), ['step-download', 'step-download']);
+    assert.deepEqual(
+      sent.map((s) => s.queue),
+      ['step-download', 'step-download'],
+    );
     await ledger.updateJob(ledger.jobIds()[0], (j) => {
       j.attempts = 1; // the step has started
     });
@@ -41,26 +88,40 @@ describe('evaluateResource', () => {
     const { deps, sent } = harness([rule('a'), rule('b'), rule('c', { steps: ['forward'], destinations: ['PACS'] })]);
     const handed: Array<[string, unknown]> = [];
     await evaluateResource({ ...deps, handOn: (queue, m) => handed.push([queue, m]) }, message);
-    assert.deepEqual(handed.map(([q]) => q), ['step-download', 'step-download', 'step-forward']);
+    assert.deepEqual(
+      handed.map(([q]) => q),
+      ['step-download', 'step-download', 'step-forward'],
+    );
     assert.equal(new Set(handed.map(([, m]) => (m as { jobId: string }).jobId)).size, 3);
     assert.deepEqual(sent, []);
   });
 
   it('skips studies Orthanc made by anonymising or modifying, unless the rule opts in', async () => {
-    const { deps, ledger } = harness([rule('plain'), rule('derived-ok', { includeDerived: true })], { AnonymizedFrom: 'x' });
+    const { deps, ledger } = harness([rule('plain'), rule('derived-ok', { includeDerived: true })], {
+      AnonymizedFrom: 'x',
+    });
     const outcomes = await evaluateResource(deps, message);
-    assert.deepEqual(outcomes.map((o) => `${o.ruleId}:${o.outcome}`), ['plain:skipped-derived', 'derived-ok:job-created']);
+    assert.deepEqual(
+      outcomes.map((o) => `${o.ruleId}:${o.outcome}`),
+      ['plain:skipped-derived', 'derived-ok:job-created'],
+    );
     assert.equal(ledger.jobIds().length, 1);
   });
 
   it('leaves a study that is receiving instances again to the stable event that follows, unless the run is manual', async () => {
     const { deps, ledger, sent } = harness([rule('a'), rule('b')], { IsStable: false });
     const replayed = await evaluateResource(deps, { ...message, source: 'changeFeed' as const });
-    assert.deepEqual(replayed.map((o) => `${o.ruleId}:${o.outcome}`), ['a:skipped-unstable', 'b:skipped-unstable']);
+    assert.deepEqual(
+      replayed.map((o) => `${o.ruleId}:${o.outcome}`),
+      ['a:skipped-unstable', 'b:skipped-unstable'],
+    );
     assert.equal(ledger.jobIds().length, 0);
     assert.deepEqual(sent, []);
     const manual = await evaluateResource(deps, { ...message, source: 'manual' as const, force: true });
-    assert.deepEqual(manual.map((o) => `${o.ruleId}:${o.outcome}`), ['a:job-created', 'b:job-created']);
+    assert.deepEqual(
+      manual.map((o) => `${o.ruleId}:${o.outcome}`),
+      ['a:job-created', 'b:job-created'],
+    );
   });
 
   it('fails at once, with the reason, a job whose pipeline needs a step this app does not register', async () => {
@@ -69,7 +130,10 @@ describe('evaluateResource', () => {
     assert.equal(outcome.outcome, 'job-failed');
     const job = (await ledger.getJob(ledger.jobIds()[0]))!;
     assert.equal(job.status, 'failed');
-    assert.match(job.error ?? '', /rule 'zips' needs the zip step\(s\), which this version of the function app does not provide/);
+    assert.match(
+      job.error ?? '',
+      /rule 'zips' needs the zip step\(s\), which this version of the function app does not provide/,
+    );
     assert.deepEqual(sent, []);
   });
 });

@@ -21,19 +21,30 @@ function alive(pid: number): boolean {
   }
 }
 
-async function runProbe(how: 'exit' | 'throw' | 'wait', signal?: NodeJS.Signals): Promise<{ child: number; grandchild: number; dir: string; code: number | null }> {
+async function runProbe(
+  how: 'exit' | 'throw' | 'wait',
+  signal?: NodeJS.Signals,
+): Promise<{ child: number; grandchild: number; dir: string; code: number | null }> {
   const probe = spawn(process.execPath, ['--import', 'tsx', PROBE, how], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   probe.stdout.on('data', (c: Buffer) => (out += c.toString()));
   probe.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<number | null>((resolve) => probe.once('exit', (code) => resolve(code)));
   try {
-    await waitFor(() => out.includes('"grandchild"'), { timeoutMs: 20_000, description: 'the probe to report its children', onTimeout: () => out });
+    await waitFor(() => out.includes('"grandchild"'), {
+      timeoutMs: 20_000,
+      description: 'the probe to report its children',
+      onTimeout: () => out,
+    });
   } catch (error) {
     probe.kill('SIGKILL');
     throw error;
   }
-  const info = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { child: number; grandchild: number; dir: string };
+  const info = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as {
+    child: number;
+    grandchild: number;
+    dir: string;
+  };
   if (signal) {
     assert.ok(alive(info.grandchild), 'the probe is still running before the signal');
     probe.kill(signal);
@@ -47,7 +58,10 @@ describe('test harness: processes and folders', () => {
     it(`kills child process groups and removes temp folders when a test process ends by ${how}`, async () => {
       const r = await runProbe(how);
       assert.notEqual(r.code, 0);
-      await waitFor(() => !alive(r.child) && !alive(r.grandchild), { timeoutMs: 5_000, description: 'probe processes to be gone' });
+      await waitFor(() => !alive(r.child) && !alive(r.grandchild), {
+        timeoutMs: 5_000,
+        description: 'probe processes to be gone',
+      });
       assert.equal(existsSync(r.dir), false, `${r.dir} removed`);
     });
   }
@@ -55,7 +69,10 @@ describe('test harness: processes and folders', () => {
   it('cleans up on SIGINT (Ctrl-C)', async () => {
     const r = await runProbe('wait', 'SIGINT');
     assert.equal(r.code, 130);
-    await waitFor(() => !alive(r.child) && !alive(r.grandchild), { timeoutMs: 5_000, description: 'probe processes to be gone' });
+    await waitFor(() => !alive(r.child) && !alive(r.grandchild), {
+      timeoutMs: 5_000,
+      description: 'probe processes to be gone',
+    });
     assert.equal(existsSync(r.dir), false);
   });
 
@@ -69,12 +86,15 @@ describe('test harness: processes and folders', () => {
   });
 
   it('fails loudly, naming the Debian package and the install script, when a binary is missing', () => {
-    assert.throws(() => requireBinary('autorthanc-no-such-binary', 'no-such-package'), (error: Error) => {
-      assert.match(error.message, /autorthanc-no-such-binary/);
-      assert.match(error.message, /Debian package 'no-such-package'/);
-      assert.match(error.message, /bash scripts\/install-system-deps\.sh/);
-      return true;
-    });
+    assert.throws(
+      () => requireBinary('autorthanc-no-such-binary', 'no-such-package'),
+      (error: Error) => {
+        assert.match(error.message, /autorthanc-no-such-binary/);
+        assert.match(error.message, /Debian package 'no-such-package'/);
+        assert.match(error.message, /bash scripts\/install-system-deps\.sh/);
+        return true;
+      },
+    );
     assert.ok(requireBinary('sh', 'dash').endsWith('/sh'));
   });
 

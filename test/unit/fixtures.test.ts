@@ -17,7 +17,12 @@ function read(file: string) {
   const buf = readFileSync(file);
   // Copy out of Node's shared buffer pool: dcmjs reads the whole ArrayBuffer.
   const dict = DicomMessage.readFile(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  return { raw: buf, dict, meta: DicomMetaDictionary.naturalizeDataset(dict.meta), ds: DicomMetaDictionary.naturalizeDataset(dict.dict) };
+  return {
+    raw: buf,
+    dict,
+    meta: DicomMetaDictionary.naturalizeDataset(dict.meta),
+    ds: DicomMetaDictionary.naturalizeDataset(dict.dict),
+  };
 }
 
 function range(values: ArrayLike<number>): { min: number; max: number } {
@@ -44,7 +49,8 @@ describe('DICOM fixture generator', () => {
         { seriesNumber: 3, modality: 'MR', seriesDescription: 'T1 sag', instances: 2 },
         { seriesNumber: 7, modality: 'CT', seriesDescription: 'CT chest', instances: 2, seriesDate: '20240202' },
       ],
-      instanceExtra: ({ seriesNumber, instanceIndex }) => (seriesNumber === 7 && instanceIndex === 1 ? { ImageComments: 'second CT slice' } : undefined),
+      instanceExtra: ({ seriesNumber, instanceIndex }) =>
+        seriesNumber === 7 && instanceIndex === 1 ? { ImageComments: 'second CT slice' } : undefined,
     });
   });
 
@@ -95,7 +101,11 @@ describe('DICOM fixture generator', () => {
     assert.equal(mrPixels.length, 256 * 256);
     assert.ok(new Set(mrPixels).size > 100, 'MR pixels vary');
     assert.ok(range(mrPixels).max < 4096, 'MR pixels fit BitsStored 12');
-    assert.notDeepEqual(Buffer.from((mr2.PixelData as ArrayBuffer[])[0]), Buffer.from(mrPixels.buffer), 'slices differ');
+    assert.notDeepEqual(
+      Buffer.from((mr2.PixelData as ArrayBuffer[])[0]),
+      Buffer.from(mrPixels.buffer),
+      'slices differ',
+    );
 
     const ct = read(study.series[1].files[0].path).ds;
     assert.equal(ct.Rows, 512);
@@ -124,8 +134,14 @@ describe('DICOM fixture generator', () => {
     assert.match(String(dict.dict['00291010'].Value?.[0]), /Müller\^Jürgen/);
     assert.equal((ds.OtherPatientIDsSequence as { PatientID: string }[])[0].PatientID, `${study.patientID}-OLD`);
     assert.equal((ds.RequestAttributesSequence as { AccessionNumber: string }[])[0].AccessionNumber, 'ACC-4711');
-    assert.equal((ds.ReferencedStudySequence as { ReferencedSOPInstanceUID: string }[])[0].ReferencedSOPInstanceUID, study.studyInstanceUID);
-    assert.equal((ds.SourceImageSequence as { ReferencedSOPInstanceUID: string }[])[0].ReferencedSOPInstanceUID, study.series[0].files[0].sopInstanceUID);
+    assert.equal(
+      (ds.ReferencedStudySequence as { ReferencedSOPInstanceUID: string }[])[0].ReferencedSOPInstanceUID,
+      study.studyInstanceUID,
+    );
+    assert.equal(
+      (ds.SourceImageSequence as { ReferencedSOPInstanceUID: string }[])[0].ReferencedSOPInstanceUID,
+      study.series[0].files[0].sopInstanceUID,
+    );
   });
 
   it('is accepted by dcmtk (dcmdump), name included', async () => {
@@ -139,7 +155,10 @@ describe('DICOM fixture generator', () => {
   });
 
   it('makes valid, unique 2.25 UIDs', () => {
-    const uids = [study.studyInstanceUID, ...study.series.flatMap((s) => [s.seriesInstanceUID, ...s.files.map((f) => f.sopInstanceUID)])];
+    const uids = [
+      study.studyInstanceUID,
+      ...study.series.flatMap((s) => [s.seriesInstanceUID, ...s.files.map((f) => f.sopInstanceUID)]),
+    ];
     assert.equal(new Set(uids).size, uids.length);
     for (const uid of uids) {
       assert.match(uid, /^2\.25\.(0|[1-9][0-9]*)$/);

@@ -1,10 +1,28 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decideStep, failJob, finishStep, jobIdFor, newJob, pipelineOf, recordAttemptFailure, resetForRetry, startStep, type RuleSnapshot } from '../../shared/pipeline/job';
+import {
+  decideStep,
+  failJob,
+  finishStep,
+  jobIdFor,
+  newJob,
+  pipelineOf,
+  recordAttemptFailure,
+  resetForRetry,
+  startStep,
+  type RuleSnapshot,
+} from '../../shared/pipeline/job';
 import { evaluateMessageSchema, orthancEventSchema, parseMessage } from '../../shared/pipeline/messages';
 
 const rule: RuleSnapshot = { id: 'mri', checkOn: 'Study', steps: ['download'], destinations: [] };
-const draft = { rule, level: 'Study' as const, resourceId: 'a', lastUpdate: '20240101T000000', source: 'webhook' as const, forced: false };
+const draft = {
+  rule,
+  level: 'Study' as const,
+  resourceId: 'a',
+  lastUpdate: '20240101T000000',
+  source: 'webhook' as const,
+  forced: false,
+};
 
 describe('job model', () => {
   it('derives the same id for the same rule, resource and LastUpdate', () => {
@@ -18,7 +36,13 @@ describe('job model', () => {
   });
 
   it('appends publish to pipelines that write files, not to forward-only ones', () => {
-    assert.deepEqual(pipelineOf({ steps: ['download', 'anonymise', 'zip', 'forward'] }), ['download', 'anonymise', 'zip', 'forward', 'publish']);
+    assert.deepEqual(pipelineOf({ steps: ['download', 'anonymise', 'zip', 'forward'] }), [
+      'download',
+      'anonymise',
+      'zip',
+      'forward',
+      'publish',
+    ]);
     assert.deepEqual(pipelineOf({ steps: ['forward'] }), ['forward']);
   });
 
@@ -56,13 +80,28 @@ describe('job model', () => {
 describe('messages', () => {
   it('accepts the Lua hook body and rejects anything else', () => {
     const id = '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d';
-    assert.deepEqual(parseMessage(orthancEventSchema, 'x', { changeType: 'StableStudy', resourceId: id }), { changeType: 'StableStudy', resourceId: id });
-    for (const bad of [{}, { changeType: 'NewInstance', resourceId: id }, { changeType: 'StableStudy', resourceId: '../etc' }, { changeType: 'StableStudy', resourceId: id, extra: 1 }, 'text', 42, null]) {
+    assert.deepEqual(parseMessage(orthancEventSchema, 'x', { changeType: 'StableStudy', resourceId: id }), {
+      changeType: 'StableStudy',
+      resourceId: id,
+    });
+    for (const bad of [
+      {},
+      { changeType: 'NewInstance', resourceId: id },
+      { changeType: 'StableStudy', resourceId: '../etc' },
+      { changeType: 'StableStudy', resourceId: id, extra: 1 },
+      'text',
+      42,
+      null,
+    ]) {
       assert.throws(() => parseMessage(orthancEventSchema, 'evaluate', bad), /Malformed message on queue 'evaluate'/);
     }
   });
   it('fills evaluate defaults', () => {
-    const parsed = evaluateMessageSchema.parse({ level: 'Study', resourceId: '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d', source: 'sweep' });
+    const parsed = evaluateMessageSchema.parse({
+      level: 'Study',
+      resourceId: '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d',
+      source: 'sweep',
+    });
     assert.equal(parsed.force, false);
     assert.equal(parsed.includeSeries, false);
   });

@@ -14,7 +14,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 const rule: RuleSnapshot = { id: 'r', checkOn: 'Study', steps: ['download'], destinations: [] };
-const draft = { rule, level: 'Study' as const, resourceId: 'res', studyInstanceUid: '1.2.3', lastUpdate: 'x', source: 'webhook' as const, forced: false };
+const draft = {
+  rule,
+  level: 'Study' as const,
+  resourceId: 'res',
+  studyInstanceUid: '1.2.3',
+  lastUpdate: 'x',
+  source: 'webhook' as const,
+  forced: false,
+};
 
 describe('24-hour counters', () => {
   it('counts jobs by status and rule and puts instances in the hour they finished', () => {
@@ -24,8 +32,14 @@ describe('24-hour counters', () => {
     finishStep(done, 'download', { instances: 7, bytes: 700 }, new Date('2026-12-01T10:06:00Z'));
     startStep(done, 'publish');
     finishStep(done, 'publish', {}, new Date('2026-12-01T10:06:01Z'));
-    const failed = { ...summaryOf(newJob(draft, 'b'.repeat(32), new Date('2026-12-01T12:01:00Z'))), status: 'failed' as const, finishedAt: '2026-12-01T12:02:00Z' };
-    const open = summaryOf(newJob({ ...draft, rule: { ...rule, id: 'other' } }, 'c'.repeat(32), new Date('2026-12-01T12:10:00Z')));
+    const failed = {
+      ...summaryOf(newJob(draft, 'b'.repeat(32), new Date('2026-12-01T12:01:00Z'))),
+      status: 'failed' as const,
+      finishedAt: '2026-12-01T12:02:00Z',
+    };
+    const open = summaryOf(
+      newJob({ ...draft, rule: { ...rule, id: 'other' } }, 'c'.repeat(32), new Date('2026-12-01T12:10:00Z')),
+    );
     const old = summaryOf(newJob(draft, 'd'.repeat(32), new Date('2026-11-30T11:00:00Z')));
     const stats = computeStats([summaryOf(done), failed, open, old], now);
     assert.deepEqual(stats.jobs, { created: 3, succeeded: 1, failed: 1, running: 0, queued: 1 });
@@ -35,7 +49,10 @@ describe('24-hour counters', () => {
     assert.equal(stats.hourly.at(-1)!.hour, '2026-12-01T12:00:00.000Z');
     assert.equal(stats.hourly.find((h) => h.hour === '2026-12-01T10:00:00.000Z')!.instances, 7);
     assert.equal(stats.hourly.at(-1)!.failed, 1);
-    assert.deepEqual(stats.rules, { r: { succeeded: 1, failed: 1, open: 0 }, other: { succeeded: 0, failed: 0, open: 1 } });
+    assert.deepEqual(stats.rules, {
+      r: { succeeded: 1, failed: 1, open: 0 },
+      other: { succeeded: 0, failed: 0, open: 1 },
+    });
   });
 });
 
@@ -67,7 +84,14 @@ describe('job query parameters', () => {
 describe('rules report', () => {
   it('lists valid, inactive and broken rule files with their messages', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'rules-report-'));
-    await writeFile(path.join(dir, 'good.json'), JSON.stringify({ CheckOn: 'Study', IsActive: true, Tags: [{ TagName: 'Modality', Level: 'Series', Value: 'MR' }] }));
+    await writeFile(
+      path.join(dir, 'good.json'),
+      JSON.stringify({
+        CheckOn: 'Study',
+        IsActive: true,
+        Tags: [{ TagName: 'Modality', Level: 'Series', Value: 'MR' }],
+      }),
+    );
     await writeFile(path.join(dir, 'off.json'), JSON.stringify({ CheckOn: 'Series', IsActive: false, Tags: [] }));
     await writeFile(path.join(dir, 'bad.json'), JSON.stringify({ CheckOn: 'Sometimes', Tags: [] }));
     await writeFile(path.join(dir, 'automation_template.json'), '{}');
@@ -86,16 +110,40 @@ describe('telemetry', () => {
   it('is nothing at all without a connection string: no SDK loaded', async () => {
     assert.equal(await createTelemetry(undefined), noTelemetry);
     assert.equal(await createTelemetry(''), noTelemetry);
-    assert.ok(!Object.keys(require.cache).some((m) => m.includes(`${path.sep}applicationinsights${path.sep}`)), 'applicationinsights was not loaded');
+    assert.ok(
+      !Object.keys(require.cache).some((m) => m.includes(`${path.sep}applicationinsights${path.sep}`)),
+      'applicationinsights was not loaded',
+    );
   });
 
   it('describes a step by job id with duration, counts and throughput, and failures as exceptions', () => {
-    const items = stepItems({ jobId: 'j1', ruleId: 'r', step: 'download', outcome: 'succeeded', durationMs: 2000, instances: 10, bytes: 4_000_000 });
+    const items = stepItems({
+      jobId: 'j1',
+      ruleId: 'r',
+      step: 'download',
+      outcome: 'succeeded',
+      durationMs: 2000,
+      instances: 10,
+      bytes: 4_000_000,
+    });
     assert.deepEqual(items.event.properties, { jobId: 'j1', ruleId: 'r', step: 'download', outcome: 'succeeded' });
-    assert.deepEqual(items.event.measurements, { duration_ms: 2000, instances: 10, bytes: 4_000_000, throughput_mb_per_s: 2, instances_per_s: 5 });
+    assert.deepEqual(items.event.measurements, {
+      duration_ms: 2000,
+      instances: 10,
+      bytes: 4_000_000,
+      throughput_mb_per_s: 2,
+      instances_per_s: 5,
+    });
     assert.ok(items.metrics.every((m) => m.properties.jobId === 'j1'));
     assert.equal(items.exception, undefined);
-    const failed = stepItems({ jobId: 'j2', ruleId: 'r', step: 'zip', outcome: 'retrying', durationMs: 5, error: new Error('ENOSPC') });
+    const failed = stepItems({
+      jobId: 'j2',
+      ruleId: 'r',
+      step: 'zip',
+      outcome: 'retrying',
+      durationMs: 5,
+      error: new Error('ENOSPC'),
+    });
     assert.equal(failed.exception?.exception.message, 'ENOSPC');
     assert.equal(failed.exception?.properties.outcome, 'retrying');
   });

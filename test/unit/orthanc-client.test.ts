@@ -35,7 +35,13 @@ describe('Orthanc client failure handling', () => {
 
   before(async () => {
     server = http.createServer((req, res) => {
-      seen.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization, acceptEncoding: req.headers['accept-encoding'], at: Date.now() });
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        authorization: req.headers.authorization,
+        acceptEncoding: req.headers['accept-encoding'],
+        at: Date.now(),
+      });
       req.resume();
       const answer = script[Math.min(seen.length - 1, script.length - 1)];
       answer(res);
@@ -43,10 +49,13 @@ describe('Orthanc client failure handling', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  }));
+  after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
   beforeEach(() => {
     seen = [];
     script = [];
@@ -81,11 +90,14 @@ describe('Orthanc client failure handling', () => {
   it('does not retry a non-idempotent POST on 5xx', async () => {
     script = [json(500, { Message: 'store failed' })];
     const client = createOrthancClient({ url, attempts: 4, backoffMs: 1 });
-    await assert.rejects(client.storeToModalityAsync('PACS', ['abc']), /POST \/modalities\/PACS\/store answered 500: store failed/);
+    await assert.rejects(
+      client.storeToModalityAsync('PACS', ['abc']),
+      /POST \/modalities\/PACS\/store answered 500: store failed/,
+    );
     assert.equal(seen.length, 1);
   });
 
-  it('does not retry a 4xx, and reports it as not transient with Orthanc\'s details', async () => {
+  it("does not retry a 4xx, and reports it as not transient with Orthanc's details", async () => {
     script = [json(404, { Message: 'Unknown resource', Details: 'no such study' })];
     const client = createOrthancClient({ url, attempts: 4, backoffMs: 1 });
     const error = await client.getStudy('nope').catch((e: unknown) => e);
@@ -99,7 +111,10 @@ describe('Orthanc client failure handling', () => {
   it('refuses an answer that does not match the schema, saying where', async () => {
     script = [json(200, { Version: 1 })];
     const client = createOrthancClient({ url, attempts: 1 });
-    await assert.rejects(client.system(), /GET \/system returned an unexpected answer \(Version: .*is ORTHANC_URL pointing at Orthanc\?/);
+    await assert.rejects(
+      client.system(),
+      /GET \/system returned an unexpected answer \(Version: .*is ORTHANC_URL pointing at Orthanc\?/,
+    );
   });
 
   it('times out a hanging call and retries it', async () => {
@@ -145,7 +160,7 @@ describe('Orthanc client failure handling', () => {
       assert.equal(seen[1].authorization, `Basic ${Buffer.from('orthanc:s3cret').toString('base64')}`);
     });
 
-    it('reports a 404 with Orthanc\'s details, not transient, without retrying', async () => {
+    it("reports a 404 with Orthanc's details, not transient, without retrying", async () => {
       script = [json(404, { Message: 'Unknown resource' })];
       const client = createOrthancClient({ url, attempts: 3, backoffMs: 1 });
       const error = await client.instanceFile('gone').catch((e: unknown) => e);
@@ -157,10 +172,12 @@ describe('Orthanc client failure handling', () => {
     });
 
     it('fails the stream when Orthanc stalls mid-file, after the timeout', async () => {
-      script = [(res) => {
-        res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': 1000 });
-        res.write(Buffer.alloc(100));
-      }];
+      script = [
+        (res) => {
+          res.writeHead(200, { 'Content-Type': 'application/dicom', 'Content-Length': 1000 });
+          res.write(Buffer.alloc(100));
+        },
+      ];
       const client = createOrthancClient({ url, attempts: 1, timeoutMs: 200 });
       const stream = await client.instanceFile('stalled');
       await assert.rejects(readAll(stream), /no data for 200 ms|aborted/);

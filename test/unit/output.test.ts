@@ -27,7 +27,8 @@ describe('sanitizeComponent', () => {
     ['王^小明', '王^小明'],
   ];
   for (const [input, expected] of cases) {
-    it(`${JSON.stringify(input)} -> ${JSON.stringify(expected)}`, () => assert.equal(sanitizeComponent(input), expected));
+    it(`${JSON.stringify(input)} -> ${JSON.stringify(expected)}`, () =>
+      assert.equal(sanitizeComponent(input), expected));
   }
 
   it('bounds length in UTF-8 bytes without splitting characters', () => {
@@ -67,13 +68,25 @@ describe('layout (autorthanc compatible)', () => {
     assert.equal(outputName({ level: 'Series', ...tags }), 'P001-Müller-EX4711-SE3');
   });
   it('names series folders SE<n>-<date>-<uid>', () => {
-    assert.equal(seriesFolderName({ SeriesNumber: '3', SeriesDate: '20240131', SeriesInstanceUID: '1.2.3' }), 'SE3-20240131-1.2.3');
+    assert.equal(
+      seriesFolderName({ SeriesNumber: '3', SeriesDate: '20240131', SeriesInstanceUID: '1.2.3' }),
+      'SE3-20240131-1.2.3',
+    );
   });
   it('fills an OutputName template with sanitised values', () => {
-    assert.equal(outputName({ level: 'Study', ...tags, StudyDate: '20240131' }, '{StudyDate}_{PatientID}/{PatientName}'), '20240131_P001_Müller');
+    assert.equal(
+      outputName({ level: 'Study', ...tags, StudyDate: '20240131' }, '{StudyDate}_{PatientID}/{PatientName}'),
+      '20240131_P001_Müller',
+    );
   });
   it('keeps hostile values under the storage root with readable names', () => {
-    const hostile = { level: 'Series' as const, PatientID: '../../../etc', PatientName: '/root^x', StudyID: 'a\u0000b', SeriesNumber: '..' };
+    const hostile = {
+      level: 'Series' as const,
+      PatientID: '../../../etc',
+      PatientName: '/root^x',
+      StudyID: 'a\u0000b',
+      SeriesNumber: '..',
+    };
     const name = outputName(hostile);
     assert.equal(name, 'etc-root-EXa_b-SE');
     const paths = outputPaths('/srv/out', '../rule', name);

@@ -15,7 +15,9 @@ import { PIPELINE_STEPS } from '../../shared/vocabulary';
 import { QUEUES } from '../../shared/pipeline/messages';
 
 const FUNCTIONS_DIR = path.join(__dirname, '..', '..', 'functions');
-const files = readdirSync(FUNCTIONS_DIR).filter((f) => f.endsWith('.ts')).sort();
+const files = readdirSync(FUNCTIONS_DIR)
+  .filter((f) => f.endsWith('.ts'))
+  .sort();
 
 const registry = new CoreRegistry(() => undefined);
 const deactivate = activateRegistry(registry);
@@ -50,10 +52,20 @@ describe('function registrations', () => {
     for (const step of PIPELINE_STEPS) {
       const name = `step${step[0].toUpperCase()}${step.slice(1)}`;
       assert.equal(queueOf(name), QUEUES.step(step), `${name} listens on QUEUES.step('${step}')`);
-      assert.equal(queueOf(`${name}Poison`), QUEUES.poison(QUEUES.step(step)), `${name}Poison listens on the poison queue of ${QUEUES.step(step)}`);
+      assert.equal(
+        queueOf(`${name}Poison`),
+        QUEUES.poison(QUEUES.step(step)),
+        `${name}Poison listens on the poison queue of ${QUEUES.step(step)}`,
+      );
       // A step hands on to whichever step comes next: every step queue is one of its outputs.
-      const outputs = Object.values(registry.functions.get(name)!.metadata.bindings).filter((b) => b.direction === 'out' && b.type === 'queue').map((b) => b.queueName);
-      assert.deepEqual(outputs.sort(), PIPELINE_STEPS.map((s) => QUEUES.step(s)).sort(), `${name} has an output binding per step queue`);
+      const outputs = Object.values(registry.functions.get(name)!.metadata.bindings)
+        .filter((b) => b.direction === 'out' && b.type === 'queue')
+        .map((b) => b.queueName);
+      assert.deepEqual(
+        outputs.sort(),
+        PIPELINE_STEPS.map((s) => QUEUES.step(s)).sort(),
+        `${name} has an output binding per step queue`,
+      );
     }
     assert.deepEqual([...registeredSteps].sort(), [...PIPELINE_STEPS].sort(), 'every step is available to evaluate');
     assert.equal(queueOf('evaluate'), QUEUES.evaluate);
@@ -76,7 +88,11 @@ describe('function registrations', () => {
   it('keeps the start-up hooks in functions/appStart.ts only', () => {
     assert.deepEqual([...hooksOf], [['appStart.ts', 2]], 'the staging sweep and the destinations, both in appStart.ts');
     for (const file of files.filter((f) => f !== 'appStart.ts')) {
-      assert.doesNotMatch(readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'), /app\.hook\./, `functions/${file} registers no hook`);
+      assert.doesNotMatch(
+        readFileSync(path.join(FUNCTIONS_DIR, file), 'utf8'),
+        /app\.hook\./,
+        `functions/${file} registers no hook`,
+      );
     }
   });
 });

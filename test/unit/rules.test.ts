@@ -19,13 +19,27 @@ const PATIENT_KEYS = new Set(['PatientName', 'PatientID', 'PatientBirthDate', 'P
 function study(studyTags: Record<string, string>, series: Array<Record<string, string>> = [{}]): ResourceTags {
   const patient = Object.fromEntries(Object.entries(studyTags).filter(([k]) => PATIENT_KEYS.has(k)));
   const own = Object.fromEntries(Object.entries(studyTags).filter(([k]) => !PATIENT_KEYS.has(k)));
-  return { level: 'Study', orthancId: 's', patient, study: own, series: series.map((tags, i) => ({ orthancId: `se${i}`, tags })) };
+  return {
+    level: 'Study',
+    orthancId: 's',
+    patient,
+    study: own,
+    series: series.map((tags, i) => ({ orthancId: `se${i}`, tags })),
+  };
 }
 
-const mri = study({ PatientName: 'Müller^Jürgen', PatientID: 'P1', StudyDescription: 'Brain MRI research', InstitutionName: 'Klinikum Süd' }, [
-  { Modality: 'MR', SeriesDescription: 'T1 MPRAGE sag', SeriesNumber: '1', '00180087': '3' },
-  { Modality: 'MR', SeriesDescription: 'localizer', SeriesNumber: '2' },
-]);
+const mri = study(
+  {
+    PatientName: 'Müller^Jürgen',
+    PatientID: 'P1',
+    StudyDescription: 'Brain MRI research',
+    InstitutionName: 'Klinikum Süd',
+  },
+  [
+    { Modality: 'MR', SeriesDescription: 'T1 MPRAGE sag', SeriesNumber: '1', '00180087': '3' },
+    { Modality: 'MR', SeriesDescription: 'localizer', SeriesNumber: '2' },
+  ],
+);
 
 describe('autorthanc rule files', () => {
   it('loads the tutorial example and matches as autorthanc documents (case-insensitive substring, all tags)', () => {
@@ -56,8 +70,15 @@ describe('autorthanc rule files', () => {
   });
 
   it('matches non-ASCII values whatever their case and Unicode form', () => {
-    assert.equal(matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'PatientName', Level: 'Patient', Value: 'MÜLLER' }] }), mri).matched, true);
-    assert.equal(matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'InstitutionName', Value: 'su\u0308d' }] }), mri).matched, true);
+    assert.equal(
+      matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'PatientName', Level: 'Patient', Value: 'MÜLLER' }] }), mri)
+        .matched,
+      true,
+    );
+    assert.equal(
+      matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'InstitutionName', Value: 'su\u0308d' }] }), mri).matched,
+      true,
+    );
   });
 
   it('lets an empty Tags list match everything (autorthanc)', () => {
@@ -90,24 +111,65 @@ describe('operators', () => {
   ];
   for (const [operator, tag, value, expected] of cases) {
     it(`${tag} ${operator} ${JSON.stringify(value)} → ${expected}`, () => {
-      assert.equal(matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: tag, Value: value, Operator: operator }] }), mri).matched, expected);
+      assert.equal(
+        matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: tag, Value: value, Operator: operator }] }), mri).matched,
+        expected,
+      );
     });
   }
 
   it('negations on Series tags pass only when no series has the positive form', () => {
-    assert.equal(matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'SeriesDescription', Value: 'localizer', Operator: 'notContains' }] }), mri).matched, false);
-    assert.equal(matchRule(rule({ CheckOn: 'Study', Tags: [{ TagName: 'SeriesDescription', Value: 'dwi', Operator: 'notContains' }] }), mri).matched, true);
+    assert.equal(
+      matchRule(
+        rule({
+          CheckOn: 'Study',
+          Tags: [{ TagName: 'SeriesDescription', Value: 'localizer', Operator: 'notContains' }],
+        }),
+        mri,
+      ).matched,
+      false,
+    );
+    assert.equal(
+      matchRule(
+        rule({ CheckOn: 'Study', Tags: [{ TagName: 'SeriesDescription', Value: 'dwi', Operator: 'notContains' }] }),
+        mri,
+      ).matched,
+      true,
+    );
   });
 
   it('AnyOf passes when one group passes', () => {
-    const r = rule({ CheckOn: 'Study', Tags: [], AnyOf: [[{ TagName: 'Modality', Value: 'CT' }], [{ TagName: 'Modality', Value: 'MR' }, { TagName: 'StudyDescription', Value: 'brain' }]] });
+    const r = rule({
+      CheckOn: 'Study',
+      Tags: [],
+      AnyOf: [
+        [{ TagName: 'Modality', Value: 'CT' }],
+        [
+          { TagName: 'Modality', Value: 'MR' },
+          { TagName: 'StudyDescription', Value: 'brain' },
+        ],
+      ],
+    });
     assert.equal(matchRule(r, mri).matched, true);
-    const none = rule({ CheckOn: 'Study', Tags: [], AnyOf: [{ TagName: 'Modality', Value: 'CT' }, { TagName: 'Modality', Value: 'US' }] });
+    const none = rule({
+      CheckOn: 'Study',
+      Tags: [],
+      AnyOf: [
+        { TagName: 'Modality', Value: 'CT' },
+        { TagName: 'Modality', Value: 'US' },
+      ],
+    });
     assert.equal(matchRule(none, mri).matched, false);
   });
 
   it('reads (gggg,eeee) tags and infers levels from Orthanc main tags', () => {
-    const r = rule({ CheckOn: 'Study', Tags: [{ TagName: '(0018,0087)', Value: '3', Operator: 'equals' }, { TagName: 'PatientName', Value: 'müller' }] });
+    const r = rule({
+      CheckOn: 'Study',
+      Tags: [
+        { TagName: '(0018,0087)', Value: '3', Operator: 'equals' },
+        { TagName: 'PatientName', Value: 'müller' },
+      ],
+    });
     assert.equal(r.conditions[0].level, 'Series');
     assert.equal(r.conditions[0].tag.fromInstance, true);
     assert.equal(r.conditions[1].level, 'Study');
@@ -116,8 +178,19 @@ describe('operators', () => {
 
   it('matches the sending AE title', () => {
     for (const alias of ['RemoteAET', 'SendingAET', 'CallingAET']) {
-      const r = rule({ CheckOn: 'Study', IsActive: true, Tags: [{ TagName: alias, Value: 'MRCONSOLE', Operator: 'equals' }] });
-      const withAet = (aets: Array<string | undefined>): ResourceTags => ({ ...study({ StudyDescription: 'x' }), series: aets.map((a, i) => ({ orthancId: `se${i}`, tags: { StudyDescription: 'MRCONSOLE' }, ...(a ? { remoteAet: a } : {}) })) });
+      const r = rule({
+        CheckOn: 'Study',
+        IsActive: true,
+        Tags: [{ TagName: alias, Value: 'MRCONSOLE', Operator: 'equals' }],
+      });
+      const withAet = (aets: Array<string | undefined>): ResourceTags => ({
+        ...study({ StudyDescription: 'x' }),
+        series: aets.map((a, i) => ({
+          orthancId: `se${i}`,
+          tags: { StudyDescription: 'MRCONSOLE' },
+          ...(a ? { remoteAet: a } : {}),
+        })),
+      });
       assert.equal(matchRule(r, withAet(['OTHER', 'mrconsole'])).matched, true, alias);
       assert.equal(matchRule(r, withAet(['OTHER'])).matched, false, alias);
       assert.equal(matchRule(r, withAet([undefined])).matched, false, `${alias}: unknown sender fails`);
@@ -133,18 +206,50 @@ describe('validation', () => {
     ['wrong type', { CheckOn: 'Study', IsActive: 'yes' }, /^IsActive: /],
     ['unknown step', { CheckOn: 'Study', Steps: ['download', 'teleport'] }, /^Steps\[1\]: Step must be one of/],
     ['steps out of order', { CheckOn: 'Study', Steps: ['zip', 'download'] }, /^Steps: steps must be in the order/],
-    ['zip without download', { CheckOn: 'Study', Steps: ['zip'] }, /^Steps: 'anonymise' and 'zip' work on downloaded files/],
-    ['bad regex', { CheckOn: 'Study', Tags: [{ TagName: 'StudyDescription', Value: '([', Operator: 'regex' }] }, /^Tags\[0\]\.Value: invalid regular expression/],
-    ['unknown tag', { CheckOn: 'Study', Tags: [{ TagName: 'StudyDescriptoin', Value: 'x' }] }, /^Tags\[0\]\.TagName: 'StudyDescriptoin' is not a DICOM keyword/],
-    ['unknown operator', { CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'x', Operator: 'like' }] }, /^Tags\[0\]\.Operator: Operator must be one of/],
-    ['forward without destination', { CheckOn: 'Study', Action: 'FORWARD' }, /^DestinationModality: forwarding needs a destination/],
-    ['bad anonymise option', { CheckOn: 'Study', Steps: ['download', 'anonymise'], Anonymise: { RetainLongitudinal: 'sometimes' } }, /^Anonymise\.RetainLongitudinal: /],
-    ['bad output placeholder', { CheckOn: 'Study', OutputName: '{PatientID}-{Secret}' }, /^OutputName: unknown placeholder \{Secret\}/],
+    [
+      'zip without download',
+      { CheckOn: 'Study', Steps: ['zip'] },
+      /^Steps: 'anonymise' and 'zip' work on downloaded files/,
+    ],
+    [
+      'bad regex',
+      { CheckOn: 'Study', Tags: [{ TagName: 'StudyDescription', Value: '([', Operator: 'regex' }] },
+      /^Tags\[0\]\.Value: invalid regular expression/,
+    ],
+    [
+      'unknown tag',
+      { CheckOn: 'Study', Tags: [{ TagName: 'StudyDescriptoin', Value: 'x' }] },
+      /^Tags\[0\]\.TagName: 'StudyDescriptoin' is not a DICOM keyword/,
+    ],
+    [
+      'unknown operator',
+      { CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'x', Operator: 'like' }] },
+      /^Tags\[0\]\.Operator: Operator must be one of/,
+    ],
+    [
+      'forward without destination',
+      { CheckOn: 'Study', Action: 'FORWARD' },
+      /^DestinationModality: forwarding needs a destination/,
+    ],
+    [
+      'bad anonymise option',
+      { CheckOn: 'Study', Steps: ['download', 'anonymise'], Anonymise: { RetainLongitudinal: 'sometimes' } },
+      /^Anonymise\.RetainLongitudinal: /,
+    ],
+    [
+      'bad output placeholder',
+      { CheckOn: 'Study', OutputName: '{PatientID}-{Secret}' },
+      /^OutputName: unknown placeholder \{Secret\}/,
+    ],
     ['not an object', [1, 2], /^: a rule file must hold one JSON object/],
   ];
   for (const [label, body, expected] of bad) {
     it(`reports ${label} with file, path and message`, () => {
-      const { rule: parsed, problems } = parseRule('bad', 'bad.json', typeof body === 'string' ? body : JSON.stringify(body));
+      const { rule: parsed, problems } = parseRule(
+        'bad',
+        'bad.json',
+        typeof body === 'string' ? body : JSON.stringify(body),
+      );
       assert.equal(parsed, undefined);
       const errors = problems.filter((p) => p.severity === 'error');
       assert.ok(errors.length >= 1);
@@ -154,14 +259,37 @@ describe('validation', () => {
   }
 
   it('warns about unknown keys but loads the rule', () => {
-    const { rule: parsed, problems } = parseRule('w', 'w.json', JSON.stringify({ CheckOn: 'Study', IsActive: true, Action: 'DOWNLOAD', Tagz: [], Tags: [{ TagName: 'Modality', Value: 'MR', Operater: 'equals' }] }));
+    const { rule: parsed, problems } = parseRule(
+      'w',
+      'w.json',
+      JSON.stringify({
+        CheckOn: 'Study',
+        IsActive: true,
+        Action: 'DOWNLOAD',
+        Tagz: [],
+        Tags: [{ TagName: 'Modality', Value: 'MR', Operater: 'equals' }],
+      }),
+    );
     assert.ok(parsed);
-    assert.deepEqual(problems.map((p) => [p.severity, p.path]), [['warning', 'Tagz'], ['warning', 'Tags[0].Operater']]);
-    assert.equal(parsed.conditions[0].operator, 'contains', 'a misspelt Operator falls back to contains, and the warning says so');
+    assert.deepEqual(
+      problems.map((p) => [p.severity, p.path]),
+      [
+        ['warning', 'Tagz'],
+        ['warning', 'Tags[0].Operater'],
+      ],
+    );
+    assert.equal(
+      parsed.conditions[0].operator,
+      'contains',
+      'a misspelt Operator falls back to contains, and the warning says so',
+    );
   });
 
   it('reads master.json and rejects a bad hour', () => {
-    assert.deepEqual(parseMaster('master.json', '{"DailyCheckHour": 5, "DailySweepEnabled": false}').master, { DailyCheckHour: 5, DailySweepEnabled: false });
+    assert.deepEqual(parseMaster('master.json', '{"DailyCheckHour": 5, "DailySweepEnabled": false}').master, {
+      DailyCheckHour: 5,
+      DailySweepEnabled: false,
+    });
     const bad = parseMaster('master.json', '{"DailyCheckHour": 24}');
     assert.equal(bad.master.DailyCheckHour, 2);
     assert.match(bad.problems[0].message, /DailyCheckHour must be 0-23/);
@@ -186,12 +314,20 @@ describe('loader', () => {
     writeFileSync(path.join(dir, 'master.json'), JSON.stringify({ DailyCheckHour: 4 }));
     writeFileSync(path.join(dir, 'notes.txt'), 'hello');
     const snapshot = await createRuleLoader(dir).load();
-    assert.deepEqual(snapshot.rules.map((r) => r.id), ['good']);
-    const errors = snapshot.problems.filter((p) => p.severity === 'error').map((p) => `${p.file} ${p.path}: ${p.message}`);
+    assert.deepEqual(
+      snapshot.rules.map((r) => r.id),
+      ['good'],
+    );
+    const errors = snapshot.problems
+      .filter((p) => p.severity === 'error')
+      .map((p) => `${p.file} ${p.path}: ${p.message}`);
     assert.equal(errors.length, 2, errors.join('\n'));
     assert.match(errors[0], /^broken\.json : not valid JSON/);
     assert.match(errors[1], /^wrong\.json CheckOn: CheckOn must be one of Study, Series, got 'Nope'/);
-    assert.ok(snapshot.problems.some((p) => p.file === 'good.json' && p.severity === 'warning' && p.path === 'IsActive'), 'good.json is warned about its missing IsActive');
+    assert.ok(
+      snapshot.problems.some((p) => p.file === 'good.json' && p.severity === 'warning' && p.path === 'IsActive'),
+      'good.json is warned about its missing IsActive',
+    );
     assert.deepEqual(snapshot.ignored.sort(), ['my_template.json', 'notes.txt']);
     assert.equal(snapshot.master.DailyCheckHour, 4);
   });
@@ -200,25 +336,49 @@ describe('loader', () => {
     const dir = folder();
     const loader = createRuleLoader(dir);
     writeFileSync(path.join(dir, 'stable.json'), JSON.stringify({ CheckOn: 'Study', Tags: [] }));
-    assert.deepEqual((await loader.load()).rules.map((r) => r.id), ['stable']);
+    assert.deepEqual(
+      (await loader.load()).rules.map((r) => r.id),
+      ['stable'],
+    );
     const parsesAfterFirst = loader.parses;
 
-    writeFileSync(path.join(dir, 'hot.json'), JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'CT' }] }));
+    writeFileSync(
+      path.join(dir, 'hot.json'),
+      JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'CT' }] }),
+    );
     let snapshot = await loader.load();
     assert.deepEqual(snapshot.rules.map((r) => r.id).sort(), ['hot', 'stable']);
-    assert.equal(matchRule(snapshot.rules.find((r) => r.id === 'hot')!, mri).matched, false);
+    assert.equal(
+      matchRule(
+        snapshot.rules.find((r) => r.id === 'hot')!,
+        mri,
+      ).matched,
+      false,
+    );
     assert.equal(loader.parses, parsesAfterFirst + 1, 'only the new file was parsed');
 
-    writeFileSync(path.join(dir, 'hot.json'), JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'MR' }] }));
+    writeFileSync(
+      path.join(dir, 'hot.json'),
+      JSON.stringify({ CheckOn: 'Study', Tags: [{ TagName: 'Modality', Value: 'MR' }] }),
+    );
     const later = new Date(Date.now() + 5000);
     utimesSync(path.join(dir, 'hot.json'), later, later);
     snapshot = await loader.load();
-    assert.equal(matchRule(snapshot.rules.find((r) => r.id === 'hot')!, mri).matched, true);
+    assert.equal(
+      matchRule(
+        snapshot.rules.find((r) => r.id === 'hot')!,
+        mri,
+      ).matched,
+      true,
+    );
     assert.equal(loader.parses, parsesAfterFirst + 2);
 
     unlinkSync(path.join(dir, 'hot.json'));
     snapshot = await loader.load();
-    assert.deepEqual(snapshot.rules.map((r) => r.id), ['stable']);
+    assert.deepEqual(
+      snapshot.rules.map((r) => r.id),
+      ['stable'],
+    );
     await loader.load();
     assert.equal(loader.parses, parsesAfterFirst + 2, 'unchanged files are not parsed again');
   });

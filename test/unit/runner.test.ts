@@ -6,7 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, beforeEach, describe, it } from 'node:test';
 import { finishStep, jobIdFor, newJob, startStep, stepRecord, type Job } from '../../shared/pipeline/job';
-import { STALE_HEARTBEAT_MS, failPoisonedStep, runStep, type RunnerDeps, type StepHandler } from '../../shared/pipeline/runner';
+import {
+  STALE_HEARTBEAT_MS,
+  failPoisonedStep,
+  runStep,
+  type RunnerDeps,
+  type StepHandler,
+} from '../../shared/pipeline/runner';
 import { PermanentError, type PipelineStep } from '../../shared/vocabulary';
 import { createMemoryLedger, type MemoryLedger } from '../support/memory-ledger';
 import { createMemoryQueues, type MemoryQueues } from '../support/memory-queues';
@@ -44,13 +50,24 @@ async function harness(): Promise<Harness> {
   const queues = createMemoryQueues({ now });
   const ended: Job[] = [];
   const logs: string[] = [];
-  const input = { rule: { id: 'to-zip', checkOn: 'Study' as const, steps: ['download', 'zip'] as PipelineStep[], destinations: [] }, level: 'Study' as const, resourceId: STUDY, lastUpdate: '20260302T095500', source: 'webhook' as const, forced: false };
+  const input = {
+    rule: { id: 'to-zip', checkOn: 'Study' as const, steps: ['download', 'zip'] as PipelineStep[], destinations: [] },
+    level: 'Study' as const,
+    resourceId: STUDY,
+    lastUpdate: '20260302T095500',
+    source: 'webhook' as const,
+    forced: false,
+  };
   const { job } = await ledger.createJob(newJob(input, jobIdFor(input), now()));
   const deps: RunnerDeps = {
     ledger,
     queues,
     now,
-    log: { info: (m) => logs.push(`info ${m}`), warn: (m) => logs.push(`warn ${m}`), error: (m) => logs.push(`error ${m}`) },
+    log: {
+      info: (m) => logs.push(`info ${m}`),
+      warn: (m) => logs.push(`warn ${m}`),
+      error: (m) => logs.push(`error ${m}`),
+    },
     onJobEnded: async (j) => void ended.push(j),
   };
   return { deps, ledger, queues, ended, logs, job, clock };
@@ -58,7 +75,9 @@ async function harness(): Promise<Harness> {
 
 const message = (step: PipelineStep) => ({ jobId: h.job.id, step });
 const stored = async () => (await h.ledger.getJob(h.job.id))!;
-const succeeds = (instances = 3): StepHandler => async () => ({ instances, bytes: 1000 });
+const succeeds =
+  (instances = 3): StepHandler =>
+  async () => ({ instances, bytes: 1000 });
 const mustNotRun: StepHandler = async () => assert.fail('the handler must not run');
 
 /** What a host that died mid-step leaves in the ledger: the step running, its last heartbeat `agoMs` old. */
@@ -77,18 +96,35 @@ beforeEach(async () => {
 describe('runStep on a fresh job', () => {
   it('runs the step once, records it, and only then hands on the next step', async () => {
     let seen: Job | undefined;
-    const outcome = await runStep(h.deps, 'download', async ({ job }) => {
-      seen = job;
-      assert.deepEqual(h.queues.sent, [], 'nothing is sent before the step is recorded');
-      return { instances: 3, bytes: 1000 };
-    }, message('download'));
+    const outcome = await runStep(
+      h.deps,
+      'download',
+      async ({ job }) => {
+        seen = job;
+        assert.deepEqual(h.queues.sent, [], 'nothing is sent before the step is recorded');
+        return { instances: 3, bytes: 1000 };
+      },
+      message('download'),
+    );
     assert.equal(outcome, 'done');
     assert.equal(seen?.status, 'running');
-    assert.equal(stepRecord(seen!, 'download').heartbeatAt, new Date(h.clock.at).toISOString(), 'the heartbeat starts with the step');
+    assert.equal(
+      stepRecord(seen, 'download').heartbeatAt,
+      new Date(h.clock.at).toISOString(),
+      'the heartbeat starts with the step',
+    );
     const job = await stored();
     assert.deepEqual({ status: job.status, currentStep: job.currentStep }, { status: 'queued', currentStep: 'zip' });
-    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'instances', 'bytes']), { status: 'succeeded', attempts: 1, instances: 3, bytes: 1000 });
-    assert.deepEqual(h.queues.sent.map(({ queue, message: m, delaySeconds }) => ({ queue, m, delaySeconds })), [{ queue: 'step-zip', m: message('zip'), delaySeconds: 0 }]);
+    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'instances', 'bytes']), {
+      status: 'succeeded',
+      attempts: 1,
+      instances: 3,
+      bytes: 1000,
+    });
+    assert.deepEqual(
+      h.queues.sent.map(({ queue, message: m, delaySeconds }) => ({ queue, m, delaySeconds })),
+      [{ queue: 'step-zip', m: message('zip'), delaySeconds: 0 }],
+    );
     assert.deepEqual(h.ended, []);
   });
 
@@ -98,17 +134,33 @@ describe('runStep on a fresh job', () => {
     assert.equal(await runStep(deps, 'download', succeeds(), message('download')), 'done');
     assert.equal(await runStep(deps, 'zip', succeeds(), message('zip')), 'done');
     assert.equal(await runStep(deps, 'publish', succeeds(), message('publish')), 'done');
-    assert.deepEqual(handed, [['step-zip', message('zip')], ['step-publish', message('publish')]]);
+    assert.deepEqual(handed, [
+      ['step-zip', message('zip')],
+      ['step-publish', message('publish')],
+    ]);
     assert.deepEqual(h.queues.sent, []);
     assert.equal((await stored()).status, 'succeeded');
-    assert.deepEqual(h.ended.map((j) => j.status), ['succeeded'], 'onJobEnded once, with the ended job');
+    assert.deepEqual(
+      h.ended.map((j) => j.status),
+      ['succeeded'],
+      'onJobEnded once, with the ended job',
+    );
   });
 
   it('drops a message for a job the ledger does not know, ignores a stale one, and refuses one on the wrong queue', async () => {
-    assert.equal(await runStep(h.deps, 'download', mustNotRun, { jobId: 'f'.repeat(32), step: 'download' }), 'unknown-job');
+    assert.equal(
+      await runStep(h.deps, 'download', mustNotRun, { jobId: 'f'.repeat(32), step: 'download' }),
+      'unknown-job',
+    );
     assert.equal(await runStep(h.deps, 'zip', mustNotRun, message('zip')), 'ignored', 'the job is not at zip yet');
-    await assert.rejects(runStep(h.deps, 'zip', mustNotRun, message('download')), /Message for step 'download' arrived on queue 'step-zip'/);
-    await assert.rejects(runStep(h.deps, 'download', mustNotRun, { jobId: h.job.id }), /Malformed message on queue 'step-download'/);
+    await assert.rejects(
+      runStep(h.deps, 'zip', mustNotRun, message('download')),
+      /Message for step 'download' arrived on queue 'step-zip'/,
+    );
+    await assert.rejects(
+      runStep(h.deps, 'download', mustNotRun, { jobId: h.job.id }),
+      /Malformed message on queue 'step-download'/,
+    );
     assert.deepEqual(h.queues.sent, []);
   });
 });
@@ -118,18 +170,35 @@ describe('runStep taking over a step whose host died', () => {
     await crashedWhileRunning('download', STALE_HEARTBEAT_MS + 1);
     assert.equal(await runStep(h.deps, 'download', mustNotRun, message('download')), 'taken-over');
     const job = await stored();
-    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), { status: 'failed', attempts: 1, error: 'the host stopped while this step ran (attempt 1)' });
+    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), {
+      status: 'failed',
+      attempts: 1,
+      error: 'the host stopped while this step ran (attempt 1)',
+    });
     assert.equal(job.status, 'running', 'the job stays open');
-    assert.deepEqual(h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]), [['step-download', message('download'), 0]]);
+    assert.deepEqual(
+      h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]),
+      [['step-download', message('download'), 0]],
+    );
 
     assert.equal(await runStep(h.deps, 'download', succeeds(), h.queues.sent[0].message), 'done');
-    assert.deepEqual(pick(stepRecord(await stored(), 'download'), ['status', 'attempts']), { status: 'succeeded', attempts: 2 });
+    assert.deepEqual(pick(stepRecord(await stored(), 'download'), ['status', 'attempts']), {
+      status: 'succeeded',
+      attempts: 2,
+    });
   });
 
   it('honours a shorter stale threshold (AUTOMATION_STALE_HEARTBEAT_SECONDS)', async () => {
     await crashedWhileRunning('download', 5_000);
-    assert.equal(await runStep(h.deps, 'download', mustNotRun, message('download')), 'busy', 'five seconds is fresh by default');
-    assert.equal(await runStep({ ...h.deps, staleHeartbeatMs: 4_000 }, 'download', mustNotRun, message('download')), 'taken-over');
+    assert.equal(
+      await runStep(h.deps, 'download', mustNotRun, message('download')),
+      'busy',
+      'five seconds is fresh by default',
+    );
+    assert.equal(
+      await runStep({ ...h.deps, staleHeartbeatMs: 4_000 }, 'download', mustNotRun, message('download')),
+      'taken-over',
+    );
   });
 
   it(`fails the job once the host died ${MAX_STARTS_AFTER_CRASHES} times running the step`, async () => {
@@ -143,7 +212,10 @@ describe('runStep taking over a step whose host died', () => {
     assert.equal(job.status, 'failed');
     assert.equal(job.error, `download: the host stopped ${MAX_STARTS_AFTER_CRASHES} times while this step ran`);
     assert.equal(h.queues.on('step-download').length, MAX_STARTS_AFTER_CRASHES - 1, 'no message after the last crash');
-    assert.deepEqual(h.ended.map((j) => j.status), ['failed']);
+    assert.deepEqual(
+      h.ended.map((j) => j.status),
+      ['failed'],
+    );
   });
 });
 
@@ -160,20 +232,39 @@ describe('runStep re-sending a follow-up that never started', () => {
     await downloadDoneFollowUpLost();
     h.clock.advance(10_000);
     assert.equal(await runStep(h.deps, 'download', mustNotRun, message('download')), 'recheck');
-    assert.deepEqual(h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]), [['step-download', message('download'), (RESEND_AFTER_MS - 10_000) / 1000]], 'the redelivery comes back when the follow-up is overdue');
+    assert.deepEqual(
+      h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]),
+      [['step-download', message('download'), (RESEND_AFTER_MS - 10_000) / 1000]],
+      'the redelivery comes back when the follow-up is overdue',
+    );
 
     h.clock.advance(RESEND_AFTER_MS - 10_000);
     assert.equal(await runStep(h.deps, 'download', mustNotRun, h.queues.sent[0].message), 'resent-next');
-    assert.deepEqual(h.queues.on('step-zip').map((s) => [s.message, s.delaySeconds]), [[message('zip'), 0]]);
+    assert.deepEqual(
+      h.queues.on('step-zip').map((s) => [s.message, s.delaySeconds]),
+      [[message('zip'), 0]],
+    );
     const job = await stored();
-    assert.deepEqual({ currentStep: job.currentStep, download: stepRecord(job, 'download').attempts }, { currentStep: 'zip', download: 1 }, 'the step did not run again');
+    assert.deepEqual(
+      { currentStep: job.currentStep, download: stepRecord(job, 'download').attempts },
+      { currentStep: 'zip', download: 1 },
+      'the step did not run again',
+    );
   });
 
   it('re-sends through the output binding when there is one', async () => {
     await downloadDoneFollowUpLost();
     h.clock.advance(RESEND_AFTER_MS);
     const handed: Array<[string, unknown]> = [];
-    assert.equal(await runStep({ ...h.deps, handOn: (q, m) => void handed.push([q, m]) }, 'download', mustNotRun, message('download')), 'resent-next');
+    assert.equal(
+      await runStep(
+        { ...h.deps, handOn: (q, m) => void handed.push([q, m]) },
+        'download',
+        mustNotRun,
+        message('download'),
+      ),
+      'resent-next',
+    );
     assert.deepEqual(handed, [['step-zip', message('zip')]]);
   });
 
@@ -191,7 +282,10 @@ describe('runStep with the step already running', () => {
     await crashedWhileRunning('download', 1_000);
     const before = await stored();
     assert.equal(await runStep(h.deps, 'download', mustNotRun, message('download')), 'busy');
-    assert.deepEqual(h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]), [['step-download', message('download'), BUSY_RECHECK_SECONDS]]);
+    assert.deepEqual(
+      h.queues.sent.map((s) => [s.queue, s.message, s.delaySeconds]),
+      [['step-download', message('download'), BUSY_RECHECK_SECONDS]],
+    );
     assert.deepEqual(await stored(), before);
   });
 
@@ -203,64 +297,130 @@ describe('runStep with the step already running', () => {
     };
     // Both read the job before either starts the step: the loser's start meets an ETag conflict, and its
     // retry sees the step running.
-    const outcomes = await Promise.all([runStep(h.deps, 'download', handler, message('download')), runStep(h.deps, 'download', handler, message('download'))]);
+    const outcomes = await Promise.all([
+      runStep(h.deps, 'download', handler, message('download')),
+      runStep(h.deps, 'download', handler, message('download')),
+    ]);
     assert.deepEqual(outcomes.sort(), ['busy', 'done']);
     assert.equal(runs, 1);
     assert.ok(h.ledger.conflicts >= 1, `the race went through the ETag retry (${h.ledger.conflicts} conflicts)`);
     assert.equal(stepRecord(await stored(), 'download').attempts, 1);
-    assert.deepEqual(h.queues.on('step-download').map((s) => s.delaySeconds), [BUSY_RECHECK_SECONDS]);
+    assert.deepEqual(
+      h.queues.on('step-download').map((s) => s.delaySeconds),
+      [BUSY_RECHECK_SECONDS],
+    );
     assert.equal(h.queues.on('step-zip').length, 1);
   });
 });
 
 describe('runStep failures', () => {
   it('fails the job at once on a permanent error, with its reason', async () => {
-    const outcome = await runStep(h.deps, 'download', async () => {
-      throw new PermanentError('the rule names no destination');
-    }, message('download'));
+    const outcome = await runStep(
+      h.deps,
+      'download',
+      async () => {
+        throw new PermanentError('the rule names no destination');
+      },
+      message('download'),
+    );
     assert.equal(outcome, 'failed');
     const job = await stored();
-    assert.deepEqual({ status: job.status, error: job.error }, { status: 'failed', error: 'download: the rule names no destination' });
-    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), { status: 'failed', attempts: 1, error: 'the rule names no destination' });
-    assert.deepEqual(h.ended.map((j) => j.status), ['failed']);
+    assert.deepEqual(
+      { status: job.status, error: job.error },
+      { status: 'failed', error: 'download: the rule names no destination' },
+    );
+    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), {
+      status: 'failed',
+      attempts: 1,
+      error: 'the rule names no destination',
+    });
+    assert.deepEqual(
+      h.ended.map((j) => j.status),
+      ['failed'],
+    );
     assert.deepEqual(h.queues.sent, []);
   });
 
   it('records a transient error and rethrows it, so the host retries; a retry that succeeds carries on', async () => {
-    await assert.rejects(runStep(h.deps, 'download', async () => {
-      throw new Error('Orthanc did not answer');
-    }, message('download')), /^Error: Orthanc did not answer$/);
+    await assert.rejects(
+      runStep(
+        h.deps,
+        'download',
+        async () => {
+          throw new Error('Orthanc did not answer');
+        },
+        message('download'),
+      ),
+      /^Error: Orthanc did not answer$/,
+    );
     let job = await stored();
     assert.equal(job.status, 'running', 'the job stays open');
     assert.equal(job.error, 'download: Orthanc did not answer');
-    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), { status: 'failed', attempts: 1, error: 'Orthanc did not answer' });
+    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), {
+      status: 'failed',
+      attempts: 1,
+      error: 'Orthanc did not answer',
+    });
     assert.deepEqual(h.ended, []);
     assert.deepEqual(h.queues.sent, []);
 
     assert.equal(await runStep(h.deps, 'download', succeeds(), message('download')), 'done');
     job = await stored();
-    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), { status: 'succeeded', attempts: 2, error: undefined });
+    assert.deepEqual(pick(stepRecord(job, 'download'), ['status', 'attempts', 'error']), {
+      status: 'succeeded',
+      attempts: 2,
+      error: undefined,
+    });
   });
 
   it('puts a waiting step back on its queue with the delay it asked for', async () => {
-    const outcome = await runStep(h.deps, 'download', async () => ({ wait: { delaySeconds: 7, detail: { orthancJob: 'abc' }, progress: { done: 1, total: 4 } } }), message('download'));
+    const outcome = await runStep(
+      h.deps,
+      'download',
+      async () => ({ wait: { delaySeconds: 7, detail: { orthancJob: 'abc' }, progress: { done: 1, total: 4 } } }),
+      message('download'),
+    );
     assert.equal(outcome, 'waiting');
     const record = stepRecord(await stored(), 'download');
-    assert.deepEqual(pick(record, ['status', 'detail', 'progress']), { status: 'waiting', detail: { orthancJob: 'abc' }, progress: { done: 1, total: 4 } });
-    assert.deepEqual(h.queues.sent.map((s) => [s.queue, s.delaySeconds]), [['step-download', 7]]);
+    assert.deepEqual(pick(record, ['status', 'detail', 'progress']), {
+      status: 'waiting',
+      detail: { orthancJob: 'abc' },
+      progress: { done: 1, total: 4 },
+    });
+    assert.deepEqual(
+      h.queues.sent.map((s) => [s.queue, s.delaySeconds]),
+      [['step-download', 7]],
+    );
   });
 });
 
 describe('failPoisonedStep', () => {
   it('fails the job with the last error its step recorded, once', async () => {
-    await assert.rejects(runStep(h.deps, 'download', async () => {
-      throw new Error('Orthanc did not answer');
-    }, message('download')));
+    await assert.rejects(
+      runStep(
+        h.deps,
+        'download',
+        async () => {
+          throw new Error('Orthanc did not answer');
+        },
+        message('download'),
+      ),
+    );
     assert.equal(await failPoisonedStep(h.deps, 'step-download', message('download')), 'failed');
     const job = await stored();
-    assert.deepEqual({ status: job.status, error: job.error }, { status: 'failed', error: 'download: Orthanc did not answer (moved to step-download-poison)' });
-    assert.deepEqual(h.ended.map((j) => j.error), [job.error]);
-    assert.equal(await failPoisonedStep(h.deps, 'step-download', message('download')), 'nothing-to-do', 'a second poisoned copy changes nothing');
+    assert.deepEqual(
+      { status: job.status, error: job.error },
+      { status: 'failed', error: 'download: Orthanc did not answer (moved to step-download-poison)' },
+    );
+    assert.deepEqual(
+      h.ended.map((j) => j.error),
+      [job.error],
+    );
+    assert.equal(
+      await failPoisonedStep(h.deps, 'step-download', message('download')),
+      'nothing-to-do',
+      'a second poisoned copy changes nothing',
+    );
     assert.equal(h.ended.length, 1);
   });
 
@@ -270,7 +430,10 @@ describe('failPoisonedStep', () => {
   });
 
   it('notes a malformed message on the job it names, without failing the job; one naming no job is only logged', async () => {
-    assert.equal(await failPoisonedStep(h.deps, 'step-download', { jobId: h.job.id, step: 'download', extra: true }), 'marked');
+    assert.equal(
+      await failPoisonedStep(h.deps, 'step-download', { jobId: h.job.id, step: 'download', extra: true }),
+      'marked',
+    );
     const job = await stored();
     assert.equal(job.status, 'queued', "the job's own messages decide its state");
     assert.equal(job.warnings.length, 1);
@@ -279,7 +442,11 @@ describe('failPoisonedStep', () => {
 
     assert.equal(await failPoisonedStep(h.deps, 'step-download', { nonsense: 1 }), 'unlinked');
     assert.equal(await failPoisonedStep(h.deps, 'step-download', 'not json'), 'unlinked');
-    assert.equal(await failPoisonedStep(h.deps, 'step-download', { jobId: 'e'.repeat(32), step: 'download' }), 'nothing-to-do', 'a well-formed message for an unknown job');
+    assert.equal(
+      await failPoisonedStep(h.deps, 'step-download', { jobId: 'e'.repeat(32), step: 'download' }),
+      'nothing-to-do',
+      'a well-formed message for an unknown job',
+    );
     assert.ok(h.logs.some((line) => line.startsWith('error Undecodable or malformed message moved to')));
   });
 });

@@ -21,7 +21,11 @@ import { makeTempDir, requireBinary } from '../support/process';
 const run = promisify(execFile);
 
 function tree(root: string): string[] {
-  return readdirSync(root, { recursive: true }).map(String).filter((f) => statSync(path.join(root, f)).isFile()).map((f) => f.split(path.sep).join('/')).sort();
+  return readdirSync(root, { recursive: true })
+    .map(String)
+    .filter((f) => statSync(path.join(root, f)).isFile())
+    .map((f) => f.split(path.sep).join('/'))
+    .sort();
 }
 
 describe('zipFolder', { timeout: 60_000 }, () => {
@@ -52,29 +56,36 @@ describe('zipFolder', { timeout: 60_000 }, () => {
   }
 
   // Level 1 deflates, reading files into reused buffers; level 0 stores, with a fresh buffer per file.
-  for (const level of [1, 0]) it(`holds every file byte for byte at level ${level}, with a manifest listing exactly those files`, async () => {
-    const { dir, contents } = makeFolder();
-    const target = path.join(makeTempDir('zip-out-'), 'study.zip');
-    const manifest = await zipFolder(dir, target, { level, name: 'P1-Doe-EX42' });
-    const { stdout } = await run(unzip, ['-t', target]);
-    assert.match(stdout, /No errors detected/);
-    const out = makeTempDir('zip-x-');
-    await run(unzip, ['-q', target, '-d', out]);
-    const expected = [...contents.keys()].map((rel) => `P1-Doe-EX42/${rel}`);
-    assert.deepEqual(tree(out), [...expected, 'P1-Doe-EX42/MANIFEST.json'].sort());
-    assert.deepEqual(manifest.files.map((f) => f.path), [...expected].sort());
-    for (const entry of manifest.files) {
-      const original = contents.get(entry.path.slice('P1-Doe-EX42/'.length))!;
-      const unpacked = readFileSync(path.join(out, entry.path));
-      assert.equal(unpacked.length, original.length, `${entry.path} size`);
-      assert.equal(sha256(unpacked), sha256(original), `${entry.path} bytes`);
-      assert.equal(entry.size, original.length);
-      assert.equal(entry.sha256, sha256(original));
-    }
-    assert.deepEqual(JSON.parse(readFileSync(path.join(out, 'P1-Doe-EX42/MANIFEST.json'), 'utf8')), JSON.parse(JSON.stringify(manifest)));
-    assert.deepEqual(manifest.series, { 'SE1-20240315-1.2.3.1': 13, 'SE2-20240315-1.2.3.2': 7 });
-    assert.deepEqual(manifest.totals, { files: 21, bytes: [...contents.values()].reduce((n, b) => n + b.length, 0) });
-  });
+  for (const level of [1, 0])
+    it(`holds every file byte for byte at level ${level}, with a manifest listing exactly those files`, async () => {
+      const { dir, contents } = makeFolder();
+      const target = path.join(makeTempDir('zip-out-'), 'study.zip');
+      const manifest = await zipFolder(dir, target, { level, name: 'P1-Doe-EX42' });
+      const { stdout } = await run(unzip, ['-t', target]);
+      assert.match(stdout, /No errors detected/);
+      const out = makeTempDir('zip-x-');
+      await run(unzip, ['-q', target, '-d', out]);
+      const expected = [...contents.keys()].map((rel) => `P1-Doe-EX42/${rel}`);
+      assert.deepEqual(tree(out), [...expected, 'P1-Doe-EX42/MANIFEST.json'].sort());
+      assert.deepEqual(
+        manifest.files.map((f) => f.path),
+        [...expected].sort(),
+      );
+      for (const entry of manifest.files) {
+        const original = contents.get(entry.path.slice('P1-Doe-EX42/'.length))!;
+        const unpacked = readFileSync(path.join(out, entry.path));
+        assert.equal(unpacked.length, original.length, `${entry.path} size`);
+        assert.equal(sha256(unpacked), sha256(original), `${entry.path} bytes`);
+        assert.equal(entry.size, original.length);
+        assert.equal(entry.sha256, sha256(original));
+      }
+      assert.deepEqual(
+        JSON.parse(readFileSync(path.join(out, 'P1-Doe-EX42/MANIFEST.json'), 'utf8')),
+        JSON.parse(JSON.stringify(manifest)),
+      );
+      assert.deepEqual(manifest.series, { 'SE1-20240315-1.2.3.1': 13, 'SE2-20240315-1.2.3.2': 7 });
+      assert.deepEqual(manifest.totals, { files: 21, bytes: [...contents.values()].reduce((n, b) => n + b.length, 0) });
+    });
 
   it('stores without compression at level 0 and deflates at level 9', async () => {
     const dir = makeTempDir('zip-level-');
@@ -100,8 +111,17 @@ describe('zip and publish steps', { timeout: 60_000 }, () => {
     writeFileSync(path.join(`${final}.WORKING`, 'SE1-20240315-1.2.3.1', '1.2.3.1.1.dcm'), randomBytes(5000));
     // An earlier result of the same study (new instances arrived since).
     writeFileSync(`${final}.zip`, 'the previous zip');
-    const rule: RuleSnapshot = { id: 'rule', checkOn: 'Study', steps: ['download', 'zip'], destinations: [], zip: { level: 1, keepFolder } };
-    const job = newJob({ rule, level: 'Study', resourceId: 's', lastUpdate: 'x', source: 'webhook', forced: false }, 'job-1');
+    const rule: RuleSnapshot = {
+      id: 'rule',
+      checkOn: 'Study',
+      steps: ['download', 'zip'],
+      destinations: [],
+      zip: { level: 1, keepFolder },
+    };
+    const job = newJob(
+      { rule, level: 'Study', resourceId: 's', lastUpdate: 'x', source: 'webhook', forced: false },
+      'job-1',
+    );
     job.outputPath = final;
     return { root, final, job };
   }
@@ -109,7 +129,11 @@ describe('zip and publish steps', { timeout: 60_000 }, () => {
   it('writes the zip beside the final name; the previous zip stays whole until publish replaces it', async () => {
     const { final, job } = await zippedJob(false);
     await zipStep()({ job, log, progress: async () => undefined });
-    assert.equal(readFileSync(`${final}.zip`, 'utf8'), 'the previous zip', 'the final name still holds the previous result');
+    assert.equal(
+      readFileSync(`${final}.zip`, 'utf8'),
+      'the previous zip',
+      'the final name still holds the previous result',
+    );
     assert.match((await run(unzip, ['-t', `${final}.zip.WORKING`])).stdout, /No errors detected/);
     await publishStep({})({ job, log, progress: async () => undefined });
     assert.match((await run(unzip, ['-t', `${final}.zip`])).stdout, /No errors detected/);

@@ -33,13 +33,19 @@ export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
   return async ({ job, progress }) => {
     if (!deps.secret) throw new PermanentError('AUTOMATION_ANONYMISATION_SECRET is not set; anonymising rules need it');
     const settings = anonymiseSettingsOf(job.rule);
-    const mapping = settings.Identity === 'mapping' ? await loadIdentityMapping(resolveInside(deps.rulesPath, settings.MappingFile!)).catch((e: Error) => {
-      throw new PermanentError(`identity mapping file: ${e.message}`);
-    }) : undefined;
+    const mapping =
+      settings.Identity === 'mapping'
+        ? await loadIdentityMapping(resolveInside(deps.rulesPath, settings.MappingFile!)).catch((e: Error) => {
+            throw new PermanentError(`identity mapping file: ${e.message}`);
+          })
+        : undefined;
     const secret = projectKey(deps.secret, anonymisationProject(settings, job.ruleId));
     const anonymiser = createAnonymiser({ secret, settings, mapping });
     const paths = jobPaths(job);
-    const ruleFolderExisted = await fs.stat(paths.ruleFolder).then(() => true, () => false);
+    const ruleFolderExisted = await fs.stat(paths.ruleFolder).then(
+      () => true,
+      () => false,
+    );
     await ensureWorkingFor(paths);
     // A failure here fails the job: its files go before the failure is recorded, so nobody who sees
     // the job failed (a watcher, the API) ever finds a half-filled `.WORKING` beside it.
@@ -52,11 +58,18 @@ export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
     };
     let result;
     try {
-      result = await anonymiseFolder(stagingFolder(deps.stagingPath, job.id), anonymiser, { concurrency: deps.concurrency, progress, output: paths.working });
+      result = await anonymiseFolder(stagingFolder(deps.stagingPath, job.id), anonymiser, {
+        concurrency: deps.concurrency,
+        progress,
+        output: paths.working,
+      });
     } catch (error) {
       return failWith((error as Error).message);
     }
-    if (result.instances === 0) return failWith(`no instance left to publish: ${result.excluded.length} excluded by the BurnedInAnnotation policy`);
+    if (result.instances === 0)
+      return failWith(
+        `no instance left to publish: ${result.excluded.length} excluded by the BurnedInAnnotation policy`,
+      );
     await discardStaging(deps.stagingPath, job.id);
     return {
       instances: result.instances,
@@ -64,7 +77,12 @@ export function anonymiseStep(deps: AnonymiseDeps): StepHandler {
       warnings: [...result.warnings, ...result.excluded.map((e) => `excluded ${e}`)],
       // The de-identification record (counts per basis of decision, no original value): on the job for
       // the API and dashboard, and written into a zip as DEIDENTIFICATION.json by the zip step.
-      detail: { excluded: result.excluded.length, profile: anonymiser.profile.table, options: settings, deidentification: jobRecord(result.record) },
+      detail: {
+        excluded: result.excluded.length,
+        profile: anonymiser.profile.table,
+        options: settings,
+        deidentification: jobRecord(result.record),
+      },
     };
   };
 }

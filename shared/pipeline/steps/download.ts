@@ -44,15 +44,25 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
     const studyId = job.level === 'Study' ? job.resourceId : (await deps.orthanc.getSeries(job.resourceId)).ParentStudy;
     const study = await deps.orthanc.getStudy(studyId);
-    const paths = outputPaths(deps.storagePath, job, await deps.naming.outputName(job, study, job.level === 'Series' ? seriesTags.get(job.resourceId) : undefined));
+    const paths = outputPaths(
+      deps.storagePath,
+      job,
+      await deps.naming.outputName(job, study, job.level === 'Series' ? seriesTags.get(job.resourceId) : undefined),
+    );
 
     const claim = await deps.ledger.acquireOutput(paths.final, job.id);
     if (!claim.acquired) {
-      return { wait: { delaySeconds: OUTPUT_BUSY_RECHECK_SECONDS, detail: { waitingFor: claim.holder, reason: 'another job is writing the same output' } } };
+      return {
+        wait: {
+          delaySeconds: OUTPUT_BUSY_RECHECK_SECONDS,
+          detail: { waitingFor: claim.holder, reason: 'another job is writing the same output' },
+        },
+      };
     }
     let target = paths.working;
     if (anonymises(job)) {
-      if (!deps.stagingPath) throw new PermanentError(`rule '${job.ruleId}' anonymises but no staging folder is configured`);
+      if (!deps.stagingPath)
+        throw new PermanentError(`rule '${job.ruleId}' anonymises but no staging folder is configured`);
       // An earlier job's half-done `.WORKING` is this output's to clear; the new one is made by anonymise.
       await fs.rm(paths.working, { recursive: true, force: true });
       target = await prepareStaging(deps.stagingPath, job.id);
@@ -80,7 +90,10 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
     await progress(0, instances.length);
     await forEachLimit(instances, deps.concurrency, async (instance: OrthancInstance) => {
       const folder = await folderOf(instance.ParentSeries);
-      const target = path.join(folder, await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID));
+      const target = path.join(
+        folder,
+        await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID),
+      );
       const source = await deps.orthanc.instanceFile(instance.ID);
       // A 1 MiB write buffer lets the stream coalesce the socket's 64 KiB chunks into few writes
       // (measurably less CPU on 500 KB CT files); memory stays bounded by concurrency x 1 MiB.
@@ -88,7 +101,9 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
       await pipeline(source, sink);
       const written = sink.bytesWritten;
       if (written !== instance.FileSize) {
-        throw new Error(`instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`);
+        throw new Error(
+          `instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`,
+        );
       }
       bytes += written;
       done += 1;

@@ -43,12 +43,16 @@ function reasonOf(error: unknown): string {
 
 async function dicomFiles(root: string): Promise<string[]> {
   const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.dcm')).map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).sort();
+  return entries
+    .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.dcm'))
+    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+    .sort();
 }
 
 export function forwardStep(deps: ForwardDeps): StepHandler {
   return async ({ job, progress, log }) => {
-    if (job.rule.destinations.length === 0) throw new PermanentError(`rule '${job.ruleId}' forwards but names no destination`);
+    if (job.rule.destinations.length === 0)
+      throw new PermanentError(`rule '${job.ruleId}' forwards but names no destination`);
     const previous = (stepRecord(job, 'forward').detail?.destinations ?? {}) as Record<string, DestinationState>;
     const states: Record<string, DestinationState> = {};
     for (const name of job.rule.destinations) states[name] = previous[name] ?? { status: 'pending', attempts: 0 };
@@ -87,13 +91,21 @@ export function forwardStep(deps: ForwardDeps): StepHandler {
         }
         state.status = 'retrying';
         const delay = deps.pollSeconds * 2 ** (state.attempts - 1);
-        log.warn(`Job ${job.id} (${job.ruleId}) forward to ${name} failed (attempt ${state.attempts} of ${deps.maxAttempts}), retrying in ${delay} s: ${reason}`);
+        log.warn(
+          `Job ${job.id} (${job.ruleId}) forward to ${name} failed (attempt ${state.attempts} of ${deps.maxAttempts}), retrying in ${delay} s: ${reason}`,
+        );
         waitSeconds = Math.max(waitSeconds, delay);
       }
     }
     if (waitSeconds > 0) {
       const done = Object.values(states).filter((s) => s.status === 'done').length;
-      const wait: StepWait = { wait: { delaySeconds: waitSeconds, detail: { destinations: states }, progress: { done, total: job.rule.destinations.length } } };
+      const wait: StepWait = {
+        wait: {
+          delaySeconds: waitSeconds,
+          detail: { destinations: states },
+          progress: { done, total: job.rule.destinations.length },
+        },
+      };
       return wait;
     }
     return { instances: fromFiles ? files.length : undefined, detail: { destinations: states } };
@@ -101,7 +113,12 @@ export function forwardStep(deps: ForwardDeps): StepHandler {
 }
 
 /** Starts the Orthanc C-STORE job for the original resource, or reports on the one running. */
-async function pollOrStart(deps: ForwardDeps, job: Job, name: string, state: DestinationState): Promise<'running' | 'done'> {
+async function pollOrStart(
+  deps: ForwardDeps,
+  job: Job,
+  name: string,
+  state: DestinationState,
+): Promise<'running' | 'done'> {
   if (state.orthancJob) {
     let orthancJob;
     try {
@@ -116,7 +133,9 @@ async function pollOrStart(deps: ForwardDeps, job: Job, name: string, state: Des
       return 'done';
     }
     if (orthancJob?.State === 'Failure') {
-      throw new Error(`${orthancJob.ErrorDescription ?? 'C-STORE failed'}${orthancJob.ErrorDetails ? `: ${orthancJob.ErrorDetails}` : ''}`);
+      throw new Error(
+        `${orthancJob.ErrorDescription ?? 'C-STORE failed'}${orthancJob.ErrorDetails ? `: ${orthancJob.ErrorDetails}` : ''}`,
+      );
     }
     if (orthancJob) {
       state.status = 'sending';

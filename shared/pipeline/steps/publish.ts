@@ -21,6 +21,12 @@ export function publishStep(deps: PublishDeps): StepHandler {
     if (zips) outcomes.push(`zip ${await publish(paths.zipWorking, paths.zip, deps.owner)}`);
     if (keepFolder) outcomes.push(`folder ${await publish(paths.working, paths.final, deps.owner)}`);
     else await fs.rm(paths.working, { recursive: true, force: true });
-    return { detail: { outcome: outcomes.join(', '), ...(zips ? { zip: paths.zip } : {}), ...(keepFolder ? { folder: paths.final } : {}) } };
+    return {
+      detail: {
+        outcome: outcomes.join(', '),
+        ...(zips ? { zip: paths.zip } : {}),
+        ...(keepFolder ? { folder: paths.final } : {}),
+      },
+    };
   };
 }

@@ -29,8 +29,22 @@ export function zipStep(): StepHandler {
     await fs.rm(paths.zipWorking, { force: true });
     const deidentification = deidentificationDocument(job);
     const extras = deidentification ? { 'DEIDENTIFICATION.json': deidentification } : undefined;
-    const manifest = await zipFolder(paths.working, paths.zipWorking, { level: job.rule.zip?.level ?? 1, name: path.basename(paths.final), progress, extras });
+    const manifest = await zipFolder(paths.working, paths.zipWorking, {
+      level: job.rule.zip?.level ?? 1,
+      name: path.basename(paths.final),
+      progress,
+      extras,
+    });
     const size = (await fs.stat(paths.zipWorking)).size;
-    return { instances: manifest.totals.files, bytes: size, detail: { zipBytes: size, contentBytes: manifest.totals.bytes, series: manifest.series, level: job.rule.zip?.level ?? 1 } };
+    return {
+      instances: manifest.totals.files,
+      bytes: size,
+      detail: {
+        zipBytes: size,
+        contentBytes: manifest.totals.bytes,
+        series: manifest.series,
+        level: job.rule.zip?.level ?? 1,
+      },
+    };
   };
 }

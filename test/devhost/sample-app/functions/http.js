@@ -24,7 +24,12 @@ app.http('secure', {
   },
 });
 
-app.http('boom', { methods: ['GET'], handler: async () => { throw new Error('boom'); } });
+app.http('boom', {
+  methods: ['GET'],
+  handler: async () => {
+    throw new Error('boom');
+  },
+});
 app.http('nothing', { methods: ['GET'], handler: async () => undefined });
 
 // Writes to a queue this same host listens on: the listener must poll at once, not after its back-off.

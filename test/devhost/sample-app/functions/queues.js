@@ -16,7 +16,14 @@ app.storageQueue('failing', {
 app.storageQueue('jsonQueue', {
   queueName: 'json-in',
   connection: 'AzureWebJobsStorage',
-  handler: async (message, context) => record({ fn: 'jsonQueue', type: typeof message, message, id: context.triggerMetadata.id, dequeueCount: context.triggerMetadata.dequeueCount }),
+  handler: async (message, context) =>
+    record({
+      fn: 'jsonQueue',
+      type: typeof message,
+      message,
+      id: context.triggerMetadata.id,
+      dequeueCount: context.triggerMetadata.dequeueCount,
+    }),
 });
 
 app.storageQueue('throwAfterOutput', {

@@ -3,7 +3,15 @@ const fs = require('node:fs');
 
 app.timer('hourly', {
   schedule: '0 0 * * * *',
-  handler: async (timer) => fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'hourly', isPastDue: timer.isPastDue, next: timer.scheduleStatus && timer.scheduleStatus.next }) + '\n'),
+  handler: async (timer) =>
+    fs.appendFileSync(
+      process.env.SAMPLE_LOG,
+      JSON.stringify({
+        fn: 'hourly',
+        isPastDue: timer.isPastDue,
+        next: timer.scheduleStatus && timer.scheduleStatus.next,
+      }) + '\n',
+    ),
 });
 
 app.hook.appStart(() => fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ hook: 'appStart' }) + '\n'));
@@ -22,7 +30,11 @@ app.hook.preInvocation((context) => {
 // Never due during a test run: only the admin API (POST /admin/functions/daily) runs it.
 app.timer('daily', {
   schedule: '0 0 3 * * *',
-  handler: async (timer, context) => fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'daily', timer, invocationId: context.invocationId }) + '\n'),
+  handler: async (timer, context) =>
+    fs.appendFileSync(
+      process.env.SAMPLE_LOG,
+      JSON.stringify({ fn: 'daily', timer, invocationId: context.invocationId }) + '\n',
+    ),
 });
 
 // Log hooks see every log; they may rewrite user logs (the worker applies level and message back).
@@ -38,7 +50,10 @@ if (process.env.SAMPLE_TICKER) {
     schedule: '*/1 * * * * *',
     runOnStartup: true,
     handler: async (timer) => {
-      fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'ticker', phase: 'start', isPastDue: timer.isPastDue, at: Date.now() }) + '\n');
+      fs.appendFileSync(
+        process.env.SAMPLE_LOG,
+        JSON.stringify({ fn: 'ticker', phase: 'start', isPastDue: timer.isPastDue, at: Date.now() }) + '\n',
+      );
       await new Promise((resolve) => setTimeout(resolve, 1500));
       fs.appendFileSync(process.env.SAMPLE_LOG, JSON.stringify({ fn: 'ticker', phase: 'end', at: Date.now() }) + '\n');
     },
