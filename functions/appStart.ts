@@ -3,8 +3,8 @@
  * each step repeats what it needs before use, so a failure here is logged and the next start tries again.
  */
 import { app } from '@azure/functions';
-import { applyDestinations } from '../shared/app/destinations';
-import { getServices } from '../shared/app/services';
+import { applyDestinations } from '../shared/orthanc/destinations';
+import { getServices } from '../shared/composition/services';
 import { checkStagingLocation, sweepStaging } from '../shared/pipeline/staging';
 
 /** The staging of ended or unknown jobs deleted (a crash or a restart leaves it behind). */
@@ -32,6 +32,7 @@ export async function applyDestinationsAtStart(): Promise<void> {
       services.config.modalities,
       (line) => console.log(line),
       services.config.allowedSenders,
+      services.destinationEchoes,
     );
   } catch (error) {
     // Start-up must not fail on a destination; the forward step applies them again before use.

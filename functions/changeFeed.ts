@@ -1,7 +1,7 @@
 /** Timer: reads Orthanc's /changes from the stored cursor and enqueues what the webhook missed. */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { loggerFor } from '../shared/app/logging';
-import { getServices } from '../shared/app/services';
+import { loggerFor } from '../shared/azure-functions/logging';
+import { getServices } from '../shared/composition/services';
 import { pollChangeFeed } from '../shared/pipeline/changeFeed';
 
 export async function changeFeed(_timer: Timer, context: InvocationContext): Promise<void> {

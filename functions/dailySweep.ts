@@ -4,8 +4,8 @@
  * AUTOMATION_LEDGER_RETENTION_DAYS are purged.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { loggerFor } from '../shared/app/logging';
-import { getServices } from '../shared/app/services';
+import { loggerFor } from '../shared/azure-functions/logging';
+import { getServices } from '../shared/composition/services';
 import { purgeOldJobs, retentionDue, runSweep, sweepDue } from '../shared/pipeline/sweep';
 
 export async function dailySweep(_timer: Timer, context: InvocationContext): Promise<void> {

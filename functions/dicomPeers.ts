@@ -4,8 +4,8 @@
  * them (a closed door, not an open one), so a minute bounds how long an allowed scanner waits.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { ensureDicomPeers } from '../shared/app/destinations';
-import { getServices } from '../shared/app/services';
+import { ensureDicomPeers } from '../shared/orthanc/destinations';
+import { getServices } from '../shared/composition/services';
 
 export async function dicomPeers(_timer: Timer, context: InvocationContext): Promise<void> {
   const { orthanc, config } = await getServices();

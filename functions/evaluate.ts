@@ -1,8 +1,8 @@
 /** Queue `evaluate`: one stable study or series against every active rule; matches become jobs. */
 import { app, type InvocationContext } from '@azure/functions';
-import { loggerFor } from '../shared/app/logging';
-import { getServices } from '../shared/app/services';
-import { STORAGE_CONNECTION, handOnVia, registeredSteps, stepOutputs } from '../shared/app/steps';
+import { loggerFor } from '../shared/azure-functions/logging';
+import { getServices } from '../shared/composition/services';
+import { STORAGE_CONNECTION, handOnVia, registeredSteps, stepOutputs } from '../shared/azure-functions/steps';
 import { evaluateResource } from '../shared/pipeline/evaluate';
 import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/messages';
 

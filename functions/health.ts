@@ -3,8 +3,8 @@
  * `{"status":"unavailable"}` otherwise. Nothing else: the details are behind a key at /api/status.
  */
 import { app, type HttpResponseInit } from '@azure/functions';
-import { getServices } from '../shared/app/services';
-import { checkReachable, probeAnswer } from '../shared/app/health';
+import { getServices } from '../shared/composition/services';
+import { checkReachable, probeAnswer } from '../shared/operator/health';
 
 export async function health(): Promise<HttpResponseInit> {
   const answer = probeAnswer(await checkReachable(getServices));

@@ -3,8 +3,8 @@
  * the ledger moved to blobs when there were too many for one Table storage record.
  */
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { readRouteId } from '../shared/app/http';
-import { getServices } from '../shared/app/services';
+import { readRouteId } from '../shared/azure-functions/http';
+import { getServices } from '../shared/composition/services';
 import { jobIdSchema } from '../shared/pipeline/messages';
 
 export async function jobWarnings(request: HttpRequest): Promise<HttpResponseInit> {

@@ -5,9 +5,9 @@
  * POST /api/jobs/{id}/retry                                     run a failed job again
  */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { readQuery, readRouteId, requireJsonContentType } from '../shared/app/http';
-import { getServices } from '../shared/app/services';
-import { handOnVia, stepOutputs } from '../shared/app/steps';
+import { readQuery, readRouteId, requireJsonContentType } from '../shared/azure-functions/http';
+import { getServices } from '../shared/composition/services';
+import { handOnVia, stepOutputs } from '../shared/azure-functions/steps';
 import { jobsQuerySchema, listJobs, percentDone, retryJob } from '../shared/operator/jobs';
 import { QUEUES, jobIdSchema } from '../shared/pipeline/messages';
 import { discardStaging } from '../shared/pipeline/staging';

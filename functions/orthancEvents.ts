@@ -4,8 +4,8 @@
  * Lua callback waits for this answer).
  */
 import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { STORAGE_CONNECTION } from '../shared/app/steps';
-import { readJsonBody } from '../shared/app/http';
+import { STORAGE_CONNECTION } from '../shared/azure-functions/steps';
+import { readJsonBody } from '../shared/azure-functions/http';
 import { QUEUES, eventToEvaluateMessage, orthancEventSchema } from '../shared/pipeline/messages';
 
 const evaluateQueue = output.storageQueue({ queueName: QUEUES.evaluate, connection: STORAGE_CONNECTION });

@@ -5,8 +5,8 @@
  * GET /api/series/{id}/dry-run[?rules=...]     the same for a series
  */
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { readQuery, readRouteId } from '../shared/app/http';
-import { getServices } from '../shared/app/services';
+import { readQuery, readRouteId } from '../shared/azure-functions/http';
+import { getServices } from '../shared/composition/services';
 import { dryRun, dryRunQuerySchema, rulesReport } from '../shared/operator/rules';
 import { orthancIdSchema } from '../shared/pipeline/messages';
 import type { ResourceLevel } from '../shared/vocabulary';

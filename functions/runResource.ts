@@ -4,8 +4,8 @@
  * Optional body: {"rules": ["ruleId", ...]} to run only some rules.
  */
 import { app, output, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { STORAGE_CONNECTION } from '../shared/app/steps';
-import { readJsonBody, readRouteId, requireJsonContentType } from '../shared/app/http';
+import { STORAGE_CONNECTION } from '../shared/azure-functions/steps';
+import { readJsonBody, readRouteId, requireJsonContentType } from '../shared/azure-functions/http';
 import { runBodySchema } from '../shared/operator/run';
 import { QUEUES, orthancIdSchema, type EvaluateMessage } from '../shared/pipeline/messages';
 import type { ResourceLevel } from '../shared/vocabulary';

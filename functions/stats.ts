@@ -1,6 +1,6 @@
 /** GET /api/stats (function key): jobs, instances and bytes of the last 24 hours, per rule and per hour. */
 import { app, type HttpResponseInit } from '@azure/functions';
-import { getServices } from '../shared/app/services';
+import { getServices } from '../shared/composition/services';
 import { STATS_WINDOW_HOURS, computeStats } from '../shared/operator/stats';
 
 export async function stats(): Promise<HttpResponseInit> {

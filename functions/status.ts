@@ -4,8 +4,8 @@
  * storage answer, 503 with the same report otherwise. The dashboard and the CLI read it.
  */
 import { app, type HttpResponseInit } from '@azure/functions';
-import { getServices } from '../shared/app/services';
-import { checkHealth } from '../shared/app/health';
+import { getServices } from '../shared/composition/services';
+import { checkHealth } from '../shared/operator/health';
 
 export async function status(): Promise<HttpResponseInit> {
   const report = await checkHealth(getServices);

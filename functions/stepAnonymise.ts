@@ -1,6 +1,6 @@
 /** Queue `step-anonymise`: the staged originals de-identified (PS3.15 Annex E) into the working folder. */
 import { app } from '@azure/functions';
-import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
+import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { anonymiseStep } from '../shared/pipeline/steps/anonymise';
 
 app.storageQueue('stepAnonymise', {

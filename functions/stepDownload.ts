@@ -3,7 +3,7 @@
  * staging for pipelines that anonymise).
  */
 import { app } from '@azure/functions';
-import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
+import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { downloadStep } from '../shared/pipeline/steps/download';
 
 app.storageQueue('stepDownload', {

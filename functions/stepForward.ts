@@ -1,6 +1,6 @@
 /** Queue `step-forward`: C-STORE to every destination of the rule, each tracked and retried on its own. */
 import { app } from '@azure/functions';
-import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
+import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { forwardStep } from '../shared/pipeline/steps/forward';
 
 app.storageQueue('stepForward', {

@@ -1,6 +1,6 @@
 /** Queue `step-publish`: `<name>.WORKING` renamed to `<name>` atomically, then chowned to UID:GID. */
 import { app } from '@azure/functions';
-import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
+import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { publishStep } from '../shared/pipeline/steps/publish';
 
 app.storageQueue('stepPublish', {

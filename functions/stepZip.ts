@@ -1,6 +1,6 @@
 /** Queue `step-zip`: the working folder streamed into `<name>.zip.WORKING` with a manifest. */
 import { app } from '@azure/functions';
-import { stepFunction, stepPoisonFunction } from '../shared/app/steps';
+import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { zipStep } from '../shared/pipeline/steps/zip';
 
 app.storageQueue('stepZip', { queueName: 'step-zip', ...stepFunction('zip', () => zipStep()) });

@@ -11,7 +11,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig, type Config } from '../../shared/config';
-import { applyDestinations, ensureDicomPeers } from '../../shared/app/destinations';
+import { applyDestinations, ensureDicomPeers } from '../../shared/orthanc/destinations';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
 import { echoscu, findscu, getscu, storescu, type DicomPeer } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';

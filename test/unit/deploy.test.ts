@@ -13,7 +13,7 @@ import { builtinModules } from 'node:module';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
 import { parse } from 'yaml';
-import { MAX_JSON_BODY_BYTES } from '../../shared/app/http';
+import { MAX_JSON_BODY_BYTES } from '../../shared/azure-functions/http';
 import { ENVIRONMENT_VARIABLES } from '../../shared/config';
 import { makeTempDir, requireBinary } from '../support/process';
 import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
@@ -801,7 +801,7 @@ describe('nginx, Orthanc Explorer extension and viewer files', () => {
     );
     const ports = services().nginx.ports ?? [];
     assert.equal(ports.length, 3, JSON.stringify(ports));
-    // The API's bound is the app's own (shared/app/http.ts); Orthanc keeps unbounded DICOM uploads.
+    // The API's bound is the app's own (shared/azure-functions/http.ts); Orthanc keeps unbounded DICOM uploads.
     assert.equal(MAX_JSON_BODY_BYTES, 64 * 1024);
     assert.match(block('/api/'), /client_max_body_size 64k;/);
     assert.match(server('443 ssl;'), /^ {4}client_max_body_size 0;$/m);

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ensureDicomPeers } from '../../shared/app/destinations';
+import { ensureDicomPeers } from '../../shared/orthanc/destinations';
 import { loadConfig } from '../../shared/config';
 import { orthancDicomAccessEnv, orthancModalityBody } from '../../shared/orthanc/peers';
 import type { OrthancModality } from '../../shared/orthanc/schemas';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { finishStep, newJob, startStep, type RuleSnapshot } from '../../shared/pipeline/job';
 import { summaryOf } from '../../shared/pipeline/ledger';
-import { readQuery } from '../../shared/app/http';
+import { readQuery } from '../../shared/azure-functions/http';
 import { jobsQuerySchema, percentDone } from '../../shared/operator/jobs';
 import { rulesReport } from '../../shared/operator/rules';
 import { computeStats } from '../../shared/operator/stats';

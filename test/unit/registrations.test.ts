@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CoreRegistry, activateRegistry, type RegisteredFunction } from '../../devhost/core';
-import { registeredSteps } from '../../shared/app/steps';
+import { registeredSteps } from '../../shared/azure-functions/steps';
 import { PIPELINE_STEPS } from '../../shared/vocabulary';
 import { QUEUES } from '../../shared/pipeline/messages';
 

@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { before, describe, it } from 'node:test';
-import { createPseudonymiser } from '../../shared/app/pseudonymiser';
+import { createPseudonymiser } from '../../shared/composition/pseudonymiser';
 import { ConfigError, loadConfig } from '../../shared/config';
 import { createAnonymiser } from '../../shared/dicom/anonymiser';
 import { anonymiseFolder, metaSopInstanceUid } from '../../shared/dicom/folder';

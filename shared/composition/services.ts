@@ -11,6 +11,7 @@ import { createRulesPort, type AppRulesPort } from './rules-port';
 import { createPseudonymiser } from './pseudonymiser';
 import { createTelemetry, type Telemetry } from '../telemetry';
 import { createRedaction, studyPhiLookup, type Redaction } from '../pipeline/redact';
+import type { EchoState } from '../orthanc/destinations';
 
 export interface Services {
   config: Config;
@@ -22,6 +23,8 @@ export interface Services {
   telemetry: Telemetry;
   /** AUTOMATION_LOG_PHI's rewriting of errors and log lines, one for the process. */
   redaction: Redaction;
+  /** Each destination's last C-ECHO at start-up, by name, for the status report. */
+  destinationEchoes: Map<string, EchoState>;
 }
 
 let services: Promise<Services> | undefined;
@@ -48,6 +51,7 @@ export async function buildServices(config: Config): Promise<Services> {
       logPhi: config.logPhi,
       knownPhi: studyPhiLookup(orthanc, naming),
     }),
+    destinationEchoes: new Map(),
   };
 }
 

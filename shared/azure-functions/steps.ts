@@ -15,7 +15,7 @@ import { QUEUES } from '../pipeline/messages';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
 import { cleanUpEndedJob } from '../pipeline/staging';
 import { loggerFor } from './logging';
-import { getServices, type Services } from './services';
+import { getServices, type Services } from '../composition/services';
 
 export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
 

@@ -7,8 +7,8 @@
  * stands and how the DICOM destinations answered their C-ECHO. Each check is bounded in time so a
  * hung dependency gives a clear 503 instead of a hung probe. Only Orthanc and storage decide `ok`.
  */
-import { destinationStates, type EchoState } from './destinations';
-import type { Services } from './services';
+import type { EchoState } from '../orthanc/destinations';
+import type { Services } from '../composition/services';
 import { PIPELINE_STEPS } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
 import { CHANGE_FEED_CURSOR } from '../pipeline/changeFeed';
@@ -110,7 +110,7 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     checkedAt,
     orthanc,
     storage,
-    destinations: destinationStates(),
+    destinations: Object.fromEntries(services.destinationEchoes),
     queues,
     changeFeed: { cursor: cursor ?? null },
   };

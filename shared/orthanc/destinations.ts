@@ -8,8 +8,8 @@
  * puts back whatever an Orthanc restart lost; until then Orthanc refuses rather than admits.
  */
 import type { ModalityDefinition } from '../config';
-import type { OrthancClient } from '../orthanc/client';
-import { orthancModalityBody, type AllowedSender } from '../orthanc/peers';
+import type { OrthancClient } from './client';
+import { orthancModalityBody, type AllowedSender } from './peers';
 
 export interface EchoState {
   aet: string;
@@ -21,17 +21,12 @@ export interface EchoState {
   checkedAt: string;
 }
 
-const states = new Map<string, EchoState>();
-
-export function destinationStates(): Record<string, EchoState> {
-  return Object.fromEntries(states);
-}
-
 export async function applyDestinations(
   orthanc: Pick<OrthancClient, 'putModality' | 'echo'>,
   modalities: Record<string, ModalityDefinition>,
   log: (line: string) => void,
   senders: Record<string, AllowedSender> = {},
+  states = new Map<string, EchoState>(),
 ): Promise<Record<string, EchoState>> {
   for (const [name, modality] of Object.entries(modalities)) {
     const state: EchoState = {
@@ -68,7 +63,7 @@ export async function applyDestinations(
       );
     }
   }
-  return destinationStates();
+  return Object.fromEntries(states);
 }
 
 /** The fields that decide who may do what; Orthanc reports more (Manufacturer, Timeout...) that we leave alone. */
