@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import dcmjs, { type DicomDataset } from 'dcmjs';
-import { createAnonymiser, dummyValue } from '../../shared/dicom/anonymiser';
+import { createAnonymiser } from '../../shared/dicom/anonymiser';
+import { dummyValue } from '../../shared/dicom/values';
 import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
 import { readAll } from '../support/bytes';

@@ -9,7 +9,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import dcmjs, { type DicomDataset } from 'dcmjs';
-import { createAnonymiser, isWellKnownUid } from '../../shared/dicom/anonymiser';
+import { createAnonymiser } from '../../shared/dicom/anonymiser';
+import { isWellKnownUid } from '../../shared/dicom/uids';
 import { anonymiseFolder } from '../../shared/dicom/folder';
 import { loadIdentityMapping, parseIdentityMapping } from '../../shared/dicom/mapping';
 import { anonymiseSettingsSchema, type AnonymiseSettings } from '../../shared/dicom/options';
