@@ -136,8 +136,7 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
     const running = await startListeners(
       registry,
       settings,
-      keys,
-      { enforceAuth, allowedHosts },
+      { enforceAuth, allowedHosts, keys },
       shutdownGraceMs,
       options.port,
       log,
@@ -160,17 +159,27 @@ export async function startHost(options: HostOptions): Promise<RunningHost> {
   }
 }
 
-async function startListeners(
-  registry: CoreRegistry,
-  settings: HostSettings,
-  keys: Keys,
-  access: { enforceAuth: boolean; allowedHosts: string[] },
-  shutdownGraceMs: number,
-  port: number,
-  log: (line: string) => void,
-): Promise<{ url: string; functions: string[]; listing: string[]; stop(): Promise<void> }> {
-  const { enforceAuth, allowedHosts } = access;
-  const functions = [...registry.functions.values()];
+/** What the listeners share: the registry, the settings, the log and storage (when a trigger needs it). */
+interface ListenerContext {
+  registry: CoreRegistry;
+  settings: HostSettings;
+  log: (line: string) => void;
+  queues?: QueueService;
+  monitor?: ScheduleMonitor;
+  url: string;
+}
+
+/** Each function bound to its trigger: HTTP routes, queue listeners and timers, and `func start`'s listing. */
+interface Bindings {
+  routes: HttpRoute[];
+  queueListeners: QueueListener[];
+  timers: Map<string, TimerListener>;
+  byName: Map<string, RegisteredFunction>;
+  listing: string[];
+}
+
+/** Queue and timer triggers and queue outputs need the storage account; without them none is opened. */
+function openStorage(functions: RegisteredFunction[], settings: HostSettings) {
   const usesStorage = functions.some((fn) => {
     const type = triggerOf(fn)[1].type;
     return (
@@ -184,187 +193,245 @@ async function startListeners(
     throw new Error(
       'AzureWebJobsStorage is not set: queue and timer triggers and queue outputs need a storage account (Azurite locally, e.g. UseDevelopmentStorage=true)',
     );
-  const queues = connection ? new QueueService(connection, settings.queues) : undefined;
-  const monitor = connection ? new ScheduleMonitor(connection, settings.hostId) : undefined;
+  return {
+    queues: connection ? new QueueService(connection, settings.queues) : undefined,
+    monitor: connection ? new ScheduleMonitor(connection, settings.hostId) : undefined,
+  };
+}
 
-  /** Queue outputs ($return or extraOutputs), written after the handler succeeded, in binding order. */
-  async function writeOutputs(
-    fn: RegisteredFunction,
-    outputData: Array<{ name: string; data: TypedData }>,
-    returnValue?: TypedData,
-  ): Promise<void> {
-    const all = [...outputData];
-    if (returnValue !== undefined && fn.metadata.bindings.$return?.type === 'queue')
-      all.push({ name: '$return', data: returnValue });
-    for (const { name, data } of all) {
-      const binding = fn.metadata.bindings[name];
-      if (binding?.type !== 'queue') continue;
-      await queues!.write(
-        resolveSettings(String(binding.queueName), `Function '${fn.metadata.name}' output '${name}'`),
-        outputMessages(data),
-      );
-    }
+/** Queue outputs ($return or extraOutputs), written after the handler succeeded, in binding order. */
+async function writeOutputs(
+  context: ListenerContext,
+  fn: RegisteredFunction,
+  outputData: Array<{ name: string; data: TypedData }>,
+  returnValue?: TypedData,
+): Promise<void> {
+  const all = [...outputData];
+  if (returnValue !== undefined && fn.metadata.bindings.$return?.type === 'queue')
+    all.push({ name: '$return', data: returnValue });
+  for (const { name, data } of all) {
+    const binding = fn.metadata.bindings[name];
+    if (binding?.type !== 'queue') continue;
+    await context.queues!.write(
+      resolveSettings(String(binding.queueName), `Function '${fn.metadata.name}' output '${name}'`),
+      outputMessages(data),
+    );
   }
+}
 
-  const listing: string[] = [];
-  const url = `http://127.0.0.1:${port}`;
+/** Runs one invocation and writes its queue outputs, as the host does after success. */
+async function invokeAndWrite(
+  context: ListenerContext,
+  fn: RegisteredFunction,
+  inputData: Parameters<typeof invoke>[2],
+  reason: string,
+  withReturn = true,
+) {
+  const result = await invoke(context.registry, fn, inputData, context.log, reason);
+  await writeOutputs(context, fn, result.outputData, withReturn ? result.returnValue : undefined);
+  return result;
+}
+
+function bindTriggers(context: ListenerContext, functions: RegisteredFunction[]): Bindings {
+  const { settings, log, url } = context;
   const prefix = settings.routePrefix ? `/${settings.routePrefix}` : '';
-  const routes: HttpRoute[] = [];
-  const queueListeners: QueueListener[] = [];
-  const timers = new Map<string, TimerListener>();
-  const byName = new Map<string, RegisteredFunction>();
-
+  const bindings: Bindings = { routes: [], queueListeners: [], timers: new Map(), byName: new Map(), listing: [] };
   for (const fn of functions) {
     const name = fn.metadata.name;
-    byName.set(name.toLowerCase(), fn);
+    bindings.byName.set(name.toLowerCase(), fn);
     const [triggerName, trigger] = triggerOf(fn);
     if (trigger.type === 'httpTrigger') {
       const route = compileRoute(fn)!;
-      routes.push(route);
-      listing.push(`${name}: [${route.methods.join(',')}] ${url}${prefix}/${route.template}`);
+      bindings.routes.push(route);
+      bindings.listing.push(`${name}: [${route.methods.join(',')}] ${url}${prefix}/${route.template}`);
     } else if (trigger.type === 'queueTrigger') {
       // The host lowercases queue names and resolves %settings% (QueueTriggerAttributeBindingProvider).
       const queueName = resolveSettings(String(trigger.queueName), `Function '${name}' queueName`).toLowerCase();
-      listing.push(`${name}: queueTrigger (${queueName})`);
-      queueListeners.push(
-        queues!.listen(
+      bindings.listing.push(`${name}: queueTrigger (${queueName})`);
+      bindings.queueListeners.push(
+        context.queues!.listen(
           queueName,
           async (text, triggerMetadata) => {
-            const result = await invoke(
-              registry,
+            await invokeAndWrite(
+              context,
               fn,
               { inputData: [{ name: triggerName, data: { string: text } }], triggerMetadata },
-              log,
               `New queue message detected on '${queueName}'.`,
             );
-            await writeOutputs(fn, result.outputData, result.returnValue);
           },
           log,
         ),
       );
     } else if (trigger.type === 'timerTrigger') {
       const schedule = parseSchedule(String(trigger.schedule));
-      listing.push(`${name}: timerTrigger (${schedule.text})`);
+      bindings.listing.push(`${name}: timerTrigger (${schedule.text})`);
       const listener = new TimerListener(
         name,
         schedule,
         {
           runOnStartup: trigger.runOnStartup === true,
-          monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? monitor : undefined,
+          monitor: usesMonitor(schedule, trigger.useMonitor as boolean | undefined) ? context.monitor : undefined,
         },
         async (input) => {
-          const result = await invoke(
-            registry,
+          await invokeAndWrite(
+            context,
             fn,
             { inputData: [{ name: triggerName, data: { json: JSON.stringify(input) } }] },
-            log,
             input.IsPastDue ? 'Timer fired (past due)' : 'Timer fired',
           );
-          await writeOutputs(fn, result.outputData, result.returnValue);
         },
         log,
       );
-      timers.set(name.toLowerCase(), listener);
+      bindings.timers.set(name.toLowerCase(), listener);
     } else if (!SUPPORTED_TRIGGERS.has(String(trigger.type))) {
       // Not silently: the function exists in production but never runs here.
-      listing.push(
+      bindings.listing.push(
         `${name}: ${String(trigger.type)} (NOT SUPPORTED by the devhost: never triggered; POST /admin/functions/${name} invokes it)`,
       );
     }
   }
+  bindings.routes.sort(compareRoutes);
+  return bindings;
+}
 
-  /** The admin API's invoke (POST /admin/functions/{name}, body {"input": "..."}), answered 202 like the host. */
-  async function adminInvoke(fn: RegisteredFunction, input: string): Promise<void> {
-    const timer = timers.get(fn.metadata.name.toLowerCase());
-    if (timer) return timer.runNow();
-    const [triggerName] = triggerOf(fn);
-    const result = await invoke(
-      registry,
-      fn,
-      { inputData: [{ name: triggerName, data: { string: input } }] },
-      log,
-      'This function was programmatically called via the host APIs.',
-    );
-    await writeOutputs(fn, result.outputData, result.returnValue);
+/** The admin API's invoke (POST /admin/functions/{name}, body {"input": "..."}), answered 202 like the host. */
+async function adminInvoke(
+  context: ListenerContext,
+  bindings: Bindings,
+  fn: RegisteredFunction,
+  input: string,
+): Promise<void> {
+  const timer = bindings.timers.get(fn.metadata.name.toLowerCase());
+  if (timer) return timer.runNow();
+  const [triggerName] = triggerOf(fn);
+  await invokeAndWrite(
+    context,
+    fn,
+    { inputData: [{ name: triggerName, data: { string: input } }] },
+    'This function was programmatically called via the host APIs.',
+  );
+}
+
+interface Access {
+  enforceAuth: boolean;
+  allowedHosts: string[];
+  keys: Keys;
+}
+
+function refuseForeignHost(request: http.IncomingMessage, response: http.ServerResponse, context: ListenerContext) {
+  context.log(
+    `WARN Refused a request for Host ${JSON.stringify(String(request.headers.host ?? '(none)').slice(0, 100))}: not a loopback name (DEVHOST_ALLOWED_HOSTS adds names)`,
+  );
+  const text = 'This host serves only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]).\n';
+  response
+    .writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(text)) })
+    .end(text);
+}
+
+async function answerAdmin(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  requestUrl: URL,
+  functionName: string,
+  { context, bindings, access }: { context: ListenerContext; bindings: Bindings; access: Access },
+): Promise<void> {
+  if (request.method !== 'POST') return emptyAnswer(response, 404);
+  if (access.enforceAuth && !sameKey(requestKey(request, requestUrl), access.keys.masterKey))
+    return emptyAnswer(response, 401);
+  const fn = bindings.byName.get(decodeURIComponent(functionName).toLowerCase());
+  if (!fn) return emptyAnswer(response, 404);
+  const text = (await readBody(request)).toString('utf8');
+  let input: string;
+  try {
+    const given = (JSON.parse(text || '{}') as { input?: unknown }).input;
+    input = typeof given === 'string' ? given : given === undefined ? '' : JSON.stringify(given);
+  } catch {
+    return emptyAnswer(response, 400);
   }
+  response.writeHead(202, { 'Content-Length': '0' }).end();
+  await adminInvoke(context, bindings, fn, input).catch(() => undefined); // failures are logged by the invocation
+}
 
-  const server = http.createServer((request, response) => {
+async function answerRoute(
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+  requestUrl: URL,
+  pathname: string,
+  { context, bindings, access }: { context: ListenerContext; bindings: Bindings; access: Access },
+): Promise<void> {
+  const prefix = context.settings.routePrefix ? `/${context.settings.routePrefix}` : '';
+  if (prefix && !(pathname === prefix || pathname.startsWith(`${prefix}/`))) return emptyAnswer(response, 404);
+  const parts = pathname
+    .slice(prefix.length)
+    .split('/')
+    .filter((p) => p !== '');
+  let found: { route: HttpRoute; params: Record<string, string> } | undefined;
+  for (const route of bindings.routes) {
+    const params = matchRoute(route, parts);
+    if (params && route.methods.includes(request.method ?? 'GET')) {
+      found = { route, params };
+      break;
+    }
+  }
+  if (!found) return emptyAnswer(response, 404);
+  if (access.enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), access.keys))
+    return emptyAnswer(response, 401);
+  const body = await readBody(request);
+  const { fn, triggerName } = found.route;
+  // Outputs are written before the HTTP response, and only on success (WorkerFunctionInvoker).
+  const result = await invokeAndWrite(
+    context,
+    fn,
+    { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] },
+    'This function was programmatically called via the host APIs.',
+    false,
+  );
+  writeRpcResponse(response, result.returnValue);
+}
+
+function requestHandler(context: ListenerContext, bindings: Bindings, access: Access): http.RequestListener {
+  const shared = { context, bindings, access };
+  return (request, response) => {
     void (async () => {
-      if (!loopbackHost(request.headers.host, allowedHosts)) {
-        log(
-          `WARN Refused a request for Host ${JSON.stringify(String(request.headers.host ?? '(none)').slice(0, 100))}: not a loopback name (DEVHOST_ALLOWED_HOSTS adds names)`,
-        );
-        const text = 'This host serves only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]).\n';
-        response
-          .writeHead(403, {
-            'Content-Type': 'text/plain; charset=utf-8',
-            'Content-Length': String(Buffer.byteLength(text)),
-          })
-          .end(text);
-        return;
-      }
-      const requestUrl = new URL(request.url ?? '/', url);
+      if (!loopbackHost(request.headers.host, access.allowedHosts))
+        return refuseForeignHost(request, response, context);
+      const requestUrl = new URL(request.url ?? '/', context.url);
       const pathname = requestUrl.pathname.replace(/\/+$/, '');
       try {
         const admin = /^\/admin\/functions\/([^/]+)$/i.exec(pathname);
-        if (admin) {
-          if (request.method !== 'POST') return emptyAnswer(response, 404);
-          if (enforceAuth && !sameKey(requestKey(request, requestUrl), keys.masterKey))
-            return emptyAnswer(response, 401);
-          const fn = byName.get(decodeURIComponent(admin[1]).toLowerCase());
-          if (!fn) return emptyAnswer(response, 404);
-          const text = (await readBody(request)).toString('utf8');
-          let input = '';
-          try {
-            const given = (JSON.parse(text || '{}') as { input?: unknown }).input;
-            input = typeof given === 'string' ? given : given === undefined ? '' : JSON.stringify(given);
-          } catch {
-            return emptyAnswer(response, 400);
-          }
-          response.writeHead(202, { 'Content-Length': '0' }).end();
-          await adminInvoke(fn, input).catch(() => undefined); // failures are logged by the invocation
-          return;
-        }
-        if (prefix && !(pathname === prefix || pathname.startsWith(`${prefix}/`))) return emptyAnswer(response, 404);
-        const parts = pathname
-          .slice(prefix.length)
-          .split('/')
-          .filter((p) => p !== '');
-        let found: { route: HttpRoute; params: Record<string, string> } | undefined;
-        for (const route of routes) {
-          const params = matchRoute(route, parts);
-          if (params && route.methods.includes(request.method ?? 'GET')) {
-            found = { route, params };
-            break;
-          }
-        }
-        if (!found) return emptyAnswer(response, 404);
-        if (enforceAuth && !authorised(found.route.authLevel, requestKey(request, requestUrl), keys))
-          return emptyAnswer(response, 401);
-        const body = await readBody(request);
-        const { fn, triggerName } = found.route;
-        const result = await invoke(
-          registry,
-          fn,
-          { inputData: [{ name: triggerName, data: toRpcHttpInput(request, requestUrl, found.params, body) }] },
-          log,
-          'This function was programmatically called via the host APIs.',
-        );
-        // Outputs are written before the HTTP response, and only on success (WorkerFunctionInvoker).
-        await writeOutputs(fn, result.outputData);
-        writeRpcResponse(response, result.returnValue);
+        if (admin) await answerAdmin(request, response, requestUrl, admin[1], shared);
+        else await answerRoute(request, response, requestUrl, pathname, shared);
       } catch (error) {
         if (!response.headersSent) emptyAnswer(response, (error as { status?: number }).status ?? 500);
       }
     })();
-  });
-  routes.sort(compareRoutes);
+  };
+}
+
+async function listen(server: http.Server, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(error.code === 'EADDRINUSE' ? new Error(`Port ${port} is in use (--port to choose another)`) : error),
     );
     server.listen(port, '127.0.0.1', resolve);
   });
+}
+
+async function startListeners(
+  registry: CoreRegistry,
+  settings: HostSettings,
+  access: Access,
+  shutdownGraceMs: number,
+  port: number,
+  log: (line: string) => void,
+): Promise<{ url: string; functions: string[]; listing: string[]; stop(): Promise<void> }> {
+  const functions = [...registry.functions.values()];
+  const url = `http://127.0.0.1:${port}`;
+  const context: ListenerContext = { registry, settings, log, url, ...openStorage(functions, settings) };
+  const bindings = bindTriggers(context, functions);
+  const { timers, queueListeners } = bindings;
+  const server = http.createServer(requestHandler(context, bindings, access));
+  await listen(server, port);
   try {
     for (const timer of timers.values()) await timer.start();
   } catch (error) {
@@ -376,7 +443,7 @@ async function startListeners(
   return {
     url,
     functions: functions.map((f) => f.metadata.name),
-    listing,
+    listing: bindings.listing,
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
