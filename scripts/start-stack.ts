@@ -35,28 +35,31 @@ for (const dir of [orthancStorage, azuriteDir, rulesDir, storageDir]) mkdirSync(
 mkdirSync(stagingDir, { recursive: true, mode: 0o700 });
 
 /**
- * The anonymisation secret: the environment's (or `.env`'s) when set, else a file in the state folder,
- * made on first start from 32 random bytes, readable by its owner only. Never printed, only its place.
+ * A secret from the environment (or `.env`) when set, else a file in the state folder, made on first
+ * start from 32 random bytes and readable by its owner only. Never printed, only its place.
  */
-function anonymisationSecret(): { value: string; note: string } {
-  const given = env.AUTOMATION_ANONYMISATION_SECRET?.trim();
-  if (given) return { value: given, note: 'AUTOMATION_ANONYMISATION_SECRET from the environment' };
-  const file = path.join(stateDir, 'anonymisation-secret');
+function stateSecret(variable: string, fileName: string, firstUse: string[]): { value: string; note: string } {
+  const given = env[variable]?.trim();
+  if (given) return { value: given, note: `${variable} from the environment` };
+  const file = path.join(stateDir, fileName);
   if (existsSync(file)) {
     if ((statSync(file).mode & 0o077) !== 0) console.warn(`[stack] ${file} is readable by others; chmod 600 it`);
-    return { value: readFileSync(file, 'utf8').trim(), note: `${file} (back it up)` };
+    return { value: readFileSync(file, 'utf8').trim(), note: file };
   }
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(file, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
-  console.log(
-    `[stack] Created the anonymisation secret in ${file}. Back it up: pseudonyms and UIDs of anonymised studies`,
-  );
-  console.log(
-    '[stack]   derive from it, and without it the same patient gets a different pseudonym after a re-install.',
-  );
-  return { value: readFileSync(file, 'utf8').trim(), note: `${file} (created now; back it up)` };
+  for (const line of firstUse) console.log(`[stack] ${line.replace('{file}', file)}`);
+  return { value: readFileSync(file, 'utf8').trim(), note: `${file} (created now)` };
 }
-const secret = anonymisationSecret();
+const secret = stateSecret('AUTOMATION_ANONYMISATION_SECRET', 'anonymisation-secret', [
+  'Created the anonymisation secret in {file}. Back it up: pseudonyms and UIDs of anonymised studies',
+  '  derive from it, and without it the same patient gets a different pseudonym after a re-install.',
+]);
+// Orthanc's login is generated like every secret; Orthanc and the app read the same one.
+const orthancUser = env.ORTHANC_USERNAME?.trim() || 'orthanc';
+const orthancPassword = stateSecret('ORTHANC_PASSWORD', 'orthanc-password', [
+  `Created Orthanc's password for user '${orthancUser}' in {file} (Orthanc Explorer asks for it).`,
+]);
 
 const children: Array<{ name: string; child: ChildProcess }> = [];
 let stopping = false;
@@ -155,6 +158,8 @@ async function main(): Promise<void> {
     ORTHANC_STABLE_AGE: env.ORTHANC_STABLE_AGE ?? '10',
     ORTHANC_LUA_SCRIPT: path.join(root, 'deploy/orthanc/automation.lua'),
     AUTOMATION_EVENTS_URL: `${functionsUrl}/api/orthanc/events`,
+    ORTHANC_USERNAME: orthancUser,
+    ORTHANC_PASSWORD: orthancPassword.value,
     ...orthancDicomAccessEnv(env),
   });
   await waitForPort(10001, 'Azurite');
@@ -171,11 +176,14 @@ async function main(): Promise<void> {
       ORTHANC_AUTOMATION_STORAGE_PATH: storageDir,
       AUTOMATION_STAGING_PATH: stagingDir,
       AUTOMATION_ANONYMISATION_SECRET: secret.value,
+      ORTHANC_USERNAME: orthancUser,
+      ORTHANC_PASSWORD: orthancPassword.value,
     },
   );
   console.log(
     `[stack] Orthanc     http://127.0.0.1:${orthancHttpPort}  (DICOM ${env.ORTHANC_AET_NAME ?? 'ORTHANC'}@${env.ORTHANC_AET_PORT ?? '4242'})`,
   );
+  console.log(`[stack] Login       user '${orthancUser}', password in ${orthancPassword.note}`);
   // Orthanc 1.10 has no DICOM bind address: say so, and who may call it.
   console.log(
     `[stack] DICOM       on every interface; ${env.ORTHANC_ALLOWED_SENDERS ? 'only ORTHANC_ALLOWED_SENDERS and destinations may call' : 'any node may store, none unknown may query or retrieve'}`,

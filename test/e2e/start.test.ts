@@ -25,6 +25,7 @@ describe('npm start', { timeout: 180_000 }, () => {
         ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: path.join(state, 'rules'),
         ORTHANC_AUTOMATION_STORAGE_PATH: path.join(state, 'out'),
         AUTOMATION_ANONYMISATION_SECRET: '',
+        ORTHANC_PASSWORD: '',
         AUTOMATION_STAGING_PATH: '',
       },
       name: 'npm-start',
@@ -67,6 +68,18 @@ describe('npm start', { timeout: 180_000 }, () => {
       stack.output().slice(-3000),
     );
     assert.ok(!stack.output().includes(secret), 'the secret is never printed');
+    // Orthanc's password is generated the same way, never a default: orthanc/orthanc is refused.
+    const passwordFile = path.join(state, 'orthanc-password');
+    const password = readFileSync(passwordFile, 'utf8').trim();
+    assert.match(password, /^[0-9a-f]{64}$/);
+    assert.equal(statSync(passwordFile).mode & 0o777, 0o600);
+    assert.ok(!stack.output().includes(password), 'the password is never printed');
+    const basic = (user: string, pass: string) => ({
+      Authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`,
+    });
+    const system = `http://127.0.0.1:${orthancPort}/system`;
+    assert.equal((await fetch(system, { headers: basic('orthanc', 'orthanc') })).status, 401);
+    assert.equal((await fetch(system, { headers: basic('orthanc', password) })).status, 200);
 
     stack.child.kill('SIGINT');
     const code = await stack.exited;
