@@ -4,10 +4,12 @@
  * on the main thread, where Info-ZIP uses zlib's native one. Node has that same native CRC-32 as
  * `zlib.crc32` (from 20.15), so `useNativeCrc32` points the `buf` of the copies of `crc-32` that
  * archiver's own chain resolves at it: same results (signed 32-bit, seed chaining as before), several
- * times faster. Where `zlib.crc32` is missing, nothing changes. `str` and `bstr` are left as they are.
+ * times faster. Where that cannot be done, archiver keeps its own and every zip logs why (the zips are
+ * still correct, only slower, so nothing else would show it). `str` and `bstr` are left as they are.
  */
 import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
+import type { Logger } from '../vocabulary';
 
 interface Crc32Module {
   buf: (data: ArrayLike<number>, seed?: unknown) => number;
@@ -43,22 +45,34 @@ export function nativeCrc32Buf(fallback: Crc32Module['buf']): Crc32Module['buf']
   };
 }
 
-let installed: boolean | undefined;
+let fallback: { reason: string | undefined } | undefined;
 
-/** Installs once, on the first call; returns whether the native CRC-32 is in use (not where archiver's chain cannot be resolved, as in a bundle). */
-export function useNativeCrc32(): boolean {
-  installed ??= install();
-  return installed;
+/**
+ * Installs once, on the first call; returns whether the native CRC-32 is in use, and when it is not,
+ * says why on `log` at every call, so each zip that runs slower is visible in its job's log.
+ */
+export function useNativeCrc32(log?: Pick<Logger, 'warn'>): boolean {
+  fallback ??= { reason: installNativeCrc32() };
+  if (fallback.reason !== undefined)
+    log?.warn(`zip: archiver's pure-JS CRC-32 in use, several times slower (${fallback.reason})`);
+  return fallback.reason === undefined;
 }
 
-function install(): boolean {
-  if (typeof zlib.crc32 !== 'function') return false;
-  let modules: Crc32Module[];
+/**
+ * Points archiver's `crc-32` copies at zlib's CRC-32; returns why it could not (Node without
+ * `zlib.crc32`, archiver's chain not resolvable as in a bundle), or undefined. The options are for tests.
+ */
+export function installNativeCrc32({
+  hasZlibCrc32 = typeof zlib.crc32 === 'function',
+  modules = archiverCrc32Modules,
+}: { hasZlibCrc32?: boolean; modules?: () => Crc32Module[] } = {}): string | undefined {
+  if (!hasZlibCrc32) return `Node ${process.version} has no zlib.crc32`;
+  let found: Crc32Module[];
   try {
-    modules = archiverCrc32Modules();
-  } catch {
-    return false;
+    found = modules();
+  } catch (error) {
+    return `archiver's crc-32 not found: ${String((error as Error).message).split('\n')[0]}`;
   }
-  for (const crc32 of modules) crc32.buf = nativeCrc32Buf(crc32.buf.bind(crc32));
-  return true;
+  for (const crc32 of found) crc32.buf = nativeCrc32Buf(crc32.buf.bind(crc32));
+  return undefined;
 }

@@ -10,6 +10,8 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import archiver from 'archiver';
+import { filesUnder } from '../util/files';
+import type { Logger } from '../vocabulary';
 import { useNativeCrc32 } from './native-crc32';
 
 export interface ManifestEntry {
@@ -30,16 +32,7 @@ export interface Manifest {
 }
 
 async function listFiles(root: string): Promise<string[]> {
-  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile())
-    .map((e) =>
-      path
-        .relative(root, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
-        .split(path.sep)
-        .join('/'),
-    )
-    .sort();
+  return (await filesUnder(root)).map((f) => path.relative(root, f).split(path.sep).join('/')).sort();
 }
 
 const SMALL_FILE_BYTES = 16 * 1024 * 1024;
@@ -91,10 +84,12 @@ export interface ZipOptions {
   progress?: (done: number, total: number) => Promise<void>;
   /** Small documents to place beside MANIFEST.json, by file name (e.g. DEIDENTIFICATION.json). */
   extras?: Record<string, string>;
+  /** Where a zip that cannot use the native CRC-32 (so runs slower) says so. */
+  log?: Pick<Logger, 'warn'>;
 }
 
 export async function zipFolder(source: string, target: string, options: ZipOptions): Promise<Manifest> {
-  useNativeCrc32();
+  useNativeCrc32(options.log);
   const sizes = new Map<string, number>();
   for (const f of await listFiles(source)) sizes.set(f, (await fs.stat(path.join(source, f))).size);
   const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);

@@ -27,6 +27,7 @@ import dcmjs from 'dcmjs';
 import type { Anonymiser } from './anonymiser';
 import { emptyRecord, mergeRecord, type DeidentificationRecord } from './record';
 import { forEachLimit } from '../util/concurrency';
+import { filesUnder } from '../util/files';
 
 export interface FolderResult {
   instances: number;
@@ -43,17 +44,13 @@ const TEMPORARY_SUFFIX = '.anonymising';
 async function walk(root: string): Promise<{ dicom: string[]; leftovers: string[] }> {
   const dicom: string[] = [];
   const leftovers: string[] = [];
-  const entries = await fs
-    .readdir(root, { withFileTypes: true, recursive: true })
-    .catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return []; // staging already emptied by a run that completed
-      throw error;
-    });
-  for (const entry of entries) {
-    if (!entry.isFile()) continue;
-    const full = path.join(entry.parentPath ?? (entry as unknown as { path: string }).path, entry.name);
-    if (entry.name.endsWith(TEMPORARY_SUFFIX)) leftovers.push(full);
-    else if (entry.name.toLowerCase().endsWith('.dcm')) dicom.push(full);
+  const files = await filesUnder(root).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return []; // staging already emptied by a run that completed
+    throw error;
+  });
+  for (const full of files) {
+    if (full.endsWith(TEMPORARY_SUFFIX)) leftovers.push(full);
+    else if (full.toLowerCase().endsWith('.dcm')) dicom.push(full);
   }
   return { dicom: dicom.sort(), leftovers };
 }

@@ -1,7 +1,9 @@
 /**
  * A typed Orthanc REST client on axios (instance files on node:http, see fileStream): basic auth,
  * timeouts, retries with backoff on connection errors and 5xx for idempotent calls, zod-validated
- * answers. Errors name the call but never the credentials, and never echo DICOM values.
+ * answers. Errors name the call but never the credentials, and never echo DICOM values. Both
+ * transports take the base URL, Authorization header and timeout set up once in createOrthancClient,
+ * and every answer or failure of either goes through withRetries and toError.
  */
 import nodeHttp, { type IncomingMessage } from 'node:http';
 import nodeHttps from 'node:https';
@@ -97,10 +99,16 @@ export type OrthancClient = ReturnType<typeof createOrthancClient>;
 export function createOrthancClient(options: OrthancClientOptions) {
   const attempts = Math.max(1, options.attempts ?? 4);
   const backoffMs = options.backoffMs ?? 250;
+  const baseUrl = options.url.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const auth: Record<string, string> =
+    options.username !== undefined
+      ? { Authorization: `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}` }
+      : {};
   const http: AxiosInstance = axios.create({
-    baseURL: options.url.replace(/\/+$/, ''),
-    timeout: options.timeoutMs ?? 60_000,
-    auth: options.username !== undefined ? { username: options.username, password: options.password ?? '' } : undefined,
+    baseURL: baseUrl,
+    timeout: timeoutMs,
+    headers: auth,
     maxContentLength: Infinity,
     maxBodyLength: Infinity,
     // Keep our own error handling: 4xx are answers, not exceptions, until we decide.
@@ -193,28 +201,13 @@ export function createOrthancClient(options: OrthancClientOptions) {
   // download step's CPU on a 2-core machine, and its default Accept-Encoding made Orthanc gzip every
   // file (HttpCompressionEnabled is on by default), costing CPU on both ends: together they halved
   // throughput. `identity` keeps the bytes exactly as stored.
-  const base = new URL(options.url.replace(/\/+$/, ''));
-  const transport = base.protocol === 'https:' ? nodeHttps : nodeHttp;
-  const fileAgent = new transport.Agent({ keepAlive: true });
-  const authorization =
-    options.username !== undefined
-      ? `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}`
-      : undefined;
-  const timeoutMs = options.timeoutMs ?? 60_000;
-
+  const transport = new URL(baseUrl).protocol === 'https:' ? nodeHttps : nodeHttp;
+  const agent = new transport.Agent({ keepAlive: true });
   function getOnce(path: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const request = transport.get(
-        `${base.href.replace(/\/$/, '')}${path}`,
-        {
-          agent: fileAgent,
-          timeout: timeoutMs,
-          headers: {
-            Accept: 'application/dicom',
-            'Accept-Encoding': 'identity',
-            ...(authorization ? { Authorization: authorization } : {}),
-          },
-        },
+        `${baseUrl}${path}`,
+        { agent, timeout: timeoutMs, headers: { Accept: 'application/dicom', 'Accept-Encoding': 'identity', ...auth } },
         resolve,
       );
       request.on('timeout', () =>

@@ -3,7 +3,7 @@
  * AE title. Which level a tag lives at follows Orthanc's main DICOM tags: patient and study tags are
  * known for the study, series tags per series, anything else is read from one instance per series.
  */
-import dcmjs from 'dcmjs';
+import { parseTagName } from '../dicom/tag-names';
 import type { ResourceLevel } from '../vocabulary';
 
 export const REMOTE_AET = 'RemoteAET';
@@ -67,26 +67,14 @@ export interface ResolvedTag {
   inferredLevel: ResourceLevel;
 }
 
-const byKeyword = dcmjs.data.DicomMetaDictionary.nameMap;
-const byTag = dcmjs.data.DicomMetaDictionary.dictionary;
-const lowerKeyword = new Map(Object.keys(byKeyword).map((k) => [k.toLowerCase(), k]));
-
 /** Resolves a rule's TagName, or returns an error message naming what is accepted. */
 export function resolveTag(name: string): ResolvedTag | string {
   const trimmed = name.trim();
   if (REMOTE_AET_ALIASES.has(trimmed.toLowerCase()))
     return { name: trimmed, keyword: REMOTE_AET, remoteAet: true, fromInstance: true, inferredLevel: 'Series' };
-  const hexMatch = /^\(?([0-9A-Fa-f]{4}),?([0-9A-Fa-f]{4})\)?$/.exec(trimmed);
-  if (hexMatch) {
-    const hex = `${hexMatch[1]}${hexMatch[2]}`.toUpperCase();
-    const entry = byTag[`(${hex.slice(0, 4)},${hex.slice(4)})`];
-    const keyword = entry?.name;
-    return describe(trimmed, keyword, hex);
-  }
-  const keyword = byKeyword[trimmed] ? trimmed : lowerKeyword.get(trimmed.toLowerCase());
-  if (!keyword) return `'${trimmed}' is not a DICOM keyword (e.g. StudyDescription) or a tag like (0008,103E)`;
-  const tag = byKeyword[keyword].tag.replace(/[(),]/g, '').toUpperCase();
-  return describe(trimmed, keyword, /^[0-9A-F]{8}$/.test(tag) ? tag : undefined);
+  const tag = parseTagName(trimmed);
+  if (!tag) return `'${trimmed}' is not a DICOM keyword (e.g. StudyDescription) or a tag like (0008,103E)`;
+  return describe(trimmed, tag.keyword, tag.hex);
 }
 
 function describe(name: string, keyword: string | undefined, hex: string | undefined): ResolvedTag {

@@ -23,3 +23,16 @@ export async function forEachLimit<T>(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   if (failure !== undefined) throw failure.error;
 }
+
+/** forEachLimit that keeps each result at its item's index. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  await forEachLimit(items, limit, async (item, index) => {
+    results[index] = await work(item, index);
+  });
+  return results;
+}
