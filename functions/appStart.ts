@@ -10,10 +10,10 @@ import { checkStagingLocation, sweepStaging } from '../shared/pipeline/staging';
 /** The staging of ended or unknown jobs deleted (a crash or a restart leaves it behind). */
 export async function sweepStagingAtStart(): Promise<void> {
   try {
-    const { config, ledger } = await getServices();
+    const { config, jobs } = await getServices();
     const warning = await checkStagingLocation(config.stagingPath, config.storagePath);
     if (warning) console.warn(warning);
-    const swept = await sweepStaging(config.stagingPath, ledger);
+    const swept = await sweepStaging(config.stagingPath, jobs);
     console.log(
       `Staging ${config.stagingPath}: ${swept.removed} folder(s) of ended or unknown jobs deleted, ${swept.kept} of running jobs kept`,
     );

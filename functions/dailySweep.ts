@@ -15,7 +15,7 @@ export async function dailySweep(_timer: Timer, context: InvocationContext): Pro
   const log = loggerFor(context, services.redaction.anywhere);
   if (sweepDue(master, now)) await runSweep({ ...services, log, pageSize: services.config.sweepPageSize });
   if (retentionDue(master, services.config.ledgerRetentionDays, now))
-    await purgeOldJobs({ ledger: services.ledger, log, retentionDays: services.config.ledgerRetentionDays, now });
+    await purgeOldJobs({ jobs: services.jobs, log, retentionDays: services.config.ledgerRetentionDays, now });
 }
 
 app.timer('dailySweep', { schedule: '0 0 * * * *', handler: dailySweep });

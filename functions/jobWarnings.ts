@@ -10,7 +10,7 @@ import { jobIdSchema } from '../shared/pipeline/messages';
 export async function jobWarnings(request: HttpRequest): Promise<HttpResponseInit> {
   const parsed = readRouteId(request, jobIdSchema, 'a job id');
   if (!parsed.ok) return parsed.response;
-  const found = await (await getServices()).ledger.readWarnings(parsed.value);
+  const found = await (await getServices()).jobs.readWarnings(parsed.value);
   if (!found) return { status: 404, jsonBody: { error: `no job ${parsed.value}` } };
   return {
     status: 200,

@@ -15,7 +15,7 @@ import { discardStaging } from '../shared/pipeline/staging';
 export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
   const query = readQuery(request, jobsQuerySchema);
   if (!query.ok) return query.response;
-  const listed = await listJobs((await getServices()).ledger, query.value);
+  const listed = await listJobs((await getServices()).jobs, query.value);
   if (!listed.ok) return { status: 400, jsonBody: { error: listed.error } };
   return {
     status: 200,
@@ -30,7 +30,7 @@ export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
   const parsed = readRouteId(request, jobIdSchema, 'a job id');
   if (!parsed.ok) return parsed.response;
   const id = parsed.value;
-  const job = await (await getServices()).ledger.getJob(id);
+  const job = await (await getServices()).jobs.get(id);
   if (!job) return { status: 404, jsonBody: { error: `no job ${id}` } };
   return { status: 200, jsonBody: { ...job, percent: percentDone(job) } };
 }
@@ -41,8 +41,8 @@ export async function jobRetry(request: HttpRequest, context: InvocationContext)
   const parsed = readRouteId(request, jobIdSchema, 'a job id');
   if (!parsed.ok) return parsed.response;
   const id = parsed.value;
-  const { ledger, config } = await getServices();
-  const outcome = await retryJob(ledger, id, new Date(), (job) => discardStaging(config.stagingPath, job.id));
+  const { jobs, config } = await getServices();
+  const outcome = await retryJob(jobs, id, new Date(), (job) => discardStaging(config.stagingPath, job.id));
   if (outcome.kind === 'not-found') return { status: 404, jsonBody: { error: `no job ${id}` } };
   if (outcome.kind === 'not-failed')
     return { status: 409, jsonBody: { error: `job ${id} is ${outcome.status}; only failed jobs can be retried` } };

@@ -7,7 +7,7 @@ export async function stats(): Promise<HttpResponseInit> {
   const now = new Date();
   const summaries = await (
     await getServices()
-  ).ledger.summariesSince(new Date(now.getTime() - STATS_WINDOW_HOURS * 3_600_000));
+  ).jobs.summariesSince(new Date(now.getTime() - STATS_WINDOW_HOURS * 3_600_000));
   return { status: 200, jsonBody: computeStats(summaries, now) };
 }
 

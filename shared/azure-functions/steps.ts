@@ -14,6 +14,7 @@ import { PIPELINE_STEPS, type PipelineStep } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
 import { cleanUpEndedJob } from '../pipeline/staging';
+import { recordPublished } from '../pipeline/versions';
 import { loggerFor } from './logging';
 import { getServices, type Services } from '../composition/services';
 
@@ -45,7 +46,7 @@ export function handOnVia(context: InvocationContext): (queue: string, message: 
 function runnerDeps(services: Services, context: InvocationContext) {
   return {
     handOn: handOnVia(context),
-    ledger: services.ledger,
+    jobs: services.jobs,
     queues: services.queues,
     log: loggerFor(context, services.redaction.anywhere),
     redaction: services.redaction,
@@ -54,8 +55,11 @@ function runnerDeps(services: Services, context: InvocationContext) {
     // The download step claimed the output folder for this job; whoever ends the job gives it back,
     // after deleting what an anonymising job leaves (its staged originals; all of it if it failed).
     onJobEnded: async (job: Job) => {
-      await cleanUpEndedJob({ stagingPath: services.config.stagingPath, ledger: services.ledger }, job);
-      if (job.outputPath) await services.ledger.releaseOutput(job.outputPath, job.id);
+      await cleanUpEndedJob({ stagingPath: services.config.stagingPath, outputLocks: services.outputLocks }, job);
+      // Before the lock goes: the next job for this resource reads the version (OnNewInstances).
+      if (job.status === 'succeeded' && !job.steps.some((s) => s.status === 'skipped'))
+        await recordPublished(services.cursors, job);
+      if (job.outputPath) await services.outputLocks.release(job.outputPath, job.id);
     },
   };
 }

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { isTerminal, resetForRetry, type Job } from '../pipeline/job';
 import type { PipelineStep } from '../vocabulary';
-import { InvalidCursorError, type Ledger, type ListFilter } from '../pipeline/ledger';
+import { InvalidCursorError, type JobStore, type ListFilter } from '../pipeline/ports';
 import { orthancIdSchema } from '../pipeline/messages';
 
 const dicomUidSchema = z
@@ -31,14 +31,14 @@ export type JobsQuery = z.infer<typeof jobsQuerySchema>;
 type QueryResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export async function listJobs(
-  ledger: Pick<Ledger, 'listRecent'>,
+  jobs: Pick<JobStore, 'listRecent'>,
   query: JobsQuery,
 ): Promise<QueryResult<{ jobs: Job[]; next?: string }>> {
   const filter: ListFilter = { status: query.status, ruleId: query.rule, resource: query.resource };
   try {
     return {
       ok: true,
-      value: await ledger.listRecent({ limit: query.limit, days: query.days, filter, cursor: query.cursor }),
+      value: await jobs.listRecent({ limit: query.limit, days: query.days, filter, cursor: query.cursor }),
     };
   } catch (error) {
     if (error instanceof InvalidCursorError) return { ok: false, error: error.message };
@@ -58,24 +58,23 @@ export type RetryOutcome =
  * `discardStaging` deletes what the failed run left in private staging before anything runs again.
  */
 export async function retryJob(
-  ledger: Pick<Ledger, 'getJob' | 'updateJob'>,
+  jobs: Pick<JobStore, 'get' | 'update'>,
   id: string,
   now = new Date(),
   discardStaging?: (job: Job) => Promise<void>,
 ): Promise<RetryOutcome> {
-  const stored = await ledger.getJob(id);
+  const stored = await jobs.get(id);
   if (!stored) return { kind: 'not-found' };
   if (stored.status !== 'failed') return { kind: 'not-failed', status: stored.status };
   await discardStaging?.(stored);
   let step: PipelineStep | undefined;
   let notFailed: Job['status'] | undefined;
-  const job = await ledger.updateJob(id, (j) => {
+  const job = await jobs.update(id, (j) => {
     if (j.status !== 'failed') {
       notFailed = j.status; // retried by someone else in the meantime
       return;
     }
     step = resetForRetry(j, now, { restart: j.steps.some((s) => s.name === 'download') });
-    j.source = 'retry';
   });
   if (notFailed !== undefined || step === undefined) return { kind: 'not-failed', status: notFailed ?? job.status };
   return { kind: 'retried', job, step };

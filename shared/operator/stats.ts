@@ -2,7 +2,7 @@
  * Counters for the last 24 hours, from the ledger's index summaries (no job is read): jobs by
  * status and by rule, instances and bytes processed, and one bucket per hour for the chart.
  */
-import type { JobSummary } from '../pipeline/ledger';
+import type { JobSummary } from '../pipeline/job';
 
 export interface HourBucket {
   /** Start of the hour, ISO. */

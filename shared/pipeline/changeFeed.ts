@@ -5,7 +5,7 @@
  * so a crash repeats work (harmless: jobs collapse) rather than losing it.
  */
 import type { OrthancClient } from '../orthanc/client';
-import type { Ledger } from './ledger';
+import type { Cursors } from './ports';
 import { QUEUES, type EvaluateMessage } from './messages';
 import type { Logger } from '../vocabulary';
 import type { QueueSender } from '../storage/queues';
@@ -17,14 +17,14 @@ const MAX_PAGES_PER_RUN = 50;
 
 export interface ChangeFeedDeps {
   orthanc: Pick<OrthancClient, 'changes' | 'lastChange'>;
-  ledger: Pick<Ledger, 'getCursor' | 'setCursor'>;
+  cursors: Cursors;
   queues: QueueSender;
   log: Logger;
   batchSize: number;
 }
 
 export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: number; cursor: number }> {
-  let cursor = (await deps.ledger.getCursor(CHANGE_FEED_CURSOR)) ?? 0;
+  let cursor = (await deps.cursors.get(CHANGE_FEED_CURSOR)) ?? 0;
   let enqueued = 0;
   for (let page = 0; page < MAX_PAGES_PER_RUN; page += 1) {
     const changes = await deps.orthanc.changes({ since: cursor, limit: deps.batchSize });
@@ -46,13 +46,13 @@ export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: 
         // Orthanc's database was replaced (or reset): its sequence restarted below our cursor.
         deps.log.warn(`Change feed cursor ${cursor} is beyond Orthanc's last change ${newest}; restarting from 0`);
         cursor = 0;
-        await deps.ledger.setCursor(CHANGE_FEED_CURSOR, cursor);
+        await deps.cursors.set(CHANGE_FEED_CURSOR, cursor);
         continue;
       }
     }
     if (changes.Last !== cursor) {
       cursor = changes.Last;
-      await deps.ledger.setCursor(CHANGE_FEED_CURSOR, cursor);
+      await deps.cursors.set(CHANGE_FEED_CURSOR, cursor);
     }
     if (changes.Done) break;
   }

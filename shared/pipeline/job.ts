@@ -37,6 +37,10 @@ export interface RuleSnapshot {
   anonymise?: AnonymiseSettings;
   zip?: { level: number; keepFolder: boolean };
   outputName?: string;
+  /** `Publish.Blob` of the rule: where the publish step uploads the zip. */
+  publish?: { blob?: { container: string; prefix: string } };
+  /** `OnNewInstances` of the rule (absent: 'replace'): what a job for a resource handled before publishes. */
+  onNewInstances?: 'replace' | 'ignore' | 'new-version';
 }
 
 /**
@@ -65,6 +69,8 @@ export interface Job extends NewJob {
   steps: StepRecord[];
   /** Absolute path of the published result (folder or zip) once known. */
   outputPath?: string;
+  /** The rule's Completion conditions as evaluation found them when it made the job (see shared/rules/completion.ts). */
+  completion?: CompletionRecord;
   error?: string;
   /** The first warnings (the ledger keeps at most a few dozen on the record, each bounded in length). */
   warnings: string[];
@@ -84,6 +90,49 @@ export interface WarningsOverflow {
   blobs: string[];
   /** Counted but not kept, once a job has had very many overflowing updates. */
   dropped?: number;
+}
+
+/** What the job index knows of a job: enough to filter and count without reading the job (never PHI). */
+export interface JobSummary {
+  jobId: string;
+  ruleId: string;
+  status: JobStatus;
+  step: string;
+  level: string;
+  resourceId: string;
+  studyInstanceUid?: string;
+  createdAt: string;
+  finishedAt?: string;
+  instances?: number;
+  bytes?: number;
+}
+
+export function summaryOf(job: Job): JobSummary {
+  const counted = job.steps.filter((s) => s.instances !== undefined);
+  return {
+    jobId: job.id,
+    ruleId: job.ruleId,
+    status: job.status,
+    step: job.currentStep,
+    level: job.level,
+    resourceId: job.resourceId,
+    studyInstanceUid: job.studyInstanceUid,
+    createdAt: job.createdAt,
+    finishedAt: job.finishedAt,
+    instances: counted.length ? Math.max(...counted.map((s) => s.instances ?? 0)) : undefined,
+    bytes: counted.length ? Math.max(...job.steps.map((s) => s.bytes ?? 0)) : undefined,
+  };
+}
+
+/** Which completeness conditions a job waited for, and how they stood when it was made. */
+export interface CompletionRecord {
+  /** 'complete': every condition met; 'timeout': ForceAfter passed first (OnTimeout proceed or fail); 'manual': an operator's run. */
+  outcome: 'complete' | 'timeout' | 'manual';
+  conditions: Array<{ condition: string; required: string; observed: string; met: boolean }>;
+  /** Conditions not met at an earlier evaluation of this resource, which the job therefore waited for. */
+  waitedFor: string[];
+  firstArrival?: string;
+  decidedAt: string;
 }
 
 /** Same rule + resource + LastUpdate → same id, so duplicate events collapse onto one job. */
@@ -162,6 +211,7 @@ export function decideStep(job: Job, step: PipelineStep): StepDecision {
   return { kind: 'ignore', reason: `job is at step '${job.currentStep}', not '${step}'` };
 }
 
+/** A step begins an attempt; its heartbeat starts with it. */
 export function startStep(job: Job, step: PipelineStep, now = new Date()): void {
   const record = stepRecord(job, step);
   record.status = 'running';
@@ -175,6 +225,20 @@ export function startStep(job: Job, step: PipelineStep, now = new Date()): void 
   job.attempts += 1;
   job.error = undefined;
   job.updatedAt = now.toISOString();
+  record.heartbeatAt = now.toISOString();
+}
+
+/** A running step is alive; a step that ended in the meantime is left as it is. */
+export function heartbeat(job: Job, step: PipelineStep, now = new Date()): void {
+  const record = stepRecord(job, step);
+  if (record.status === 'running') record.heartbeatAt = now.toISOString();
+}
+
+/** Progress of a running step (e.g. instances done / total), which is a heartbeat too. */
+export function recordProgress(job: Job, step: PipelineStep, done: number, total: number, now = new Date()): void {
+  const record = stepRecord(job, step);
+  record.progress = { done, total };
+  record.heartbeatAt = now.toISOString();
 }
 
 export interface StepResult {
@@ -187,6 +251,10 @@ export interface StepResult {
   skipRest?: boolean;
 }
 
+/**
+ * A step succeeded: its counts and warnings are recorded and the job moves to the next step, which is
+ * returned (undefined once the job has ended). `skipRest` ends the job here, the remaining steps skipped.
+ */
 export function finishStep(
   job: Job,
   step: PipelineStep,
@@ -211,6 +279,12 @@ export function finishStep(
     return undefined;
   }
   job.currentStep = next;
+  if (result.skipRest) {
+    for (const r of job.steps) if (r.status === 'pending') r.status = 'skipped';
+    job.status = 'succeeded';
+    job.finishedAt = now.toISOString();
+    return undefined;
+  }
   job.status = 'queued';
   return next;
 }
@@ -241,6 +315,37 @@ export function recordAttemptFailure(job: Job, step: PipelineStep, error: string
   job.updatedAt = now.toISOString();
 }
 
+/** A permanent failure: the attempt is recorded and the job gives up at once with its reason. */
+export function failStep(job: Job, step: PipelineStep, reason: string, now = new Date()): void {
+  recordAttemptFailure(job, step, reason, now);
+  failJob(job, `${step}: ${reason}`, now);
+}
+
+/**
+ * A step found running with a stale heartbeat: its host stopped. That counts as a failed attempt and
+ * the job stays open for a fresh message, unless the step has been started `maxStarts` times (one that
+ * keeps killing its host, e.g. by exhausting memory). A step no longer running is left as it is.
+ */
+export function recordHostStopped(job: Job, step: PipelineStep, maxStarts: number, now = new Date()): void {
+  const record = stepRecord(job, step);
+  if (record.status !== 'running') return;
+  recordAttemptFailure(job, step, `the host stopped while this step ran (attempt ${record.attempts})`, now);
+  if (record.attempts >= maxStarts)
+    failJob(job, `${step}: the host stopped ${record.attempts} times while this step ran`, now);
+}
+
+/** A step message exhausted its deliveries: the job fails with the last reason its step recorded. */
+export function failPoisoned(job: Job, queue: string, now = new Date()): void {
+  if (isTerminal(job)) return;
+  const last = job.steps.find((s) => s.name === job.currentStep)?.error;
+  failJob(job, `${job.currentStep}: ${last ?? 'gave up after repeated failures'} (moved to ${queue}-poison)`, now);
+}
+
+/** A warning for the operator, beside the job (the store bounds how many the record itself keeps). */
+export function addWarning(job: Job, warning: string): void {
+  job.warnings.push(warning);
+}
+
 /** The job gives up: the step's last error becomes the job's reason. */
 export function failJob(job: Job, reason: string, now = new Date()): void {
   const record = job.steps.find((s) => s.name === job.currentStep);
@@ -258,7 +363,8 @@ export function failJob(job: Job, reason: string, now = new Date()): void {
 /**
  * Operator retry of a failed job, with fresh attempt counts. By default it resumes at the step that
  * failed; `restart` runs the whole pipeline again from its first step (the operator API does this
- * for pipelines that write files, so a half-rewritten working folder is never resumed).
+ * for pipelines that write files, so a half-rewritten working folder is never resumed). The job's
+ * source becomes 'retry'.
  */
 export function resetForRetry(job: Job, now = new Date(), options: { restart?: boolean } = {}): PipelineStep {
   if (job.status !== 'failed') throw new Error(`Job ${job.id} is ${job.status}; only failed jobs can be retried`);
@@ -274,6 +380,7 @@ export function resetForRetry(job: Job, now = new Date(), options: { restart?: b
   const step = job.steps.find((s) => s.status === 'pending')?.name ?? job.currentStep;
   job.currentStep = step;
   job.status = 'queued';
+  job.source = 'retry';
   job.error = undefined;
   job.finishedAt = undefined;
   job.updatedAt = now.toISOString();

@@ -8,7 +8,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isTerminal, type Job } from './job';
-import type { Ledger } from './ledger';
+import type { JobStore, OutputLocks } from './ports';
 import { anonymises, jobPaths } from './naming';
 
 const JOB_ID = /^[0-9a-f]{32}$/;
@@ -34,7 +34,7 @@ export async function discardStaging(stagingPath: string, jobId: string): Promis
 
 export interface JobFilesDeps {
   stagingPath: string;
-  ledger: Pick<Ledger, 'acquireOutput'>;
+  outputLocks: Pick<OutputLocks, 'acquire'>;
 }
 
 /**
@@ -48,7 +48,7 @@ export async function cleanUpEndedJob(deps: JobFilesDeps, job: Job): Promise<voi
   if (!anonymises(job)) return;
   await discardStaging(deps.stagingPath, job.id);
   if (job.status !== 'failed' || !job.outputPath) return;
-  if (!(await deps.ledger.acquireOutput(job.outputPath, job.id)).acquired) return;
+  if (!(await deps.outputLocks.acquire(job.outputPath, job.id)).acquired) return;
   const paths = jobPaths(job);
   await fs.rm(paths.working, { recursive: true, force: true });
   await fs.rm(paths.zipWorking, { force: true });
@@ -65,7 +65,7 @@ export interface StagingSweep {
  * there, which the app did not put). Jobs still running keep theirs, so a step resumed after a crash
  * finds its files.
  */
-export async function sweepStaging(stagingPath: string, ledger: Pick<Ledger, 'getJob'>): Promise<StagingSweep> {
+export async function sweepStaging(stagingPath: string, jobs: Pick<JobStore, 'get'>): Promise<StagingSweep> {
   const result: StagingSweep = { kept: 0, removed: 0 };
   let entries: string[];
   try {
@@ -75,7 +75,7 @@ export async function sweepStaging(stagingPath: string, ledger: Pick<Ledger, 'ge
     throw error;
   }
   for (const name of entries) {
-    const job = JOB_ID.test(name) ? await ledger.getJob(name) : undefined;
+    const job = JOB_ID.test(name) ? await jobs.get(name) : undefined;
     if (job && !isTerminal(job)) {
       result.kept += 1;
       continue;

@@ -6,7 +6,7 @@
  * older than AUTOMATION_LEDGER_RETENTION_DAYS are purged, so the ledger does not grow forever.
  */
 import type { OrthancClient } from '../orthanc/client';
-import type { Ledger, PurgeResult } from './ledger';
+import type { JobStore, PurgeResult } from './ports';
 import { QUEUES, type EvaluateMessage } from './messages';
 import type { Logger } from '../vocabulary';
 import type { MasterSettings } from '../rules/model';
@@ -27,7 +27,7 @@ export function retentionDue(
 }
 
 export interface RetentionDeps {
-  ledger: Pick<Ledger, 'purgeBefore'>;
+  jobs: Pick<JobStore, 'purgeBefore'>;
   log: Logger;
   retentionDays: number;
   now?: Date;
@@ -35,7 +35,7 @@ export interface RetentionDeps {
 
 export async function purgeOldJobs(deps: RetentionDeps): Promise<PurgeResult & { cutoff: string }> {
   const cutoff = new Date((deps.now ?? new Date()).getTime() - deps.retentionDays * 86_400_000);
-  const result = await deps.ledger.purgeBefore(cutoff);
+  const result = await deps.jobs.purgeBefore(cutoff);
   deps.log.info(
     `Retention: ${result.jobs} job records created before ${cutoff.toISOString()} purged (${result.indexRows} index rows, ${result.blobs} warning blobs; AUTOMATION_LEDGER_RETENTION_DAYS=${deps.retentionDays})`,
   );

@@ -190,11 +190,11 @@ describe('forward and zip end to end', { timeout: 400_000 }, () => {
 
     const later = await startStorescp({ aet: 'LATER', port: downPort });
     try {
-      const step = await stack.ledger.updateJob(failed.id, (j) => {
+      const step = await stack.jobStore.update(failed.id, (j) => {
         resetForRetry(j);
       });
       await stack.queues.send(QUEUES.step(step.currentStep), { jobId: step.id, step: step.currentStep });
-      await waitFor(async () => (await stack.ledger.getJob(failed.id))?.status === 'succeeded', {
+      await waitFor(async () => (await stack.jobStore.get(failed.id))?.status === 'succeeded', {
         timeoutMs: 60_000,
         description: 'the retried job to succeed',
       });

@@ -7,11 +7,12 @@
  * The operator adds the row to the mapping file and presses Retry; the job then succeeds.
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Job } from '../../shared/pipeline/job';
+import { assertPolicyMatches, inlineTexts } from '../support/dashboard-policy';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { requireBinary, waitFor } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
@@ -103,7 +104,7 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     const health = await api('health', { key: null });
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { status: 'ok' }, 'the anonymous probe says nothing but the status');
-    assert.equal((await stack.ledger.getJob(failed.id))?.status, 'failed', 'a refused retry changed nothing');
+    assert.equal((await stack.jobStore.get(failed.id))?.status, 'failed', 'a refused retry changed nothing');
   });
 
   it('reports queue depths, poison counts, the change-feed cursor and Orthanc in the keyed status', async () => {
@@ -268,7 +269,7 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
         assert.equal(response.status, 415, `${route} as ${contentType}`);
       }
     }
-    assert.equal((await stack.ledger.getJob(failed.id))?.status, 'failed', 'nothing was retried');
+    assert.equal((await stack.jobStore.get(failed.id))?.status, 'failed', 'nothing was retried');
   });
 
   it('refuses to retry a job that has not failed', async () => {
@@ -299,6 +300,15 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
       const html = await response.text();
       assert.doesNotMatch(html, /(src|href)\s*=\s*["']?(https?:)?\/\//i);
       assert.doesNotMatch(html, /@import|url\(/i);
+    });
+
+    it("allows by hash exactly the script and style it serves, which are the build's files", async () => {
+      const response = await api('dashboard');
+      const html = await response.text();
+      assertPolicyMatches(html, response.headers.get('content-security-policy') ?? '');
+      const built = path.join(REPO_ROOT, 'dist/shared/operator/dashboard');
+      assert.deepEqual(inlineTexts(html, 'script'), [await readFile(path.join(built, 'dashboard.js'), 'utf8')]);
+      assert.deepEqual(inlineTexts(html, 'style'), [await readFile(path.join(built, 'dashboard.css'), 'utf8')]);
     });
 
     it('shows the completed job, the failed one with its reason, and Retry re-runs it', async () => {
@@ -335,8 +345,12 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
       await page.click(`tr[data-job="${failed.id}"]`);
       await page.waitForSelector('tr.detail');
       await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-retried.png'), fullPage: true });
+      const shown = (await page.textContent('body')) ?? '';
+      const attributes = [study.patientID, ...study.patientName.split('^'), study.accessionNumber, study.studyID];
+      for (const [i, attribute] of attributes.filter((a) => a.length > 2).entries())
+        assert.ok(!shown.includes(attribute), `patient attribute ${i} is not on the page`);
 
-      const retried = await stack.ledger.getJob(failed.id);
+      const retried = await stack.jobStore.get(failed.id);
       assert.equal(retried?.status, 'succeeded');
       assert.equal(retried?.source, 'retry');
       assert.match(retried?.outputPath ?? '', /SUBJ-001/);

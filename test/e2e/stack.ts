@@ -8,13 +8,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
-import { createLedger, type Ledger } from '../../shared/pipeline/ledger';
+import type { JobStore } from '../../shared/pipeline/ports';
 import type { Job } from '../../shared/pipeline/job';
 import { createQueueSender, type QueueSender } from '../../shared/storage/queues';
+import { openTableStorage } from '../../shared/storage/tableStorage';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 import { storescu } from '../support/dcmtk';
 import type { GeneratedStudy } from '../support/dicom';
-import { startOrthanc, type OrthancServer } from '../support/orthanc';
+import { startOrthanc, type OrthancOptions, type OrthancServer } from '../support/orthanc';
 import { startPostgres, type PostgresServer } from '../support/postgres';
 import { FatalWaitError, freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
 
@@ -28,6 +29,8 @@ export interface StackOptions {
   /** Azurite keeps its data on disk, so `azurite.stop()` + `azurite.start()` is a storage restart. */
   persistentStorage?: boolean;
   env?: Record<string, string>;
+  /** More of Orthanc's options (the worklist SCP's folder, a sender list). */
+  orthanc?: Pick<OrthancOptions, 'worklistFolder' | 'allowedSenders'>;
 }
 
 export interface FunctionHost {
@@ -48,7 +51,8 @@ export interface Stack {
   postgres?: PostgresServer;
   host: FunctionHost;
   client: OrthancClient;
-  ledger: Ledger;
+  /** The job ledger the function app writes, read (and sometimes changed) by the tests. */
+  jobStore: JobStore;
   queues: QueueSender;
   rulesDir: string;
   storageDir: string;
@@ -96,6 +100,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     eventsUrl: `${hostUrl}/api/orthanc/events`,
     functionKey: TEST_SECRETS.functionKey,
     postgres,
+    ...options.orthanc,
   });
 
   const secretsFile = path.join(work, 'secrets.json');
@@ -114,6 +119,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     AUTOMATION_ANONYMISATION_SECRET: E2E_ANONYMISATION_SECRET,
     AUTOMATION_STAGING_PATH: stagingDir,
     DEVHOST_SECRETS_FILE: secretsFile,
+    // Replacing a result waits until it has been left alone this long (120 s in production, for watchers);
+    // tests that replace results would otherwise wait two minutes. late-arrivals.test.ts sets its own.
+    AUTOMATION_REPLACE_QUIET_SECONDS: '1',
     ...(options.env ?? {}),
   };
 
@@ -163,7 +171,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   await host.start();
 
   const client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
-  const ledger = await createLedger(azurite.connectionString);
+  const { jobs: jobStore } = await openTableStorage(azurite.connectionString);
 
   const stack: Stack = {
     orthanc,
@@ -171,7 +179,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     postgres,
     host,
     client,
-    ledger,
+    jobStore,
     queues: createQueueSender(azurite.connectionString),
     rulesDir,
     storageDir,
@@ -196,7 +204,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       return found.ID;
     },
     async jobs(filter = () => true) {
-      const { jobs } = await ledger.listRecent({ limit: 500, days: 2 });
+      const { jobs } = await jobStore.listRecent({ limit: 500, days: 2 });
       return jobs.filter(filter);
     },
     async waitForJobs(count, filter, { timeoutMs = 90_000, terminal = true } = {}) {

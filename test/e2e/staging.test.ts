@@ -140,8 +140,8 @@ describe('private staging for anonymising rules', { timeout: 400_000 }, () => {
     );
     await waitFor(
       async () =>
-        (await stack.ledger.getJob(job.id))?.status === 'failed' &&
-        (await stack.ledger.getJob(job.id))?.source === 'retry',
+        (await stack.jobStore.get(job.id))?.status === 'failed' &&
+        (await stack.jobStore.get(job.id))?.source === 'retry',
       { timeoutMs: 60_000, description: 'the retried job to fail again' },
     );
     await waitFor(() => listTree(stack.stagingDir).length === 0, {

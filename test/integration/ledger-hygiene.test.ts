@@ -8,45 +8,34 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { jobIdFor, newJob, type RuleSnapshot } from '../../shared/pipeline/job';
-import {
-  MAX_PROPERTY_CHARS,
-  MAX_RECORDED_WARNINGS,
-  MAX_WARNING_CHARS,
-  createLedger,
-  type Ledger,
-} from '../../shared/pipeline/ledger';
+import type { JobStore } from '../../shared/pipeline/ports';
 import { purgeOldJobs, retentionDue } from '../../shared/pipeline/sweep';
 import { tableClient } from '../../shared/storage/connection';
+import { openTableStorage } from '../../shared/storage/tableStorage';
+import { MAX_PROPERTY_CHARS, MAX_RECORDED_WARNINGS, MAX_WARNING_CHARS } from '../../shared/storage/warningOverflow';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
+import { draftJob } from '../support/job-store-contract';
 
 const TABLE = 'hygienetest';
 const rule: RuleSnapshot = { id: 'r1', checkOn: 'Study', steps: ['download', 'anonymise'], destinations: [] };
-const draft = (n: number) => ({
-  rule,
-  level: 'Study' as const,
-  resourceId: `res-${n}`,
-  studyInstanceUid: `1.2.3.${n}`,
-  lastUpdate: '20260101T000000',
-  source: 'webhook' as const,
-  forced: false,
-});
+const draft = (n: number) => draftJob(n, rule);
 const warning = (i: number) =>
   `anonymise: instance 1.2.826.0.1.3680043.8.498.${i}: burned-in annotation suspected; kept (policy "warn"): pixels were not cleaned`;
 
 describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
   let azurite: AzuriteServer;
-  let ledger: Ledger;
+  let ledger: JobStore;
   const rawBody = async (id: string) =>
     String((await tableClient(azurite.connectionString, TABLE).getEntity<{ body: string }>('job', id)).body);
   before(async () => {
     azurite = await startAzurite();
-    ledger = await createLedger(azurite.connectionString, TABLE);
+    ledger = (await openTableStorage(azurite.connectionString, TABLE)).jobs;
   });
   after(async () => azurite?.stop());
 
   it('keeps a job with 10,000 warnings under the property limit, the overflow readable from blobs', async () => {
     const job = newJob(draft(1), jobIdFor(draft(1)));
-    await ledger.createJob(job);
+    await ledger.create(job);
     const all = Array.from({ length: 10_000 }, (_, i) => warning(i));
     // Control: the same record with every warning inline is far over what Table storage takes.
     const inline = JSON.stringify({ ...job, warnings: all }).length;
@@ -62,7 +51,7 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     );
 
     const started = Date.now();
-    const stored = await ledger.updateJob(job.id, (j) => j.warnings.push(...all));
+    const stored = await ledger.update(job.id, (j) => j.warnings.push(...all));
     const bodyChars = (await rawBody(job.id)).length;
     assert.ok(bodyChars <= MAX_PROPERTY_CHARS, `record body ${bodyChars} characters`);
     assert.equal(stored.warnings.length, MAX_RECORDED_WARNINGS);
@@ -79,11 +68,11 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     assert.deepEqual(read?.warnings, all, 'every warning, in order');
 
     // Later updates (a heartbeat, more warnings, concurrent ones) keep working and lose nothing.
-    await ledger.updateJob(job.id, (j) => {
+    await ledger.update(job.id, (j) => {
       j.attempts += 1;
     });
     const more = Array.from({ length: 10 }, (_, k) => Array.from({ length: 30 }, (_, i) => `later ${k}-${i}`));
-    await Promise.all(more.map((batch) => ledger.updateJob(job.id, (j) => j.warnings.push(...batch))));
+    await Promise.all(more.map((batch) => ledger.update(job.id, (j) => j.warnings.push(...batch))));
     const after = await ledger.readWarnings(job.id);
     assert.equal(after?.warnings.length, 10_300);
     assert.deepEqual(after?.warnings.slice(0, 10_000), all);
@@ -100,8 +89,8 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
 
   it('bounds one long warning on the record', async () => {
     const job = newJob(draft(2), jobIdFor(draft(2)));
-    await ledger.createJob(job);
-    const stored = await ledger.updateJob(job.id, (j) => j.warnings.push('x'.repeat(200_000)));
+    await ledger.create(job);
+    const stored = await ledger.update(job.id, (j) => j.warnings.push('x'.repeat(200_000)));
     assert.ok(stored.warnings[0].length <= MAX_WARNING_CHARS);
     assert.match(stored.warnings[0], /\(200000 characters\)$/);
   });
@@ -111,12 +100,10 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     const day = 86_400_000;
     const at = (daysAgo: number) => new Date(now.getTime() - daysAgo * day);
     const make = async (n: number, daysAgo: number) =>
-      (await ledger.createJob(newJob(draft(n), jobIdFor(draft(n)), at(daysAgo)))).job;
+      (await ledger.create(newJob(draft(n), jobIdFor(draft(n)), at(daysAgo)))).job;
     const old = await make(10, 100);
     const oldWithBlobs = await make(11, 91);
-    await ledger.updateJob(oldWithBlobs.id, (j) =>
-      j.warnings.push(...Array.from({ length: 40 }, (_, i) => warning(i))),
-    );
+    await ledger.update(oldWithBlobs.id, (j) => j.warnings.push(...Array.from({ length: 40 }, (_, i) => warning(i))));
     const orphan = await make(12, 120);
     const keep = await make(13, 89);
     const keepToday = await make(14, 0);
@@ -132,19 +119,19 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     };
     for (const row of await indexOf(orphan.id)) await table.deleteEntity(row.partitionKey, row.rowKey);
     assert.equal((await indexOf(old.id)).length, 1, 'control: the old job has its index row');
-    const blobs = (await ledger.getJob(oldWithBlobs.id))!.warningsOverflow!.blobs;
+    const blobs = (await ledger.get(oldWithBlobs.id))!.warningsOverflow!.blobs;
     assert.ok(blobs.length > 0);
 
     const lines: string[] = [];
     const result = await purgeOldJobs({
-      ledger,
+      jobs: ledger,
       retentionDays: 90,
       now,
       log: { info: (m) => lines.push(m), warn: () => undefined, error: () => undefined },
     });
     assert.equal(result.jobs, 3);
     for (const gone of [old, oldWithBlobs, orphan]) {
-      assert.equal(await ledger.getJob(gone.id), undefined, `job ${gone.resourceId} purged`);
+      assert.equal(await ledger.get(gone.id), undefined, `job ${gone.resourceId} purged`);
       assert.deepEqual(await indexOf(gone.id), [], `index rows of ${gone.resourceId} purged`);
     }
     const container = BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient(
@@ -153,7 +140,7 @@ describe('ledger hygiene on Azurite', { timeout: 120_000 }, () => {
     for (const name of blobs)
       assert.equal(await container.getBlockBlobClient(name).exists(), false, `blob ${name} purged`);
     for (const kept of [keep, keepToday]) {
-      assert.ok(await ledger.getJob(kept.id), `job ${kept.resourceId} kept`);
+      assert.ok(await ledger.get(kept.id), `job ${kept.resourceId} kept`);
       assert.equal((await indexOf(kept.id)).length, 1, `index row of ${kept.resourceId} kept`);
     }
     const listed = await ledger.listRecent({ limit: 10, days: 100, before: now.toISOString() });

@@ -323,11 +323,11 @@ describe('bad input', { timeout: LONG ? 1_200_000 : 360_000 }, () => {
     });
     await waitFor(
       async () =>
-        ((await stack.ledger.getJob(victim.id))?.warnings ?? []).filter((w) => w.includes('malformed message'))
-          .length >= 2,
+        ((await stack.jobStore.get(victim.id))?.warnings ?? []).filter((w) => w.includes('malformed message')).length >=
+        2,
       { timeoutMs: 30_000, description: 'the named job to be marked' },
     ).catch(() => undefined);
-    const marked = await stack.ledger.getJob(victim.id);
+    const marked = await stack.jobStore.get(victim.id);
     const notes = marked?.warnings.filter((w) => w.includes('malformed message')) ?? [];
     figure(
       `bad-input/queue: ${messages.length} malformed messages (bad fields, wrong types, not base64, bad evaluate) → ${poisoned().length}/${messages.length} moved to poison, ${notes.length}/2 naming a job noted on that job, which stays ${marked?.status}`,

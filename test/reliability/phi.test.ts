@@ -120,12 +120,12 @@ async function failOnFullDisk(logPhi: boolean): Promise<Outcome> {
       await get('rules'),
     ];
     const record = [
-      JSON.stringify(await s.ledger.getJob(job.id)),
-      JSON.stringify(await s.ledger.summariesSince(new Date(Date.now() - 3_600_000))),
+      JSON.stringify(await s.jobStore.get(job.id)),
+      JSON.stringify(await s.jobStore.summariesSince(new Date(Date.now() - 3_600_000))),
     ];
     const orthanc = JSON.stringify(await s.client.getStudy(job.resourceId));
     return {
-      job: (await s.ledger.getJob(job.id))!,
+      job: (await s.jobStore.get(job.id))!,
       orthanc,
       haystacks: [
         ['function host log', s.host.logs()],

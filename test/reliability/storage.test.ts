@@ -128,8 +128,8 @@ describe('storage failures (full or read-only output filesystem)', { timeout: 40
       onTimeout: () => JSON.stringify(open),
     });
     await heal();
-    const step = await stack.ledger
-      .updateJob(job.id, (j) => {
+    const step = await stack.jobStore
+      .update(job.id, (j) => {
         resetForRetry(j);
       })
       .then((j) => j.currentStep);

@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { newJob, type RuleSnapshot, type StepResult } from '../../shared/pipeline/job';
 import { createOutputNaming } from '../../shared/pipeline/naming';
 import { downloadStep, type DownloadDeps } from '../../shared/pipeline/steps/download';
+import { createMemoryStorage } from '../support/memory-storage';
 
 const STUDY = 'study-1';
 const SERIES = [
@@ -74,7 +75,7 @@ describe('download step', () => {
     roots.push(storagePath);
     return {
       orthanc,
-      ledger: { acquireOutput: async () => ({ acquired: true }) } as unknown as DownloadDeps['ledger'],
+      outputLocks: createMemoryStorage().outputLocks,
       naming: createOutputNaming(undefined),
       storagePath,
       concurrency: 2,
@@ -125,10 +126,17 @@ describe('download step', () => {
 
   it('waits, writing nothing, while another job holds the same output', async () => {
     const { orthanc, state } = fakeOrthanc();
-    const d = deps(orthanc, {
-      ledger: {
-        acquireOutput: async () => ({ acquired: false, holder: 'job-0' }),
-      } as unknown as DownloadDeps['ledger'],
+    const { jobs, outputLocks } = createMemoryStorage();
+    const d = deps(orthanc, { outputLocks });
+    // job-0, unfinished, holds the output this job's download would write.
+    await jobs.create(
+      newJob(
+        { rule, level: 'Study', resourceId: 'other', lastUpdate: '20240315T120000', source: 'webhook', forced: false },
+        'job-0',
+      ),
+    );
+    assert.deepEqual(await outputLocks.acquire(path.join(d.storagePath, 'brain', 'P1-Doe-EX42'), 'job-0'), {
+      acquired: true,
     });
     const result = await downloadStep(d)(context());
     assert.ok('wait' in result && result.wait.detail.waitingFor === 'job-0');

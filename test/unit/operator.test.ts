@@ -1,8 +1,7 @@
 /** The operator domain without servers: 24-hour counters, rule reports, progress, query parsing, telemetry items. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { finishStep, newJob, startStep, type RuleSnapshot } from '../../shared/pipeline/job';
-import { summaryOf } from '../../shared/pipeline/ledger';
+import { finishStep, newJob, startStep, summaryOf, type RuleSnapshot } from '../../shared/pipeline/job';
 import { readQuery } from '../../shared/azure-functions/http';
 import { jobsQuerySchema, percentDone } from '../../shared/operator/jobs';
 import { rulesReport } from '../../shared/operator/rules';

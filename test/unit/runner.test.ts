@@ -1,11 +1,12 @@
 /**
- * The step runner (shared/pipeline/runner.ts) against an in-memory ledger and queues with a clock the
+ * The step runner (shared/pipeline/runner.ts) against the in-memory job store and queues with a clock the
  * test moves: the cases the SIGKILL runs cover end to end (takeover after a crash, re-sending a lost
- * follow-up, a busy step, duplicate messages, permanent and transient failures, poison), each alone.
+ * follow-up, a busy step, duplicate messages, permanent and transient failures, poison), each alone;
+ * and what the runner records on the way (progress, heartbeats, skipped steps, telemetry, redaction).
  */
 import assert from 'node:assert/strict';
-import { after, beforeEach, describe, it } from 'node:test';
-import { finishStep, jobIdFor, newJob, startStep, stepRecord, type Job } from '../../shared/pipeline/job';
+import { after, beforeEach, describe, it, mock } from 'node:test';
+import { failJob, finishStep, jobIdFor, newJob, startStep, stepRecord, type Job } from '../../shared/pipeline/job';
 import {
   STALE_HEARTBEAT_MS,
   failPoisonedStep,
@@ -13,8 +14,9 @@ import {
   type RunnerDeps,
   type StepHandler,
 } from '../../shared/pipeline/runner';
+import type { StepTelemetry } from '../../shared/telemetry';
 import { PermanentError, type PipelineStep } from '../../shared/vocabulary';
-import { createMemoryLedger, type MemoryLedger } from '../support/memory-ledger';
+import { createMemoryJobStore, type MemoryJobStore } from '../support/memory-storage';
 import { createMemoryQueues, type MemoryQueues } from '../support/memory-queues';
 
 // The runner's private bounds (shared/pipeline/runner.ts), which these tests pin down.
@@ -28,7 +30,7 @@ after(() => console.log(`runner unit tests: ${Date.now() - started} ms`));
 
 interface Harness {
   deps: RunnerDeps;
-  ledger: MemoryLedger;
+  jobs: MemoryJobStore;
   queues: MemoryQueues;
   ended: Job[];
   logs: string[];
@@ -46,7 +48,7 @@ async function harness(): Promise<Harness> {
     },
   };
   const now = () => new Date(clock.at);
-  const ledger = createMemoryLedger({ now });
+  const jobs = createMemoryJobStore({ now });
   const queues = createMemoryQueues({ now });
   const ended: Job[] = [];
   const logs: string[] = [];
@@ -58,9 +60,9 @@ async function harness(): Promise<Harness> {
     source: 'webhook' as const,
     forced: false,
   };
-  const { job } = await ledger.createJob(newJob(input, jobIdFor(input), now()));
+  const { job } = await jobs.create(newJob(input, jobIdFor(input), now()));
   const deps: RunnerDeps = {
-    ledger,
+    jobs,
     queues,
     now,
     log: {
@@ -70,23 +72,22 @@ async function harness(): Promise<Harness> {
     },
     onJobEnded: async (j) => void ended.push(j),
   };
-  return { deps, ledger, queues, ended, logs, job, clock };
+  return { deps, jobs, queues, ended, logs, job, clock };
 }
 
 const message = (step: PipelineStep) => ({ jobId: h.job.id, step });
-const stored = async () => (await h.ledger.getJob(h.job.id))!;
+const stored = async () => (await h.jobs.get(h.job.id))!;
 const succeeds =
   (instances = 3): StepHandler =>
   async () => ({ instances, bytes: 1000 });
 const mustNotRun: StepHandler = async () => assert.fail('the handler must not run');
+const orthancDown: StepHandler = async () => {
+  throw new Error('Orthanc did not answer');
+};
 
 /** What a host that died mid-step leaves in the ledger: the step running, its last heartbeat `agoMs` old. */
 async function crashedWhileRunning(step: PipelineStep, agoMs: number): Promise<void> {
-  const at = new Date(h.clock.at - agoMs);
-  await h.ledger.updateJob(h.job.id, (j) => {
-    startStep(j, step, at);
-    stepRecord(j, step).heartbeatAt = at.toISOString();
-  });
+  await h.jobs.update(h.job.id, (j) => startStep(j, step, new Date(h.clock.at - agoMs)));
 }
 
 beforeEach(async () => {
@@ -222,7 +223,7 @@ describe('runStep taking over a step whose host died', () => {
 describe('runStep re-sending a follow-up that never started', () => {
   /** The download step recorded as done at the current time, but its step-zip message lost. */
   async function downloadDoneFollowUpLost(): Promise<void> {
-    await h.ledger.updateJob(h.job.id, (j) => {
+    await h.jobs.update(h.job.id, (j) => {
       startStep(j, 'download', new Date(h.clock.at - 5_000));
       finishStep(j, 'download', { instances: 3 }, new Date(h.clock.at));
     });
@@ -270,7 +271,7 @@ describe('runStep re-sending a follow-up that never started', () => {
 
   it('ignores the old message once the follow-up has started', async () => {
     await downloadDoneFollowUpLost();
-    await h.ledger.updateJob(h.job.id, (j) => startStep(j, 'zip', new Date(h.clock.at)));
+    await h.jobs.update(h.job.id, (j) => startStep(j, 'zip', new Date(h.clock.at)));
     h.clock.advance(RESEND_AFTER_MS);
     assert.equal(await runStep(h.deps, 'download', mustNotRun, message('download')), 'ignored');
     assert.deepEqual(h.queues.sent, []);
@@ -303,7 +304,7 @@ describe('runStep with the step already running', () => {
     ]);
     assert.deepEqual(outcomes.sort(), ['busy', 'done']);
     assert.equal(runs, 1);
-    assert.ok(h.ledger.conflicts >= 1, `the race went through the ETag retry (${h.ledger.conflicts} conflicts)`);
+    assert.ok(h.jobs.conflicts >= 1, `the race went through the ETag retry (${h.jobs.conflicts} conflicts)`);
     assert.equal(stepRecord(await stored(), 'download').attempts, 1);
     assert.deepEqual(
       h.queues.on('step-download').map((s) => s.delaySeconds),
@@ -343,14 +344,7 @@ describe('runStep failures', () => {
 
   it('records a transient error and rethrows it, so the host retries; a retry that succeeds carries on', async () => {
     await assert.rejects(
-      runStep(
-        h.deps,
-        'download',
-        async () => {
-          throw new Error('Orthanc did not answer');
-        },
-        message('download'),
-      ),
+      runStep(h.deps, 'download', orthancDown, message('download')),
       /^Error: Orthanc did not answer$/,
     );
     let job = await stored();
@@ -396,16 +390,7 @@ describe('runStep failures', () => {
 
 describe('failPoisonedStep', () => {
   it('fails the job with the last error its step recorded, once', async () => {
-    await assert.rejects(
-      runStep(
-        h.deps,
-        'download',
-        async () => {
-          throw new Error('Orthanc did not answer');
-        },
-        message('download'),
-      ),
-    );
+    await assert.rejects(runStep(h.deps, 'download', orthancDown, message('download')));
     assert.equal(await failPoisonedStep(h.deps, 'step-download', message('download')), 'failed');
     const job = await stored();
     assert.deepEqual(
@@ -450,6 +435,270 @@ describe('failPoisonedStep', () => {
     assert.ok(h.logs.some((line) => line.startsWith('error Undecodable or malformed message moved to')));
   });
 });
+
+describe('runStep between reading the job and starting the step', () => {
+  it('ignores the message when the job changed in the meantime (here: failed by someone else)', async () => {
+    const deps: RunnerDeps = {
+      ...h.deps,
+      jobs: {
+        // Reads the job as it was, then another writer fails it before this message starts the step.
+        get: async (id) => {
+          const read = await h.jobs.get(id);
+          await h.jobs.update(id, (j) => failJob(j, 'download: cancelled'));
+          return read;
+        },
+        update: (id, change) => h.jobs.update(id, change),
+      },
+    };
+    assert.equal(await runStep(deps, 'download', mustNotRun, message('download')), 'ignored');
+    assert.equal(stepRecord(await stored(), 'download').attempts, 0);
+    assert.deepEqual(h.queues.sent, []);
+  });
+
+  it('runs a waiting step again when its message comes back', async () => {
+    const waits: StepHandler = async () => ({ wait: { delaySeconds: 5, detail: { orthancJob: 'abc' } } });
+    assert.equal(await runStep(h.deps, 'download', waits, message('download')), 'waiting');
+    h.clock.advance(5_000);
+    assert.equal(await runStep(h.deps, 'download', succeeds(), h.queues.sent[0].message), 'done');
+    assert.deepEqual(pick(stepRecord(await stored(), 'download'), ['status', 'attempts']), {
+      status: 'succeeded',
+      attempts: 2,
+    });
+  });
+});
+
+describe('runStep recording what a step reports', () => {
+  it('records progress, at most every two seconds until the last, each report a heartbeat', async () => {
+    const seen: Array<[unknown, string | undefined]> = [];
+    const look = async () => {
+      const r = stepRecord(await stored(), 'download');
+      seen.push([r.progress, r.heartbeatAt]);
+    };
+    const at = (ms: number) => new Date(Date.parse('2026-03-02T10:00:00.000Z') + ms).toISOString();
+    await runStep(
+      h.deps,
+      'download',
+      async ({ progress }) => {
+        h.clock.advance(100);
+        await progress(1, 10);
+        await look();
+        h.clock.advance(500);
+        await progress(2, 10); // too soon: not written
+        await look();
+        h.clock.advance(2_000);
+        await progress(3, 10);
+        await look();
+        h.clock.advance(10);
+        await progress(10, 10); // the last is always written
+        await look();
+        return { instances: 10 };
+      },
+      message('download'),
+    );
+    assert.deepEqual(seen, [
+      [{ done: 1, total: 10 }, at(100)],
+      [{ done: 1, total: 10 }, at(100)],
+      [{ done: 3, total: 10 }, at(2_600)],
+      [{ done: 10, total: 10 }, at(2_610)],
+    ]);
+    assert.equal(stepRecord(await stored(), 'download').progress, undefined, 'a finished step shows no progress');
+  });
+
+  it('beats the heartbeat on its own while the step reports nothing, and stops when it ends', async () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    try {
+      let updates = 0;
+      const deps: RunnerDeps = {
+        ...h.deps,
+        staleHeartbeatMs: 4_000, // beats every second
+        jobs: {
+          get: (id) => h.jobs.get(id),
+          update: (id, change) => ((updates += 1), h.jobs.update(id, change)),
+        },
+      };
+      const beats: Array<string | undefined> = [];
+      await runStep(
+        deps,
+        'download',
+        async () => {
+          for (let second = 1; second <= 2; second += 1) {
+            h.clock.advance(1_000);
+            const before = updates;
+            mock.timers.tick(1_000);
+            while (updates === before) await new Promise((resolve) => setImmediate(resolve));
+            await settle();
+            beats.push(stepRecord(await stored(), 'download').heartbeatAt);
+          }
+          return { instances: 1 };
+        },
+        message('download'),
+      );
+      assert.deepEqual(beats, [new Date(h.clock.at - 1_000).toISOString(), new Date(h.clock.at).toISOString()]);
+      const after = updates;
+      mock.timers.tick(10_000);
+      await settle();
+      assert.equal(updates, after, 'no heartbeat after the step ended');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  it('ends the job when the step says the remaining steps have nothing to do', async () => {
+    const outcome = await runStep(
+      h.deps,
+      'download',
+      async () => ({ instances: 0, skipRest: true, warnings: ['every instance was excluded'] }),
+      message('download'),
+    );
+    assert.equal(outcome, 'done');
+    const job = await stored();
+    assert.equal(job.status, 'succeeded');
+    assert.equal(job.finishedAt, new Date(h.clock.at).toISOString());
+    assert.deepEqual(
+      job.steps.map((s) => [s.name, s.status]),
+      [
+        ['download', 'succeeded'],
+        ['zip', 'skipped'],
+        ['publish', 'skipped'],
+      ],
+    );
+    assert.deepEqual(job.warnings, ['download: every instance was excluded']);
+    assert.deepEqual(h.queues.sent, [], 'no follow-up');
+    assert.deepEqual(
+      h.ended.map((j) => j.status),
+      ['succeeded'],
+    );
+    assert.ok(h.logs.includes(`info Job ${h.job.id} (to-zip) succeeded`));
+  });
+
+  it("passes the step's log lines and warnings through the job's path redaction", async () => {
+    const deps: RunnerDeps = { ...h.deps, redaction: fakeRedaction() };
+    await runStep(
+      deps,
+      'download',
+      async ({ log }) => {
+        log.info('wrote /data/to-zip/Doe^Jane/SE1');
+        return { instances: 1, warnings: ['/data/to-zip/Doe^Jane/SE2 left out'] };
+      },
+      message('download'),
+    );
+    assert.ok(h.logs.includes('info wrote /data/to-zip/<output>/SE1'), h.logs.join('\n'));
+    assert.deepEqual((await stored()).warnings, ['download: /data/to-zip/<output>/SE2 left out']);
+  });
+
+  it("redacts a failing step's error before it reaches the job, the log, telemetry or the host", async () => {
+    const reported: StepTelemetry[] = [];
+    const deps: RunnerDeps = {
+      ...h.deps,
+      redaction: fakeRedaction(),
+      telemetry: { enabled: true, stepEnded: (t) => void reported.push(t), flush: async () => undefined },
+    };
+    const failing: StepHandler = async () => {
+      throw new Error('no answer for Jane Doe at /data/to-zip/Doe^Jane');
+    };
+    await assert.rejects(runStep(deps, 'download', failing, message('download')), (error: Error) => {
+      assert.equal(error.message, 'no answer for <patient> <patient> at /data/to-zip/<output>');
+      return true;
+    });
+    const redacted = 'no answer for <patient> <patient> at /data/to-zip/<output>';
+    assert.equal((await stored()).error, `download: ${redacted}`);
+    assert.ok(h.logs.includes(`warn Job ${h.job.id} (to-zip) download attempt failed, will retry: ${redacted}`));
+    assert.deepEqual(
+      reported.map((t) => [t.outcome, t.error?.message]),
+      [['retrying', redacted]],
+    );
+    assert.ok(!JSON.stringify([h.logs, await stored()]).includes('Jane'), 'no patient name anywhere');
+  });
+
+  it("reports each attempt's outcome to telemetry; a broken exporter costs a log line, nothing else", async () => {
+    const reported: StepTelemetry[] = [];
+    const deps: RunnerDeps = {
+      ...h.deps,
+      telemetry: { enabled: true, stepEnded: (t) => void reported.push(t), flush: async () => undefined },
+    };
+    await runStep(deps, 'download', async () => ({ wait: { delaySeconds: 1, detail: {} } }), message('download'));
+    await runStep(deps, 'download', succeeds(3), message('download'));
+    await runStep(
+      deps,
+      'zip',
+      async () => {
+        throw new PermanentError('zip refused');
+      },
+      message('zip'),
+    );
+    assert.deepEqual(
+      reported.map(({ jobId, ruleId, step, outcome, instances, bytes }) => ({
+        jobId,
+        ruleId,
+        step,
+        outcome,
+        instances,
+        bytes,
+      })),
+      [
+        {
+          jobId: h.job.id,
+          ruleId: 'to-zip',
+          step: 'download',
+          outcome: 'waiting',
+          instances: undefined,
+          bytes: undefined,
+        },
+        { jobId: h.job.id, ruleId: 'to-zip', step: 'download', outcome: 'succeeded', instances: 3, bytes: 1000 },
+        { jobId: h.job.id, ruleId: 'to-zip', step: 'zip', outcome: 'failed', instances: undefined, bytes: undefined },
+      ],
+    );
+    assert.ok(reported.every((t) => t.durationMs >= 0));
+
+    h = await harness();
+    const broken: RunnerDeps = {
+      ...h.deps,
+      telemetry: {
+        enabled: true,
+        stepEnded: () => {
+          throw new Error('exporter down');
+        },
+        flush: async () => undefined,
+      },
+    };
+    assert.equal(await runStep(broken, 'download', succeeds(), message('download')), 'done');
+    assert.ok(
+      h.logs.includes(`warn Telemetry for job ${h.job.id} download not sent: exporter down`),
+      h.logs.join('\n'),
+    );
+  });
+});
+
+describe('failPoisonedStep telemetry', () => {
+  it('reports the poisoned step as failed, with the reason the job records', async () => {
+    const reported: StepTelemetry[] = [];
+    const deps: RunnerDeps = {
+      ...h.deps,
+      telemetry: { enabled: true, stepEnded: (t) => void reported.push(t), flush: async () => undefined },
+    };
+    assert.equal(await failPoisonedStep(deps, 'step-download', message('download')), 'failed');
+    assert.deepEqual(
+      reported.map((t) => [t.step, t.outcome, t.durationMs, t.error?.message]),
+      [['download', 'failed', 0, (await stored()).error]],
+    );
+  });
+});
+
+/** Lets pending storage round trips (setImmediate turns) finish. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i += 1) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** As AUTOMATION_LOG_PHI=false would rewrite: output names in paths, and the patient's name with the job. */
+function fakeRedaction(): NonNullable<RunnerDeps['redaction']> {
+  const paths = (text: string) => text.replace(/\/data\/to-zip\/[^/\s]+/g, '/data/to-zip/<output>');
+  return {
+    enabled: true,
+    paths: () => paths,
+    forJob: async () => (text) => paths(text).replace(/\b(Jane|Doe)\b/g, '<patient>'),
+    anywhere: paths,
+  };
+}
 
 function pick<T extends object, K extends keyof T>(value: T, keys: K[]): Pick<T, K> {
   return Object.fromEntries(keys.map((k) => [k, value[k]])) as Pick<T, K>;

@@ -16,12 +16,13 @@ import { anonymiseFolder, metaSopInstanceUid } from '../../shared/dicom/folder';
 import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { anonymisedUid, patientPseudonym, projectKey } from '../../shared/dicom/pseudonyms';
 import { newJob, type Job, type RuleSnapshot, type StepResult } from '../../shared/pipeline/job';
-import { createOutputNaming } from '../../shared/pipeline/naming';
+import { createOutputNaming, jobPaths } from '../../shared/pipeline/naming';
 import { cleanUpEndedJob, discardStaging, stagingFolder, sweepStaging } from '../../shared/pipeline/staging';
 import { retryJob } from '../../shared/operator/jobs';
 import { anonymiseStep } from '../../shared/pipeline/steps/anonymise';
 import { downloadStep, type DownloadDeps } from '../../shared/pipeline/steps/download';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
+import { createMemoryJobStore, createMemoryStorage } from '../support/memory-storage';
 import { makeTempDir } from '../support/process';
 
 const SECRET = 'unit-staging-secret-0123456789abcdef0123';
@@ -231,7 +232,7 @@ describe(
       const naming = createOutputNaming(createPseudonymiser({ anonymisationSecret: SECRET, rulesPath: root }));
       const deps: DownloadDeps = {
         orthanc: orthancOf(study),
-        ledger: { acquireOutput: async () => ({ acquired: true }) } as unknown as DownloadDeps['ledger'],
+        outputLocks: createMemoryStorage().outputLocks,
         naming,
         storagePath,
         stagingPath,
@@ -334,9 +335,9 @@ describe(
       assert.deepEqual(tree(storagePath), [], 'the failed step removed its .WORKING and the rule folder it made');
       // As if a later step (zip) had failed: its half-written file goes when the job ends.
       mkdirSync(path.dirname(job.outputPath!), { recursive: true });
-      writeFileSync(`${job.outputPath}.zip.WORKING`, 'half a zip');
+      writeFileSync(jobPaths(job).zipWorking, 'half a zip');
       job.status = 'failed';
-      await cleanUpEndedJob({ stagingPath, ledger: { acquireOutput: async () => ({ acquired: true }) } }, job);
+      await cleanUpEndedJob({ stagingPath, outputLocks: { acquire: async () => ({ acquired: true }) } }, job);
       assert.deepEqual(tree(storagePath), [], 'nothing under the storage root');
       assert.deepEqual(tree(stagingPath), [], 'no staging');
 
@@ -351,7 +352,7 @@ describe(
       await cleanUpEndedJob(
         {
           stagingPath: second.stagingPath,
-          ledger: { acquireOutput: async () => ({ acquired: false, holder: 'b'.repeat(32) }) },
+          outputLocks: { acquire: async () => ({ acquired: false, holder: 'b'.repeat(32) }) },
         },
         other,
       );
@@ -364,7 +365,7 @@ describe(
       await cleanUpEndedJob(
         {
           stagingPath: second.stagingPath,
-          ledger: { acquireOutput: async () => assert.fail('not asked for a succeeded job') },
+          outputLocks: { acquire: async () => assert.fail('not asked for a succeeded job') },
         },
         other,
       );
@@ -381,7 +382,7 @@ describe(
       await cleanUpEndedJob(
         {
           stagingPath: path.join(root, 'staging'),
-          ledger: { acquireOutput: async () => assert.fail('plain jobs are not touched') },
+          outputLocks: { acquire: async () => assert.fail('plain jobs are not touched') },
         },
         job,
       );
@@ -407,10 +408,10 @@ describe('start-up sweep of staging', () => {
       [running.id, running],
       [ended.id, ended],
     ]);
-    const swept = await sweepStaging(staging, { getJob: async (id: string) => jobs.get(id) });
+    const swept = await sweepStaging(staging, { get: async (id: string) => jobs.get(id) });
     assert.deepEqual(swept, { kept: 1, removed: 4 });
     assert.deepEqual(readdirSync(staging), [running.id]);
-    assert.deepEqual(await sweepStaging(path.join(staging, 'missing'), { getJob: async () => undefined }), {
+    assert.deepEqual(await sweepStaging(path.join(staging, 'missing'), { get: async () => undefined }), {
       kept: 0,
       removed: 0,
     });
@@ -420,21 +421,13 @@ describe('start-up sweep of staging', () => {
 describe('retry', () => {
   it("deletes the failed job's stale staging before the job is queued again", async () => {
     const staging = makeTempDir('staging-retry-');
-    let stored: Job = { ...jobFor('retried'), status: 'failed' };
+    const jobs = createMemoryJobStore();
+    const { job: stored } = await jobs.create({ ...jobFor('retried'), status: 'failed' });
     mkdirSync(path.join(stagingFolder(staging, stored.id), 'SE1'), { recursive: true });
     writeFileSync(path.join(stagingFolder(staging, stored.id), 'SE1', 'x.dcm'), 'original');
     const statusWhenDiscarded: string[] = [];
-    const ledger = {
-      getJob: async () => structuredClone(stored),
-      updateJob: async (_id: string, change: (j: Job) => void) => {
-        const next = structuredClone(stored);
-        change(next);
-        stored = next;
-        return next;
-      },
-    };
-    const outcome = await retryJob(ledger, stored.id, new Date(), async (job) => {
-      statusWhenDiscarded.push(stored.status);
+    const outcome = await retryJob(jobs, stored.id, new Date(), async (job) => {
+      statusWhenDiscarded.push((await jobs.get(job.id))!.status);
       await discardStaging(staging, job.id);
     });
     assert.equal(outcome.kind, 'retried');
@@ -444,6 +437,6 @@ describe('retry', () => {
       'discarded while the job was still failed, before anything can run it',
     );
     assert.equal(existsSync(stagingFolder(staging, stored.id)), false);
-    assert.equal(stored.status, 'queued');
+    assert.equal((await jobs.get(stored.id))?.status, 'queued');
   });
 });

@@ -1,42 +1,45 @@
 /**
- * The job ledger in memory, for unit tests of code that takes a `Ledger` (the runner, evaluation).
- * It keeps the Table storage ledger's contract (shared/pipeline/ledger.ts), not just its shape:
+ * The storage ports (shared/pipeline/ports.ts) in memory, for unit tests of code that takes them (the
+ * runner, evaluation, staging). They keep the Table storage implementation's contract
+ * (test/support/job-store-contract.ts runs against both), not just its shape:
  * - records are stored as JSON with an ETag, so callers get copies and never share objects;
- * - `updateJob` reads, changes and writes with a yield in between and retries on an ETag conflict,
+ * - `update` reads, changes and writes with a yield in between and retries on an ETag conflict,
  *   so concurrent updates interleave as they do against Azurite (`conflicts` counts the retries);
  * - the index of summaries follows status and step changes only, as the real index rows do;
  * - warnings beyond MAX_RECORDED_WARNINGS go to in-memory "blobs", a record over 64 KiB is refused;
  * - listing pages newest first through day windows, with an opaque cursor.
  */
-import { isTerminal, type Job, type WarningsOverflow } from '../../shared/pipeline/job';
+import { isTerminal, summaryOf, type Job, type JobSummary } from '../../shared/pipeline/job';
 import {
   InvalidCursorError,
-  MAX_PROPERTY_CHARS,
-  MAX_RECORDED_WARNINGS,
-  boundedWarning,
-  summaryOf,
-  type JobSummary,
-  type Ledger,
-  type ListFilter,
+  matchesFilter,
+  type Cursors,
+  type JobStore,
+  type OutputLocks,
   type PurgeResult,
-} from '../../shared/pipeline/ledger';
+} from '../../shared/pipeline/ports';
+import { updateJobRecord, type JobRecordIo } from '../../shared/storage/jobRecord';
+import { MAX_PROPERTY_CHARS, spillWarnings } from '../../shared/storage/warningOverflow';
 
-/** As the Table storage ledger: overflow blobs per job, then warnings are only counted. */
-const MAX_OVERFLOW_BLOBS = 100;
-const MAX_UPDATE_ATTEMPTS = 20;
 const DAY_MS = 86_400_000;
 
-export interface MemoryLedger extends Ledger {
-  /** ETag conflicts `updateJob` met and retried. */
+export interface MemoryJobStore extends JobStore {
+  /** ETag conflicts `update` met and retried. */
   readonly conflicts: number;
   /** Ids of the stored jobs, in insertion order. */
   jobIds(): string[];
 }
 
-export interface MemoryLedgerOptions {
-  /** The clock `listRecent` and `summariesSince` read "now" from (the real ledger uses the system's). */
+export interface MemoryStorage {
+  jobs: MemoryJobStore;
+  outputLocks: OutputLocks;
+  cursors: Cursors;
+}
+
+export interface MemoryStorageOptions {
+  /** The clock `listRecent` and `summariesSince` read "now" from (the real store uses the system's). */
   now?: () => Date;
-  /** Named like the real ledger's warnings container (`<table>-warnings`). */
+  /** Named like the real store's warnings container (`<table>-warnings`). */
   tableName?: string;
 }
 
@@ -65,13 +68,6 @@ function newestFirst(a: Pick<Job, 'createdAt' | 'id'>, b: Pick<Job, 'createdAt' 
   return Date.parse(b.createdAt) - Date.parse(a.createdAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-function matches(job: Job, filter: ListFilter): boolean {
-  if (filter.status && job.status !== filter.status) return false;
-  if (filter.ruleId && job.ruleId !== filter.ruleId) return false;
-  if (filter.resource && job.resourceId !== filter.resource && job.studyInstanceUid !== filter.resource) return false;
-  return true;
-}
-
 function encodeCursor(job: Pick<Job, 'createdAt' | 'id'>): string {
   return Buffer.from(`${job.createdAt}|${job.id}`, 'utf8').toString('base64url');
 }
@@ -83,35 +79,29 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
   return { createdAt, id };
 }
 
-export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLedger {
+/** The three ports over one shared state, as the Table implementation keeps them in one table. */
+export function createMemoryStorage(options: MemoryStorageOptions = {}): MemoryStorage {
+  const jobs = createMemoryJobStore(options);
+  return { jobs, outputLocks: createMemoryOutputLocks(jobs), cursors: createMemoryCursors() };
+}
+
+export function createMemoryJobStore(options: MemoryStorageOptions = {}): MemoryJobStore {
   const now = options.now ?? (() => new Date());
   const container = `${(options.tableName ?? 'automationjobs').toLowerCase()}-warnings`;
   const jobs = new Map<string, Stored>();
   const index = new Map<string, JobSummary>();
   const blobs = new Map<string, string[]>();
-  const locks = new Map<string, string>();
-  const cursors = new Map<string, number>();
   let etags = 0;
   let conflicts = 0;
   let blobCounter = 0;
 
-  function spill(job: Job): void {
-    job.warnings = job.warnings.map(boundedWarning);
-    if (job.warnings.length <= MAX_RECORDED_WARNINGS) return;
-    const overflow = job.warnings.slice(MAX_RECORDED_WARNINGS);
-    job.warnings = job.warnings.slice(0, MAX_RECORDED_WARNINGS);
-    const record: WarningsOverflow = job.warningsOverflow ?? { count: 0, container, blobs: [] };
-    if (record.blobs.length < MAX_OVERFLOW_BLOBS) {
+  const spill = (job: Job) =>
+    spillWarnings(job, container, async (overflow) => {
       blobCounter += 1;
       const name = `${job.id}/${String(blobCounter).padStart(13, '0')}.json`;
       blobs.set(name, overflow);
-      record.blobs.push(name);
-    } else {
-      record.dropped = (record.dropped ?? 0) + overflow.length;
-    }
-    record.count += overflow.length;
-    job.warningsOverflow = record;
-  }
+      return name;
+    });
 
   function serialise(job: Job): string {
     const body = JSON.stringify(job);
@@ -125,6 +115,24 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
     return stored && { job: JSON.parse(stored.body) as Job, etag: stored.etag };
   }
 
+  const record: JobRecordIo<number> = {
+    read,
+    async write(job, etag) {
+      await spill(job);
+      const body = serialise(job);
+      await yieldTurn();
+      const stored = jobs.get(job.id);
+      if (!stored) throw Object.assign(new Error(`Job ${job.id} not found in the ledger`), { statusCode: 404 });
+      if (stored.etag !== etag) {
+        conflicts += 1;
+        return false;
+      }
+      jobs.set(job.id, { body, etag: (etags += 1) });
+      return true;
+    },
+    writeIndex: async (job) => void index.set(job.id, summaryOf(job)),
+  };
+
   function deleteBlobsOf(jobId: string): number {
     let deleted = 0;
     for (const name of [...blobs.keys()]) {
@@ -136,7 +144,7 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
     return deleted;
   }
 
-  const ledger: MemoryLedger = {
+  const store: MemoryJobStore = {
     get conflicts() {
       return conflicts;
     },
@@ -145,8 +153,8 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       return [...jobs.keys()];
     },
 
-    async createJob(job) {
-      spill(job);
+    async create(job) {
+      await spill(job);
       const body = serialise(job);
       await yieldTurn();
       const existing = jobs.get(job.id);
@@ -156,32 +164,11 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       return { job, created: true };
     },
 
-    async getJob(id) {
+    async get(id) {
       return (await read(id))?.job;
     },
 
-    async updateJob(id, change) {
-      for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
-        const current = await read(id);
-        if (!current) throw new Error(`Job ${id} not found in the ledger`);
-        const was = `${current.job.status}/${current.job.currentStep}`;
-        change(current.job);
-        spill(current.job);
-        const body = serialise(current.job);
-        await yieldTurn();
-        const stored = jobs.get(id);
-        if (!stored) throw Object.assign(new Error(`Job ${id} not found in the ledger`), { statusCode: 404 });
-        if (stored.etag !== current.etag) {
-          conflicts += 1;
-          continue;
-        }
-        jobs.set(id, { body, etag: (etags += 1) });
-        if (`${current.job.status}/${current.job.currentStep}` !== was || isTerminal(current.job))
-          index.set(id, summaryOf(current.job));
-        return current.job;
-      }
-      throw new Error(`Job ${id}: too many concurrent updates`);
-    },
+    update: (id, change) => updateJobRecord(record, id, change),
 
     async listRecent({ limit, days = 7, filter = {}, before, cursor }) {
       await yieldTurn();
@@ -199,7 +186,7 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
         .filter((job) =>
           from ? newestFirst(job, from) > 0 : before ? Date.parse(job.createdAt) < Date.parse(before) : true,
         )
-        .filter((job) => matches(job, filter))
+        .filter((job) => matchesFilter(job, filter))
         .sort(newestFirst);
       const page = candidates.slice(0, limit);
       return candidates.length > limit ? { jobs: page, next: encodeCursor(page[page.length - 1]) } : { jobs: page };
@@ -214,41 +201,8 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
         .map((s) => ({ ...s }));
     },
 
-    async acquireOutput(outputKey, jobId) {
-      await yieldTurn();
-      const holder = locks.get(outputKey);
-      if (holder === undefined || holder === jobId) {
-        locks.set(outputKey, jobId);
-        return { acquired: true };
-      }
-      const held = jobs.get(holder);
-      if (held && !isTerminal(JSON.parse(held.body) as Job)) return { acquired: false, holder };
-      // The holder ended (or was purged): its claim lapses.
-      locks.set(outputKey, jobId);
-      return { acquired: true };
-    },
-
-    async releaseOutput(outputKey, jobId) {
-      await yieldTurn();
-      if (locks.get(outputKey) === jobId) locks.delete(outputKey);
-    },
-
-    async getCursor(name) {
-      await yieldTurn();
-      return cursors.get(name);
-    },
-
-    async setCursor(name, value) {
-      await yieldTurn();
-      cursors.set(name, value);
-    },
-
-    async ping() {
-      await yieldTurn();
-    },
-
     async readWarnings(id) {
-      const job = await ledger.getJob(id);
+      const job = await store.get(id);
       if (!job) return undefined;
       const warnings = [...job.warnings];
       for (const name of job.warningsOverflow?.blobs ?? []) {
@@ -275,6 +229,48 @@ export function createMemoryLedger(options: MemoryLedgerOptions = {}): MemoryLed
       }
       return result;
     },
+
+    async ping() {
+      await yieldTurn();
+    },
   };
-  return ledger;
+  return store;
+}
+
+/** Output locks over a job store, which tells whether a holder has ended. */
+export function createMemoryOutputLocks(jobs: Pick<JobStore, 'get'>): OutputLocks {
+  const locks = new Map<string, string>();
+  return {
+    async acquire(outputKey, jobId) {
+      await yieldTurn();
+      const holder = locks.get(outputKey);
+      if (holder !== undefined && holder !== jobId) {
+        const held = await jobs.get(holder);
+        if (held && !isTerminal(held)) return { acquired: false, holder };
+        // The holder ended (or was purged): its claim lapses.
+      }
+      locks.set(outputKey, jobId);
+      return { acquired: true };
+    },
+
+    async release(outputKey, jobId) {
+      await yieldTurn();
+      if (locks.get(outputKey) === jobId) locks.delete(outputKey);
+    },
+  };
+}
+
+export function createMemoryCursors(): Cursors {
+  const cursors = new Map<string, number>();
+  return {
+    async get(name) {
+      await yieldTurn();
+      return cursors.get(name);
+    },
+
+    async set(name, value) {
+      await yieldTurn();
+      cursors.set(name, value);
+    },
+  };
 }

@@ -1,0 +1,22 @@
+/** The three storage ports on one Azure Table (see table.ts for its layout), as the composition root builds them. */
+import type { Cursors, JobStore, OutputLocks } from '../pipeline/ports';
+import { openJobTable } from './table';
+import { createTableCursors } from './tableCursors';
+import { createTableJobStore, type TableJobStoreOptions } from './tableJobStore';
+import { createTableOutputLocks } from './tableOutputLocks';
+
+export interface StoragePorts {
+  jobs: JobStore;
+  outputLocks: OutputLocks;
+  cursors: Cursors;
+}
+
+export async function openTableStorage(
+  connectionString: string,
+  tableName?: string,
+  options: TableJobStoreOptions = {},
+): Promise<StoragePorts> {
+  const table = await openJobTable(connectionString, tableName);
+  const jobs = createTableJobStore(table, options);
+  return { jobs, outputLocks: createTableOutputLocks(table, jobs), cursors: createTableCursors(table) };
+}
