@@ -1,0 +1,592 @@
+/**
+ * The operator dashboard's script (browser code; compiled by ./tsconfig.json and inlined into
+ * index.html by shared/operator/dashboard.ts). It reads the operator API (`status`, `stats`, `jobs`,
+ * `rules`) relative to the page's URL, so it works at `/api/dashboard` on the function app and
+ * behind nginx, and passes on a `?code=` function key from the page's URL when one was given.
+ *
+ * The policy lets nothing but this script run, so job errors and rule messages are inserted as
+ * text, never as HTML. No patient attribute is shown: jobs are named by rule and Orthanc id.
+ *
+ * A panel is a <section> in index.html and a load function in PANELS below.
+ */
+
+// What the page reads of the API's answers. The server's types (shared/pipeline/job.ts,
+// shared/operator/*.ts) cannot be imported here: this program has the DOM and no Node.
+interface HealthReport {
+  orthanc?: { ok: boolean; version?: string };
+  storage?: { ok: boolean };
+  changeFeed?: { cursor: number | null };
+  destinations?: Record<string, { echo: string; reason?: string }>;
+  queues?: Record<string, { depth: number | null; poison: number | null }>;
+}
+interface HourBucket {
+  hour: string;
+  instances: number;
+  succeeded: number;
+  failed: number;
+}
+interface Stats {
+  jobs: { created: number; succeeded: number; failed: number; running: number; queued: number };
+  instances: number;
+  bytes: number;
+  hourly: HourBucket[];
+}
+interface DeidentificationRecord {
+  profile?: { table: string };
+  instances: number;
+  warnings?: number;
+  counts?: Record<string, Record<string, number>>;
+}
+interface StepView {
+  name: string;
+  status: string;
+  attempts: number;
+  startedAt?: string;
+  durationMs?: number;
+  instances?: number;
+  progress?: { done: number; total: number };
+  bytes?: number;
+  error?: string;
+  detail?: { deidentification?: DeidentificationRecord };
+}
+interface JobView {
+  id: string;
+  ruleId: string;
+  level: string;
+  resourceId: string;
+  status: string;
+  currentStep: string;
+  percent: number;
+  source: string;
+  forced?: boolean;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  error?: string;
+  outputPath?: string;
+  warnings?: string[];
+  warningsOverflow?: { count: number };
+  steps: StepView[];
+}
+interface JobsPage {
+  jobs: JobView[];
+  next?: string;
+}
+interface RulesReport {
+  rules: {
+    id: string;
+    file: string;
+    valid: boolean;
+    active?: boolean;
+    checkOn?: string;
+    steps?: string[];
+    destinations?: string[];
+    errors: string[];
+    warnings: string[];
+  }[];
+  other: { file: string; severity: string; message: string }[];
+  master: { DailySweepEnabled: boolean; DailyCheckHour: number };
+}
+
+interface Panel {
+  /** Fills the panel from the API. */
+  load: () => Promise<void>;
+  /** Refreshed every 30 s instead of every 5 s (reads that cost more, or change less). */
+  slow?: boolean;
+}
+
+const key = new URLSearchParams(location.search).get('code');
+const state: {
+  cursor?: string;
+  cursors: (string | undefined)[];
+  next?: string;
+  open: Record<string, boolean>;
+  paused: boolean;
+} = { cursors: [], open: {}, paused: false };
+let refreshes = 0;
+
+function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`the page has no #${id}`);
+  return node as T;
+}
+
+async function api<T>(path: string, options: { method?: 'GET' | 'POST'; allow?: number[] } = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (key) headers['x-functions-key'] = key;
+  let body: string | undefined;
+  if (options.method === 'POST') {
+    headers['Content-Type'] = 'application/json';
+    body = '{}';
+  }
+  const response = await fetch(path, {
+    method: options.method ?? 'GET',
+    headers,
+    body,
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : {};
+  } catch {
+    parsed = { error: text };
+  }
+  if (!response.ok && !(options.allow ?? []).includes(response.status)) {
+    const error = (parsed as { error?: string }).error; // the API's errors are text
+    throw new Error(`${path}: HTTP ${response.status}${error ? ` - ${error}` : ''}`);
+  }
+  return parsed as T;
+}
+
+type Child = Node | string | null | undefined;
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  children: Child[] = [],
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'text') node.textContent = v;
+    else if (k === 'style')
+      node.style.cssText = v; // CSSOM: allowed by the policy, unlike a style attribute
+    else node.setAttribute(k, v);
+  }
+  for (const c of children)
+    if (c !== null && c !== undefined) node.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+  return node;
+}
+
+const badge = (text: string, cls?: string) => el('span', { class: `badge ${cls || text}`, text });
+const fill = (id: string, nodes: (Node | string)[]) => $(id).replaceChildren(...nodes);
+
+function ago(iso: string | undefined): string {
+  if (!iso) return '';
+  const s = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(iso).toLocaleString();
+}
+
+function ms(n: number | undefined | null): string {
+  if (n === undefined || n === null) return '';
+  return n < 1000 ? `${n} ms` : `${(n / 1000).toFixed(1)} s`;
+}
+
+function bytes(n: number | undefined): string {
+  if (!n) return '0 B';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const i = Math.min(Math.floor(Math.log(n) / Math.log(1024)), 4);
+  return `${(n / Math.pow(1024, i)).toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function say(text: string, bad = false): void {
+  const m = $('message');
+  m.textContent = text;
+  m.className = bad ? 'error' : 'muted';
+}
+
+const showError = (e: unknown) => say(e instanceof Error ? e.message : String(e), true);
+
+function renderHealth(h: HealthReport): void {
+  const o = h.orthanc ?? { ok: false };
+  const s = h.storage ?? { ok: false };
+  const destinations = h.destinations ?? {};
+  fill('health', [
+    badge(`Orthanc ${o.ok ? o.version || 'up' : 'down'}`, o.ok ? 'ok' : 'bad'),
+    ' ',
+    badge(`storage ${s.ok ? 'up' : 'down'}`, s.ok ? 'ok' : 'bad'),
+    ' ',
+    badge(
+      `change feed ${h.changeFeed && h.changeFeed.cursor !== null ? `#${h.changeFeed.cursor}` : 'not run yet'}`,
+      'muted',
+    ),
+    ...Object.entries(destinations).map(([name, d]) => {
+      const b = badge(`${name} echo ${d.echo}`, d.echo === 'ok' ? 'ok' : d.echo === 'failed' ? 'bad' : 'queued');
+      if (d.reason) b.title = d.reason;
+      return el('span', {}, [' ', b]);
+    }),
+  ]);
+  fill(
+    'queues',
+    Object.entries(h.queues ?? {}).map(([name, q]) =>
+      el('tr', {}, [
+        el('td', {}, [el('code', { text: name })]),
+        el('td', { class: 'num', text: q.depth === null ? '-' : String(q.depth) }),
+        el('td', { class: 'num' }, [q.poison ? badge(String(q.poison), 'bad') : q.poison === null ? '-' : '0']),
+      ]),
+    ),
+  );
+}
+
+function renderStats(st: Stats): void {
+  const j = st.jobs;
+  const counters: [string, number | string][] = [
+    ['created', j.created],
+    ['succeeded', j.succeeded],
+    ['failed', j.failed],
+    ['running', j.running],
+    ['queued', j.queued],
+    ['instances', st.instances],
+    ['data', bytes(st.bytes)],
+  ];
+  fill(
+    'counters',
+    counters.map(([name, value]) =>
+      el('div', { 'data-counter': name }, [
+        el('b', { text: String(value) }),
+        el('span', { class: 'muted', text: name }),
+      ]),
+    ),
+  );
+  drawChart(st.hourly);
+}
+
+function drawChart(hours: HourBucket[]): void {
+  const NS = 'http://www.w3.org/2000/svg';
+  const [W, H, left, bottom, top] = [720, 160, 40, 24, 10];
+  const max = Math.max(...hours.map((h) => h.instances), 1);
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('width', '100%');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', 'Instances processed per hour over the last 24 hours');
+  const add = (tag: string, attrs: Record<string, string | number>, text?: string) => {
+    const n = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
+    if (text !== undefined) n.textContent = text;
+    svg.appendChild(n);
+    return n;
+  };
+  const slot = (W - left - 4) / hours.length;
+  const plot = H - bottom - top;
+  add('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#d0d7de' });
+  add('text', { x: left - 4, y: top + 8, 'text-anchor': 'end' }, String(max));
+  add('text', { x: left - 4, y: H - bottom, 'text-anchor': 'end' }, '0');
+  hours.forEach((h, i) => {
+    const x = left + i * slot + 2;
+    const height = Math.round((plot * h.instances) / max);
+    const bar = add('rect', {
+      x,
+      y: H - bottom - height,
+      width: Math.max(slot - 4, 1),
+      height,
+      fill: '#0969da',
+      'data-hour': h.hour,
+      'data-instances': h.instances,
+    });
+    const title = document.createElementNS(NS, 'title');
+    const jobs = `${h.succeeded} jobs succeeded, ${h.failed} failed`;
+    title.textContent = `${new Date(h.hour).toLocaleString()}: ${h.instances} instances, ${jobs}`;
+    bar.appendChild(title);
+    if (h.failed) add('circle', { cx: x + slot / 2 - 2, cy: H - bottom - height - 5, r: 3, fill: '#cf222e' });
+    if (i % 3 === 0) {
+      const label = `${String(new Date(h.hour).getHours()).padStart(2, '0')}:00`;
+      add('text', { x: x + slot / 2 - 2, y: H - 8, 'text-anchor': 'middle' }, label);
+    }
+  });
+  fill('chart', [svg]);
+}
+
+function retryButton(job: JobView): HTMLButtonElement {
+  const b = el('button', { class: 'retry', 'data-retry': job.id, text: 'Retry' });
+  b.addEventListener('click', (event) => {
+    event.stopPropagation();
+    b.disabled = true;
+    b.textContent = 'Retrying...';
+    api<{ step: string }>(`jobs/${encodeURIComponent(job.id)}/retry`, { method: 'POST' })
+      .then((r) => {
+        say(`Job ${job.id.slice(0, 8)} queued again from step ${r.step}`);
+        refreshes = 0; // the next refresh reads everything, counters included
+        return refresh();
+      })
+      .catch((e: unknown) => {
+        b.disabled = false;
+        b.textContent = 'Retry';
+        showError(e);
+      });
+  });
+  return b;
+}
+
+function stepsTable(job: JobView): HTMLTableElement {
+  const head = ['step', 'status', 'attempts', 'started', 'duration', 'instances', 'bytes', 'error'];
+  return el('table', {}, [
+    el('thead', {}, [
+      el(
+        'tr',
+        {},
+        head.map((h) => el('th', { text: h })),
+      ),
+    ]),
+    el(
+      'tbody',
+      {},
+      job.steps.map((s) => {
+        const instances =
+          s.instances === undefined
+            ? s.progress
+              ? `${s.progress.done}/${s.progress.total}`
+              : ''
+            : String(s.instances);
+        return el('tr', {}, [
+          el('td', { text: s.name }),
+          el('td', {}, [badge(s.status)]),
+          el('td', { class: 'num', text: String(s.attempts) }),
+          el('td', { text: s.startedAt ? new Date(s.startedAt).toLocaleTimeString() : '' }),
+          el('td', { class: 'num', text: ms(s.durationMs) }),
+          el('td', { class: 'num', text: instances }),
+          el('td', { class: 'num', text: s.bytes === undefined ? '' : bytes(s.bytes) }),
+          el('td', { class: 'error', text: s.error || '' }),
+        ]);
+      }),
+    ),
+  ]);
+}
+
+/** The anonymise step's de-identification record: element counts per outcome and per basis of decision. */
+function deidentification(job: JobView): HTMLElement | null {
+  const record = (job.steps || []).find((s) => s.name === 'anonymise')?.detail?.deidentification;
+  if (!record || !record.counts) return null;
+  const counts = record.counts;
+  const totals: Record<string, number> = {};
+  const bases = Object.keys(counts)
+    .sort()
+    .map((basis) => {
+      const outcomes = counts[basis];
+      const listed = Object.keys(outcomes).map((o) => {
+        totals[o] = (totals[o] || 0) + outcomes[o];
+        return `${o} ${outcomes[o]}`;
+      });
+      return `${basis} ${listed.join(', ')}`;
+    });
+  const summary = Object.keys(totals)
+    .map((o) => `${o} ${totals[o]}`)
+    .join(', ');
+  const warnings = record.warnings ? `; ${record.warnings} warning(s)` : '';
+  return el('div', { class: 'deid', 'data-deid-of': job.id }, [
+    el('b', { text: 'De-identification ' }),
+    `${record.profile ? `${record.profile.table}: ` : ''}${record.instances} instances; ${summary}`,
+    el('div', { class: 'muted', text: `By basis: ${bases.join('; ')}${warnings}` }),
+  ]);
+}
+
+function jobDetail(job: JobView): HTMLElement[] {
+  const overflow = job.warningsOverflow
+    ? ` ... and ${job.warningsOverflow.count} more (GET jobs/${job.id}/warnings)`
+    : '';
+  const record = deidentification(job);
+  return [
+    el('div', {}, [
+      el('b', { text: 'Job ' }),
+      el('code', { text: job.id }),
+      ` from ${job.source}${job.forced ? ' (forced)' : ''}, attempts ${job.attempts}`,
+    ]),
+    ...(job.outputPath ? [el('div', {}, ['Output: ', el('code', { text: job.outputPath })])] : []),
+    ...(job.warnings && job.warnings.length
+      ? [el('div', { class: 'muted', text: `Warnings: ${job.warnings.join('; ')}${overflow}` })]
+      : []),
+    ...(record ? [record] : []),
+    stepsTable(job),
+  ];
+}
+
+function jobRows(job: JobView): HTMLTableRowElement[] {
+  const duration = job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.createdAt) : undefined;
+  const row = el('tr', { class: 'job', 'data-job': job.id, 'data-status': job.status }, [
+    el('td', { title: job.createdAt, text: ago(job.createdAt) }),
+    el('td', { text: job.ruleId }),
+    el('td', {}, [el('code', { title: job.resourceId, text: `${job.level} ${job.resourceId.slice(0, 8)}` })]),
+    el('td', {}, [badge(job.status)]),
+    el('td', { text: job.currentStep }),
+    el('td', {}, [
+      el('span', { class: 'bar', title: `${job.percent}%` }, [el('span', { style: `width:${job.percent}%` })]),
+      ` ${job.percent}%`,
+    ]),
+    el('td', { class: 'num', text: ms(duration) }),
+    el('td', {}, [job.status === 'failed' ? retryButton(job) : null]),
+  ]);
+  row.addEventListener('click', () => {
+    state.open[job.id] = !state.open[job.id];
+    loadJobs().catch(showError);
+  });
+  const rows = [row];
+  if (job.error)
+    rows.push(
+      el('tr', { 'data-error-of': job.id }, [el('td'), el('td', { colspan: '7', class: 'error', text: job.error })]),
+    );
+  if (state.open[job.id]) rows.push(el('tr', { class: 'detail' }, [el('td', { colspan: '8' }, jobDetail(job))]));
+  return rows;
+}
+
+/** The job filters as a query string; search is by Orthanc id or StudyInstanceUID, never a patient attribute. */
+function query(extra: Record<string, string | undefined>): string {
+  const p = new URLSearchParams();
+  const status = $<HTMLSelectElement>('f-status').value;
+  const rule = $<HTMLSelectElement>('f-rule').value;
+  const resource = $<HTMLInputElement>('f-resource').value.trim();
+  if (status) p.set('status', status);
+  if (rule) p.set('rule', rule);
+  if (resource) p.set('resource', resource);
+  for (const [k, v] of Object.entries(extra)) if (v) p.set(k, v);
+  return p.toString();
+}
+
+async function loadJobs(): Promise<void> {
+  const r = await api<JobsPage>(`jobs?${query({ limit: '25', cursor: state.cursor })}`);
+  let rows: HTMLTableRowElement[] = r.jobs.flatMap(jobRows);
+  if (rows.length === 0) rows = [el('tr', {}, [el('td', { colspan: '8', class: 'muted', text: 'No jobs match.' })])];
+  fill('jobs', rows);
+  state.next = r.next;
+  $<HTMLButtonElement>('older').disabled = !r.next;
+  $<HTMLButtonElement>('newer').disabled = state.cursors.length === 0;
+}
+
+async function loadFailures(): Promise<void> {
+  const r = await api<JobsPage>('jobs?status=failed&limit=10');
+  const rows = r.jobs.map((j) =>
+    el('tr', { 'data-failed': j.id }, [
+      el('td', { title: j.createdAt, text: ago(j.finishedAt || j.updatedAt) }),
+      el('td', { text: j.ruleId }),
+      el('td', { class: 'error', text: j.error || '' }),
+      el('td', {}, [retryButton(j)]),
+    ]),
+  );
+  const none = el('tr', {}, [el('td', { colspan: '4', class: 'muted', text: 'No failed jobs in the last 7 days.' })]);
+  fill('failures', rows.length ? rows : [none]);
+}
+
+function renderRules(report: RulesReport): void {
+  const select = $<HTMLSelectElement>('f-rule');
+  const chosen = select.value;
+  select.replaceChildren(el('option', { value: '', text: 'all rules' }));
+  for (const r of report.rules)
+    if (r.valid && r.active !== undefined) select.appendChild(el('option', { value: r.id, text: r.id }));
+  select.value = chosen;
+  const rules = report.rules.map((r) => {
+    const ruleState = !r.valid ? badge('invalid') : r.active === false ? badge('inactive') : badge('valid');
+    const destinations = r.destinations ?? [];
+    const pipeline = (r.steps ?? []).join(' > ') + (destinations.length ? ` to ${destinations.join(', ')}` : '');
+    const problems = [
+      ...r.errors.map((e) => el('div', { class: 'error', text: e })),
+      ...r.warnings.map((w) => el('div', { class: 'muted', text: w })),
+    ];
+    return el('tr', { 'data-rule': r.id }, [
+      el('td', {}, [el('code', { text: r.file })]),
+      el('td', {}, [ruleState]),
+      el('td', { text: r.checkOn || '' }),
+      el('td', { text: pipeline }),
+      el('td', {}, problems),
+    ]);
+  });
+  const others = report.other.map((p) =>
+    el('tr', {}, [
+      el('td', {}, [el('code', { text: p.file })]),
+      el('td', {}, [badge(p.severity === 'error' ? 'invalid' : 'warning')]),
+      el('td', { colspan: '3', class: p.severity === 'error' ? 'error' : 'muted', text: p.message }),
+    ]),
+  );
+  fill('rules', [...rules, ...others]);
+  const hour = String(report.master.DailyCheckHour).padStart(2, '0');
+  $('sweep').textContent = report.master.DailySweepEnabled ? `Daily sweep at ${hour}:00` : 'Daily sweep off';
+}
+
+interface WorklistDay {
+  configured: boolean;
+  bookings: Array<{
+    key: string;
+    time: string;
+    scanner: string;
+    modality: string;
+    project?: string;
+    status: string;
+    orthancStudyId?: string;
+    jobs: Array<{ id: string; ruleId?: string; status: string }>;
+  }>;
+}
+
+/** Booking statuses in the badge colours the page already has. */
+const BOOKING_BADGE: Record<string, string> = {
+  scheduled: 'queued',
+  arrived: 'running',
+  processed: 'succeeded',
+  'not-received': 'failed',
+  cancelled: 'inactive',
+};
+
+/** Today's worklist (GET worklist): time, scanner, project, status, and the study's jobs; never a patient attribute. */
+function renderWorklist(day: WorklistDay): void {
+  const rows = day.bookings.map((b) =>
+    el('tr', { 'data-booking': b.key, 'data-status': b.status }, [
+      el('td', { text: b.time }),
+      el('td', { text: `${b.scanner} (${b.modality})` }),
+      el('td', { text: b.project || '' }),
+      el('td', {}, [badge(b.status, BOOKING_BADGE[b.status])]),
+      el('td', {}, [
+        ...(b.orthancStudyId
+          ? [el('code', { title: b.orthancStudyId, text: `Study ${b.orthancStudyId.slice(0, 8)}` })]
+          : []),
+        ...b.jobs.map((j) => el('span', {}, [' ', badge(`${j.ruleId ?? j.id}`, j.status)])),
+      ]),
+    ]),
+  );
+  const empty = day.configured ? 'No bookings today.' : 'No booking source configured (WORKLIST_SOURCE).';
+  fill('worklist', rows.length ? rows : [el('tr', {}, [el('td', { colspan: '5', class: 'muted', text: empty })])]);
+}
+
+/**
+ * Every panel of the page, in the order they are read. To add one: a <section> in index.html with
+ * the ids it fills, a function here that reads the API (`api<T>('route')`) and fills them with `el`
+ * (text only), and a line in this list.
+ */
+const PANELS: Panel[] = [
+  { load: () => api<HealthReport>('status', { allow: [503] }).then(renderHealth) }, // header badges + Queues
+  { load: loadJobs }, // Recent jobs
+  { load: loadFailures }, // Failures
+  { slow: true, load: () => api<Stats>('stats').then(renderStats) }, // Last 24 hours (a day of index rows)
+  { slow: true, load: () => api<RulesReport>('rules').then(renderRules) }, // Rules
+  { slow: true, load: () => api<WorklistDay>('worklist').then(renderWorklist) }, // Today's worklist
+];
+
+/** Fast panels every 5 s; slow ones on every sixth refresh (30 s) and on the first. */
+async function refresh(): Promise<void> {
+  const full = refreshes++ % 6 === 0;
+  try {
+    await Promise.all(PANELS.filter((p) => full || !p.slow).map((p) => p.load()));
+    $('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    document.body.setAttribute('data-loaded', String(Date.now()));
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function restartPaging(): void {
+  state.cursor = undefined;
+  state.cursors = [];
+  loadJobs().catch(showError);
+}
+
+$('f-status').addEventListener('change', restartPaging);
+$('f-rule').addEventListener('change', restartPaging);
+$('f-resource').addEventListener('change', restartPaging);
+$('older').addEventListener('click', () => {
+  state.cursors.push(state.cursor);
+  state.cursor = state.next;
+  loadJobs().catch(showError);
+});
+$('newer').addEventListener('click', () => {
+  state.cursor = state.cursors.pop();
+  loadJobs().catch(showError);
+});
+$('pause').addEventListener('click', () => {
+  state.paused = !state.paused;
+  $('pause').textContent = state.paused ? 'Resume updates' : 'Pause updates';
+});
+void refresh();
+setInterval(() => {
+  if (!state.paused && !document.hidden) void refresh();
+}, 5000);
