@@ -27,6 +27,8 @@ export type QueryRetrieveOperation = (typeof QUERY_RETRIEVE_OPERATIONS)[number];
 export interface AllowedSender {
   AET: string;
   Host: string;
+  /** May query the modality worklist (WORKLIST_CALLERS names it); never by default. */
+  worklist?: boolean;
 }
 const SENDER_PLACEHOLDER_PORT = 104;
 
@@ -54,6 +56,7 @@ export function orthancModalityBody(peer: {
   Host: string;
   Port?: number;
   allow?: readonly QueryRetrieveOperation[];
+  worklist?: boolean;
 }): OrthancModalityBody {
   const allow = new Set(peer.allow ?? []);
   return {
@@ -63,7 +66,7 @@ export function orthancModalityBody(peer: {
     AllowEcho: true,
     AllowStore: true,
     AllowFind: allow.has('find'),
-    AllowFindWorklist: false,
+    AllowFindWorklist: peer.worklist === true,
     AllowGet: allow.has('get'),
     AllowMove: allow.has('move'),
     AllowStorageCommitment: true,

@@ -7,6 +7,8 @@
 import type { Condition, Rule } from './model';
 import { REMOTE_AET, resolveTag, type ResolvedTag } from './tags';
 import type { ResourceLevel } from '../vocabulary';
+import { tagHex } from '../dicom/tag-names';
+import { mapLimit } from '../util/concurrency';
 
 /** DICOM keyword (or upper-case `GGGGEEEE` for tags without one) → value as text. */
 export type TagMap = Record<string, string>;
@@ -125,19 +127,6 @@ export function instanceNeeds(needed: ReadonlyArray<Rule | string>): Needs {
   };
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 /** Where Orthanc made a study (or its series) from, by anonymising or modifying; undefined for a received one. */
 export function derivedFrom(study: DerivedMarks, series?: DerivedMarks): string | undefined {
   return study.AnonymizedFrom ?? study.ModifiedFrom ?? series?.AnonymizedFrom ?? series?.ModifiedFrom;
@@ -177,7 +166,7 @@ export async function collectResourceTags(
     if (need.numbers) {
       for (const [key, value] of Object.entries(await orthanc.getInstanceTagsByNumber(instance))) {
         const text = valueText(value);
-        if (text !== undefined) tags[key.replace(/[(),]/g, '').toUpperCase()] = text;
+        if (text !== undefined) tags[tagHex(key)] = text;
       }
     }
     if (need.remoteAet) entry.remoteAet = await orthanc.getMetadata('instances', instance, 'RemoteAET');

@@ -26,8 +26,9 @@ export interface DicomPeer {
 }
 
 function dcmtkError(tool: string, args: string[], error: unknown): Error {
-  const e = error as { stderr?: string; stdout?: string; code?: number | string; message: string };
-  const detail = (e.stderr || e.stdout || e.message).trim();
+  const e = error as { stderr?: string | Buffer; stdout?: string | Buffer; code?: number | string; message: string };
+  // A Buffer when the tool ran with encoding 'buffer' (findscu).
+  const detail = String(e.stderr || e.stdout || e.message).trim();
   return new Error(
     `${tool} ${args.filter((a) => !a.endsWith('.dcm')).join(' ')} failed (exit ${String(e.code)}): ${detail}`,
     { cause: error },
@@ -79,12 +80,18 @@ export async function echoscu(target: DicomPeer): Promise<boolean> {
  * PatientID: 'X', StudyInstanceUID: '' }` (an empty value asks for that attribute back).
  * Returns one object per match, keyed by the names dcmtk prints (StudyInstanceUID, PatientName...).
  * Orthanc answers C-FIND only from AETs it knows and grants it, from their registered host
- * (putModality with `allow: ['find']`, see shared/orthanc/peers.ts).
+ * (putModality with `allow: ['find']`, see shared/orthanc/peers.ts); a worklist query (`worklist: true`)
+ * needs the peer's AllowFindWorklist (WORKLIST_CALLERS).
  */
-export async function findscu(target: DicomPeer, keys: Record<string, string>): Promise<Record<string, string>[]> {
+export async function findscu(
+  target: DicomPeer,
+  keys: Record<string, string>,
+  options: { worklist?: boolean } = {},
+): Promise<Record<string, string>[]> {
   const binary = requireBinary('findscu', 'dcmtk');
   const args = [
-    '-S',
+    // -W: the Modality Worklist information model (keys like ScheduledProcedureStepSequence[0].Modality).
+    options.worklist ? '-W' : '-S',
     '-aec',
     target.calledAet,
     '-aet',
