@@ -20,13 +20,17 @@ import { createAnonymiser } from '../shared/dicom/anonymiser';
 import { anonymiseFolder } from '../shared/dicom/folder';
 import { anonymiseSettingsSchema } from '../shared/dicom/options';
 import { jobIdFor, newJob } from '../shared/pipeline/job';
-import type { Ledger } from '../shared/pipeline/ledger';
+import type { OutputLocks } from '../shared/pipeline/ports';
 import { QUEUES } from '../shared/pipeline/messages';
 import { createOutputNaming } from '../shared/pipeline/naming';
 import { downloadStep } from '../shared/pipeline/steps/download';
+import { forwardStep } from '../shared/pipeline/steps/forward';
+import { createStowClient } from '../shared/dicomweb/stow';
 import { forEachLimit } from '../shared/util/concurrency';
+import { filesUnder } from '../shared/util/files';
 import { startStack, type Stack } from '../test/e2e/stack';
 import { generateStudy, type GeneratedStudy } from '../test/support/dicom';
+import { startOrthanc } from '../test/support/orthanc';
 import { makeTempDir, requireBinary, waitFor } from '../test/support/process';
 
 const run = promisify(execFile);
@@ -107,10 +111,7 @@ async function peakRss(pid: number, work: () => Promise<unknown>): Promise<numbe
 
 async function folderBytes(dir: string): Promise<number> {
   let total = 0;
-  for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile())
-      total += (await fs.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).size;
-  }
+  for (const file of await filesUnder(dir)) total += (await fs.stat(file)).size;
   return total;
 }
 
@@ -130,7 +131,8 @@ async function settle(stack: Stack, ids: string[]): Promise<void> {
   }
 }
 
-const noLedger = { acquireOutput: async () => ({ acquired: true as const }) } as unknown as Ledger;
+/** The download is measured alone: no other job ever holds its output. */
+const noLocks: OutputLocks = { acquire: async () => ({ acquired: true }), release: async () => undefined };
 
 async function main(): Promise<void> {
   requireBinary('zip', 'zip');
@@ -202,7 +204,7 @@ async function main(): Promise<void> {
       ours: () =>
         downloadStep({
           orthanc: stack.client,
-          ledger: noLedger,
+          outputLocks: noLocks,
           naming,
           storagePath: path.join(work, 'dl'),
           concurrency: 8,
@@ -405,6 +407,72 @@ async function main(): Promise<void> {
     rows.push(
       `| Sweep over ${totalStudies} studies | ${sweepSeconds.toFixed(1)} s (${(totalStudies / sweepSeconds).toFixed(0)} studies/s), peak RSS ${sweepPeak.toFixed(0)} MB | | | |`,
     );
+
+    // 6. Forward the CT study to a second Orthanc (with the DICOMweb plugin): our forward step by
+    // STOW-RS vs Orthanc's own C-STORE (/modalities/{name}/store, synchronous) to the same peer.
+    console.log('bench: forward');
+    const peer = await startOrthanc({ dicomWeb: true, aet: 'BENCHPEER' });
+    try {
+      await stack.client.putModality('BENCHPEER', { AET: peer.aet, Host: '127.0.0.1', Port: peer.dicomPort });
+      const stow = createStowClient({ url: `${peer.url}/dicom-web`, username: peer.username, password: peer.password });
+      const forwardDraft = {
+        rule: { id: 'bench-forward', checkOn: 'Study' as const, steps: ['forward' as const], destinations: ['WEB'] },
+        level: 'Study' as const,
+        resourceId: ctId,
+        lastUpdate: 'x',
+        source: 'manual' as const,
+        forced: false,
+      };
+      const peerAuth = `Basic ${Buffer.from(`${peer.username}:${peer.password}`).toString('base64')}`;
+      // Each run stores into an empty peer: an instance already there is cheaper to accept.
+      const emptyPeer = async () => {
+        const listed = await fetch(`${peer.url}/studies`, { headers: { Authorization: peerAuth } });
+        for (const id of (await listed.json()) as string[])
+          await fetch(`${peer.url}/studies/${id}`, { method: 'DELETE', headers: { Authorization: peerAuth } });
+      };
+      const forwards = await compareRounds(SIZES.runs, {
+        ours: {
+          prepare: emptyPeer,
+          run: async () => {
+            const outcome = await forwardStep({
+              orthanc: stack.client,
+              modalities: {},
+              dicomweb: { WEB: stow },
+              concurrency: 4,
+              pollSeconds: 1,
+              maxAttempts: 1,
+            })({ job: newJob(forwardDraft, jobIdFor(forwardDraft)), log: console, progress: async () => undefined });
+            if ('wait' in outcome)
+              throw new Error(`STOW-RS forward did not finish: ${JSON.stringify(outcome.wait.detail)}`);
+          },
+        },
+        cStore: {
+          prepare: emptyPeer,
+          run: () =>
+            stack.client.raw('POST', '/modalities/BENCHPEER/store', {
+              data: { Resources: [ctId], Synchronous: true },
+              headers: { 'Content-Type': 'application/json' },
+              timeout: 600_000,
+            }),
+        },
+      });
+      const arrived = (await (
+        await fetch(`${peer.url}/statistics`, { headers: { Authorization: peerAuth } })
+      ).json()) as {
+        CountInstances: number;
+      };
+      if (arrived.CountInstances !== SIZES.ctInstances)
+        throw new Error(
+          `the peer holds ${arrived.CountInstances} instances after the last run, not ${SIZES.ctInstances}`,
+        );
+      const f = { stow: stat(forwards.ours), cStore: stat(forwards.cStore), megabytes: ctBytes / 1e6 };
+      results.forward = { ...f, ratio: f.cStore.median / f.stow.median };
+      rows.push(
+        `| Forward ${SIZES.ctInstances} CT (${(ctBytes / 1e6).toFixed(0)} MB) to a second Orthanc, MB/s | STOW-RS ${(ctBytes / 1e6 / f.stow.median).toFixed(0)} | Orthanc C-STORE ${(ctBytes / 1e6 / f.cStore.median).toFixed(0)} | ${(f.cStore.median / f.stow.median).toFixed(2)}x | >= 1x |`,
+      );
+    } finally {
+      await peer.stop();
+    }
   } finally {
     await stack.stop();
   }

@@ -5,6 +5,7 @@ import { getServices } from '../shared/composition/services';
 import { STORAGE_CONNECTION, handOnVia, registeredSteps, stepOutputs } from '../shared/azure-functions/steps';
 import { evaluateResource } from '../shared/pipeline/evaluate';
 import { QUEUES, evaluateMessageSchema, parseMessage } from '../shared/pipeline/messages';
+import { linkArrival } from '../shared/worklist/arrival';
 
 export async function evaluate(message: unknown, context: InvocationContext): Promise<void> {
   const services = await getServices();
@@ -15,6 +16,9 @@ export async function evaluate(message: unknown, context: InvocationContext): Pr
       log: loggerFor(context, services.redaction.anywhere),
       availableSteps: registeredSteps,
       handOn: handOnVia(context),
+      onEvaluated: services.config.worklist
+        ? (study, jobIds) => linkArrival(services.bookings, study, jobIds).then(() => undefined)
+        : undefined,
     },
     parsed,
   );

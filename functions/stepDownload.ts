@@ -11,7 +11,8 @@ app.storageQueue('stepDownload', {
   ...stepFunction('download', (services) =>
     downloadStep({
       orthanc: services.orthanc,
-      ledger: services.ledger,
+      outputLocks: services.outputLocks,
+      cursors: services.cursors,
       naming: services.naming,
       storagePath: services.config.storagePath,
       stagingPath: services.config.stagingPath,

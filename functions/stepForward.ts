@@ -1,4 +1,4 @@
-/** Queue `step-forward`: C-STORE to every destination of the rule, each tracked and retried on its own. */
+/** Queue `step-forward`: C-STORE or STOW-RS to every destination of the rule, each tracked and retried on its own. */
 import { app } from '@azure/functions';
 import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { forwardStep } from '../shared/pipeline/steps/forward';
@@ -9,6 +9,7 @@ app.storageQueue('stepForward', {
     forwardStep({
       orthanc: services.orthanc,
       modalities: services.config.modalities,
+      dicomweb: services.dicomweb,
       concurrency: services.config.stepConcurrency,
       pollSeconds: services.config.forwardPollSeconds,
       maxAttempts: services.config.forwardMaxAttempts,

@@ -1,4 +1,4 @@
-/** Queue `step-zip`: the working folder streamed into `<name>.zip.WORKING` with a manifest. */
+/** Queue `step-zip`: the working folder streamed into `.<job id>.zip.WORKING` (storage root) with a manifest. */
 import { app } from '@azure/functions';
 import { stepFunction, stepPoisonFunction } from '../shared/azure-functions/steps';
 import { zipStep } from '../shared/pipeline/steps/zip';

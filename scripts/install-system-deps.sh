@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   orthanc              # the PACS (Debian ships 1.10.1)
   orthanc-postgresql   # Orthanc's PostgreSQL index plugin
+  orthanc-dicomweb     # DICOMweb plugin: the STOW-RS peer of the forward tests and bench
   postgresql           # a real PostgreSQL for the PostgreSQL-index test run
   dcmtk                # storescu, storescp, findscu, dcmdump: real DICOM peers
   docker-compose       # static validation of docker-compose.yml (no engine needed)

@@ -4,9 +4,10 @@
  *   ORTHANC_POSTGRESQL_ENABLED=true and ORTHANC_POSTGRESQL_* pointing at a server), Azurite, and the
  *   function app under the devhost. Ctrl-C stops all three.
  * Settings come from the environment and, when present, `.env` (autorthanc's names); state lives in
- * `.devhost/` (Orthanc's storage, Azurite's data, the staging folder of anonymising pipelines and the
- * anonymisation secret) unless ORTAHNC_DB_STORAGE_PATH/ORTHANC_DB_STORAGE_PATH, AUTOMATION_STAGING_PATH
- * or AUTOMATION_ANONYMISATION_SECRET say otherwise.
+ * `.devhost/` (Orthanc's storage, Azurite's data, the staging folder of anonymising pipelines, the
+ * worklist folder Orthanc's worklist plugin serves, and the anonymisation secret) unless
+ * ORTAHNC_DB_STORAGE_PATH/ORTHANC_DB_STORAGE_PATH, AUTOMATION_STAGING_PATH, WORKLIST_FOLDER or
+ * AUTOMATION_ANONYMISATION_SECRET say otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,7 +32,10 @@ const rulesDir = path.resolve(root, env.ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH ?? 
 const storageDir = path.resolve(root, env.ORTHANC_AUTOMATION_STORAGE_PATH ?? 'automation/storage');
 // Beside Azurite's data, which is on the storage root's filesystem in the default layout (the app checks).
 const stagingDir = path.resolve(root, env.AUTOMATION_STAGING_PATH?.trim() || path.join(stateDir, 'staging'));
-for (const dir of [orthancStorage, azuriteDir, rulesDir, storageDir]) mkdirSync(dir, { recursive: true });
+// The worklist folder Orthanc's ModalityWorklists plugin serves and worklistSync writes (issue 19).
+const worklistDir = path.resolve(root, env.WORKLIST_FOLDER?.trim() || path.join(stateDir, 'worklists'));
+const WORKLISTS_PLUGIN = '/usr/share/orthanc/plugins/libModalityWorklists.so';
+for (const dir of [orthancStorage, azuriteDir, rulesDir, storageDir, worklistDir]) mkdirSync(dir, { recursive: true });
 mkdirSync(stagingDir, { recursive: true, mode: 0o700 });
 
 /**
@@ -161,6 +165,14 @@ async function main(): Promise<void> {
     ORTHANC_USERNAME: orthancUser,
     ORTHANC_PASSWORD: orthancPassword.value,
     ...orthancDicomAccessEnv(env),
+    // Debian's orthanc package ships the plugin; without it the stack runs with no worklist SCP.
+    ...(existsSync(WORKLISTS_PLUGIN)
+      ? {
+          ORTHANC_PLUGINS: [env.ORTHANC_PLUGINS, JSON.stringify(WORKLISTS_PLUGIN)].filter(Boolean).join(', '),
+          ORTHANC_WORKLISTS_ENABLED: 'true',
+          ORTHANC_WORKLISTS_FOLDER: worklistDir,
+        }
+      : {}),
   });
   await waitForPort(10001, 'Azurite');
   await waitForPort(Number(orthancHttpPort), 'Orthanc');
@@ -178,6 +190,7 @@ async function main(): Promise<void> {
       AUTOMATION_ANONYMISATION_SECRET: secret.value,
       ORTHANC_USERNAME: orthancUser,
       ORTHANC_PASSWORD: orthancPassword.value,
+      WORKLIST_FOLDER: worklistDir,
     },
   );
   console.log(
@@ -194,6 +207,9 @@ async function main(): Promise<void> {
   console.log(`[stack] Rules       ${rulesDir}`);
   console.log(`[stack] Output      ${storageDir}`);
   console.log(`[stack] Staging     ${stagingDir}  (originals of anonymising rules; private)`);
+  console.log(
+    `[stack] Worklist    ${worklistDir}  (${env.WORKLIST_SOURCE ? 'synced from WORKLIST_SOURCE' : 'set WORKLIST_SOURCE to fill it'}; scanners in WORKLIST_CALLERS may query it)`,
+  );
   console.log(`[stack] Secret      ${secret.note}`);
   console.log('[stack] Ctrl-C stops everything');
 }

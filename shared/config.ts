@@ -13,6 +13,13 @@ import {
   type AllowedSender,
   type QueryRetrieveOperation,
 } from './orthanc/peers';
+import {
+  WORKLIST_DEFAULT_SCHEDULE,
+  grantWorklistQueries,
+  worklistSettings,
+  type WorklistSettings,
+} from './worklist/settings';
+import type { DicomWebDefinition } from './dicomweb/stow';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -108,6 +115,8 @@ export interface ModalityDefinition {
   Port: number;
   /** Query/retrieve this destination may ask of Orthanc (ORTHANC_DESTINATION_PERMISSIONS); echo and store only when absent. */
   allow?: QueryRetrieveOperation[];
+  /** May query the modality worklist (WORKLIST_CALLERS). */
+  worklist?: boolean;
 }
 
 const modalityTuple = z.tuple([
@@ -181,6 +190,67 @@ function parseModalityLines(env: NodeJS.ProcessEnv, problems: string[]): Record<
   return result;
 }
 
+const DICOMWEB_CREDENTIALS = ['USERNAME', 'PASSWORD', 'TOKEN'] as const;
+
+/**
+ * DICOMweb (STOW-RS) destinations: `DICOMWEB_<NAME>=<base URL>` with optional `DICOMWEB_<NAME>_USERNAME`
+ * and `_PASSWORD`, or `_TOKEN` (a bearer token). A key ending in one of those suffixes is a credential
+ * when its destination is declared, else a destination of its own. Messages never repeat a credential.
+ */
+function parseDicomWebLines(env: NodeJS.ProcessEnv, problems: string[]): Record<string, DicomWebDefinition> {
+  const keys = Object.keys(env).filter((k) => k.startsWith('DICOMWEB_') && env[k] !== undefined);
+  const credentialOf = (key: string) => {
+    const suffix = DICOMWEB_CREDENTIALS.find(
+      (c) => key.endsWith(`_${c}`) && keys.includes(key.slice(0, -c.length - 1)),
+    );
+    return suffix;
+  };
+  const result: Record<string, DicomWebDefinition> = {};
+  for (const key of keys) {
+    if (credentialOf(key)) continue;
+    const name = key.slice('DICOMWEB_'.length);
+    const raw = (env[key] ?? '').trim();
+    let url: URL | undefined;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = undefined;
+    }
+    if (name === '' || !url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      problems.push(`${key}: expected the http(s) base URL of a DICOMweb service (e.g. http://pacs:8042/dicom-web)`);
+      continue;
+    }
+    if (url.username || url.password) {
+      problems.push(`${key}: put credentials in ${key}_USERNAME/_PASSWORD or ${key}_TOKEN, not in the URL`);
+      continue;
+    }
+    if (url.search || url.hash) {
+      problems.push(`${key}: the base URL must not have a query or fragment`);
+      continue;
+    }
+    const read = (suffix: string) => {
+      const value = env[`${key}_${suffix}`];
+      return value === undefined || value === '' ? undefined : value;
+    };
+    const definition: DicomWebDefinition = {
+      url: url.toString().replace(/\/+$/, ''),
+      username: read('USERNAME'),
+      password: read('PASSWORD'),
+      token: read('TOKEN'),
+    };
+    if ((definition.username === undefined) !== (definition.password === undefined)) {
+      problems.push(`${key}: set ${key}_USERNAME and ${key}_PASSWORD together`);
+      continue;
+    }
+    if (definition.token !== undefined && definition.username !== undefined) {
+      problems.push(`${key}: set either ${key}_TOKEN or ${key}_USERNAME/_PASSWORD, not both`);
+      continue;
+    }
+    result[name] = definition;
+  }
+  return result;
+}
+
 const environmentSchema = z.object({
   // Orthanc
   ORTHANC_HTTP_PORT: port(8042),
@@ -207,6 +277,7 @@ const environmentSchema = z.object({
   GID: integer(undefined, 0, 4_294_967_294, 'a numeric group id'),
   // Function app
   AzureWebJobsStorage: text('UseDevelopmentStorage=true'),
+  AUTOMATION_PUBLISH_BLOB_CONNECTION: optionalText,
   FUNCTIONS_HTTP_PORT: port(7071),
   AUTOMATION_DOWNLOAD_CONCURRENCY: integer(8, 1, 64, 'a number of parallel downloads'),
   AUTOMATION_STEP_CONCURRENCY: integer(4, 1, 64, 'a number of files processed in parallel'),
@@ -218,8 +289,18 @@ const environmentSchema = z.object({
   AUTOMATION_FORWARD_POLL_SECONDS: integer(5, 1, 3600, 'seconds'),
   AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(5, 1, 100, 'a number of attempts'),
   AUTOMATION_STALE_HEARTBEAT_SECONDS: integer(120, 2, 86_400, 'seconds'),
+  AUTOMATION_REPLACE_QUIET_SECONDS: integer(120, 0, 86_400, 'seconds'),
   AUTOMATION_LEDGER_RETENTION_DAYS: integer(90, 0, 36_500, 'days (0 keeps job records forever)'),
   APPLICATIONINSIGHTS_CONNECTION_STRING: optionalText,
+  // Modality worklist from bookings (issue 19; docs/worklist.md)
+  WORKLIST_SOURCE: optionalText,
+  WORKLIST_SQL: optionalText,
+  WORKLIST_MAPPING: optionalText,
+  WORKLIST_FOLDER: optionalText,
+  WORKLIST_SCHEDULE: text(WORKLIST_DEFAULT_SCHEDULE),
+  WORKLIST_DAYS_AHEAD: integer(1, 0, 30, 'days'),
+  WORKLIST_GRACE_HOURS: integer(12, 0, 168, 'hours'),
+  WORKLIST_CALLERS: optionalText,
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -241,8 +322,15 @@ export interface Config {
   storagePath: string;
   owner?: { uid: number; gid: number };
   storageConnectionString: string;
+  /** The storage account rules with `Publish.Blob` upload to (AUTOMATION_PUBLISH_BLOB_CONNECTION, else AzureWebJobsStorage). */
+  publishBlobConnectionString: string;
   downloadConcurrency: number;
   stepConcurrency: number;
+  /**
+   * How long a published result must have been left alone before a later job replaces it under the
+   * same name (a watcher such as hurahura takes a result 60 s after it settles).
+   */
+  replaceQuietSeconds: number;
   anonymisationSecret?: string;
   /**
    * Where anonymising pipelines download originals: no share or watcher sees it, and it sits on the
@@ -259,9 +347,13 @@ export interface Config {
   /** Job records older than this many days are purged by the daily sweep; 0 keeps them forever. */
   ledgerRetentionDays: number;
   modalities: Record<string, ModalityDefinition>;
+  /** DICOMweb (STOW-RS) destinations, DICOMWEB_<NAME>; their names never clash with a modality's. */
+  dicomweb: Record<string, DicomWebDefinition>;
   /** Nodes allowed to send to Orthanc (ORTHANC_ALLOWED_SENDERS); undefined: any sender may store. */
   allowedSenders?: Record<string, AllowedSender>;
   applicationInsightsConnectionString?: string;
+  /** The worklist sync, when WORKLIST_SOURCE is set. */
+  worklist?: WorklistSettings;
 }
 
 /** Parses and validates the environment; throws a ConfigError naming every bad variable. */
@@ -272,6 +364,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }
   const lineModalities = parseModalityLines(env, problems);
+  const dicomweb = parseDicomWebLines(env, problems);
   if (parsed.success && (parsed.data.UID === undefined) !== (parsed.data.GID === undefined)) {
     problems.push(
       `${parsed.data.UID === undefined ? 'UID' : 'GID'}: UID and GID must be set together (the output is chowned to UID:GID)`,
@@ -305,6 +398,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         problems,
       )
     : {};
+  // Rules name a destination without saying its kind, so one name must mean one destination.
+  const modalityNames = new Map(Object.keys(modalities).map((n) => [n.toLowerCase(), n]));
+  for (const name of Object.keys(dicomweb)) {
+    const clash = modalityNames.get(name.toLowerCase());
+    if (clash !== undefined)
+      problems.push(
+        `DICOMWEB_${name}: the destination name '${name}' is also a DICOM modality ('${clash}'); rename one`,
+      );
+  }
+  const worklist = parsed.success ? worklistSettings(parsed.data, problems) : undefined;
+  if (parsed.success)
+    grantWorklistQueries(parsed.data.WORKLIST_CALLERS, modalities, parsed.data.ORTHANC_ALLOWED_SENDERS, problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
   return {
@@ -321,6 +426,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storagePath,
     owner: e.UID !== undefined && e.GID !== undefined ? { uid: e.UID, gid: e.GID } : undefined,
     storageConnectionString: e.AzureWebJobsStorage,
+    publishBlobConnectionString: e.AUTOMATION_PUBLISH_BLOB_CONNECTION ?? e.AzureWebJobsStorage,
     downloadConcurrency: e.AUTOMATION_DOWNLOAD_CONCURRENCY as number,
     stepConcurrency: e.AUTOMATION_STEP_CONCURRENCY as number,
     anonymisationSecret: e.AUTOMATION_ANONYMISATION_SECRET,
@@ -331,10 +437,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     forwardPollSeconds: e.AUTOMATION_FORWARD_POLL_SECONDS as number,
     forwardMaxAttempts: e.AUTOMATION_FORWARD_MAX_ATTEMPTS as number,
     staleHeartbeatMs: (e.AUTOMATION_STALE_HEARTBEAT_SECONDS as number) * 1000,
+    replaceQuietSeconds: e.AUTOMATION_REPLACE_QUIET_SECONDS as number,
     ledgerRetentionDays: e.AUTOMATION_LEDGER_RETENTION_DAYS as number,
     modalities,
+    dicomweb,
     allowedSenders: e.ORTHANC_ALLOWED_SENDERS,
     applicationInsightsConnectionString: e.APPLICATIONINSIGHTS_CONNECTION_STRING,
+    worklist,
   };
 }
 

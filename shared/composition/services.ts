@@ -4,19 +4,26 @@
  */
 import { getConfig, type Config } from '../config';
 import { createOrthancClient, type OrthancClient } from '../orthanc/client';
-import { createLedger, type Ledger } from '../pipeline/ledger';
+import type { Cursors, JobStore, OutputLocks } from '../pipeline/ports';
 import { createOutputNaming, type OutputNaming } from '../pipeline/naming';
 import { createQueueSender, type QueueSender } from '../storage/queues';
+import { openTableStorage } from '../storage/tableStorage';
 import { createRulesPort, type AppRulesPort } from './rules-port';
 import { createPseudonymiser } from './pseudonymiser';
 import { createTelemetry, type Telemetry } from '../telemetry';
 import { createRedaction, studyPhiLookup, type Redaction } from '../pipeline/redact';
 import type { EchoState } from '../orthanc/destinations';
+import { createStowClient, type StowClient } from '../dicomweb/stow';
+import { createTableBookingStore } from '../storage/tableBookings';
+import type { BookingStore } from '../worklist/store';
 
 export interface Services {
   config: Config;
   orthanc: OrthancClient;
-  ledger: Ledger;
+  /** The job ledger's three ports, on one Azure Table. */
+  jobs: JobStore;
+  outputLocks: OutputLocks;
+  cursors: Cursors;
   queues: QueueSender;
   rules: AppRulesPort;
   naming: OutputNaming;
@@ -25,6 +32,10 @@ export interface Services {
   redaction: Redaction;
   /** Each destination's last C-ECHO at start-up, by name, for the status report. */
   destinationEchoes: Map<string, EchoState>;
+  /** STOW-RS clients of the DICOMweb destinations (DICOMWEB_<NAME>), by name. */
+  dicomweb: Record<string, StowClient>;
+  /** The worklist's booking records (their own table). */
+  bookings: BookingStore;
 }
 
 let services: Promise<Services> | undefined;
@@ -36,12 +47,16 @@ export async function buildServices(config: Config): Promise<Services> {
     password: config.orthanc.password,
     timeoutMs: config.orthanc.timeoutMs,
   });
-  const rules = createRulesPort(config.rulesPath, orthanc);
+  const bookings = await createTableBookingStore(config.storageConnectionString);
+  const rules = createRulesPort(config.rulesPath, orthanc, bookings);
   const naming = createOutputNaming(createPseudonymiser(config));
+  const { jobs, outputLocks, cursors } = await openTableStorage(config.storageConnectionString);
   return {
     config,
     orthanc,
-    ledger: await createLedger(config.storageConnectionString),
+    jobs,
+    outputLocks,
+    cursors,
     queues: createQueueSender(config.storageConnectionString),
     rules,
     naming,
@@ -52,6 +67,13 @@ export async function buildServices(config: Config): Promise<Services> {
       knownPhi: studyPhiLookup(orthanc, naming),
     }),
     destinationEchoes: new Map(),
+    bookings,
+    dicomweb: Object.fromEntries(
+      Object.entries(config.dicomweb).map(([name, definition]) => [
+        name,
+        createStowClient(definition, config.orthanc.timeoutMs),
+      ]),
+    ),
   };
 }
 

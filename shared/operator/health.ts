@@ -4,7 +4,7 @@
  * or an error text tells an unauthenticated caller what to attack. The keyed status report
  * (`GET /api/status`, for the dashboard and the CLI) has the details: is Orthanc reachable (and which
  * version), is storage reachable, how deep each queue and its poison queue are, where the change feed
- * stands and how the DICOM destinations answered their C-ECHO. Each check is bounded in time so a
+ * stands, how the DICOM destinations answered their C-ECHO and whether the DICOMweb ones answer. Each check is bounded in time so a
  * hung dependency gives a clear 503 instead of a hung probe. Only Orthanc and storage decide `ok`.
  */
 import type { EchoState } from '../orthanc/destinations';
@@ -27,6 +27,8 @@ export interface HealthReport {
   settings?: { ok: boolean; error?: string };
   /** DICOM destinations from the environment and their C-ECHO at start-up (not part of `ok`). */
   destinations?: Record<string, EchoState>;
+  /** DICOMweb destinations (DICOMWEB_<NAME>): base URL (never credentials) and whether a QIDO query answered (not part of `ok`). */
+  dicomweb?: Record<string, { url: string; reachable: boolean; status?: number; error?: string }>;
   queues?: Record<string, QueueState>;
   /** Last Orthanc change sequence number read by the change feed (null before its first run). */
   changeFeed?: { cursor: number | null };
@@ -73,11 +75,25 @@ export function probeAnswer(report: Pick<HealthReport, 'ok'>): { status: 200 | 5
 export async function checkReachable(getServices: () => Promise<Services>): Promise<{ ok: boolean }> {
   try {
     const services = await within(getServices(), 'startup');
-    await Promise.all([within(services.orthanc.system(), 'Orthanc'), within(services.ledger.ping(), 'Table storage')]);
+    await Promise.all([within(services.orthanc.system(), 'Orthanc'), within(services.jobs.ping(), 'Table storage')]);
     return { ok: true };
   } catch {
     return { ok: false };
   }
+}
+
+/** Each DICOMweb destination's base URL (credentials are never part of it) and whether it answers. */
+async function probeDicomWeb(services: Services): Promise<NonNullable<HealthReport['dicomweb']>> {
+  const entries = await Promise.all(
+    Object.entries(services.dicomweb ?? {}).map(async ([name, client]) => {
+      const answer = await within(client.probe(), `DICOMweb ${name}`).catch((error: Error) => ({
+        reachable: false,
+        error: error.message,
+      }));
+      return [name, { url: client.url, ...answer }] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
 }
 
 export async function checkHealth(getServices: () => Promise<Services>): Promise<HealthReport> {
@@ -95,15 +111,16 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
       settings: { ok: false, error: message },
     };
   }
+  const dicomweb = probeDicomWeb(services);
   const [orthanc, storage, queues, cursor] = await Promise.all([
     within(services.orthanc.system(), 'Orthanc')
       .then((s) => ({ ok: true, version: s.Version }))
       .catch((error: Error) => ({ ok: false, error: error.message })),
-    within(services.ledger.ping(), 'Table storage')
+    within(services.jobs.ping(), 'Table storage')
       .then(() => ({ ok: true }))
       .catch((error: Error) => ({ ok: false, error: error.message })),
     within(queueStates(services.queues), 'Queue storage').catch(() => undefined),
-    within(services.ledger.getCursor(CHANGE_FEED_CURSOR), 'Table storage').catch(() => undefined),
+    within(services.cursors.get(CHANGE_FEED_CURSOR), 'Table storage').catch(() => undefined),
   ]);
   return {
     ok: orthanc.ok && storage.ok,
@@ -111,6 +128,7 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     orthanc,
     storage,
     destinations: Object.fromEntries(services.destinationEchoes),
+    dicomweb: await dicomweb,
     queues,
     changeFeed: { cursor: cursor ?? null },
   };

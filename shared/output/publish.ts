@@ -1,8 +1,15 @@
 /**
- * Atomic publication. Work happens under `NAME.WORKING`; `NAME` appears only by rename(2), which is
+ * Atomic publication. Work happens under a `.WORKING` name; `NAME` appears only by rename(2), which is
  * atomic within a filesystem, so a watcher sees either nothing, the previous complete result or the
  * new complete result, never a partial one. Replacing an existing result moves it aside first
- * (`NAME.REPLACED-<time>`) and deletes it after the new one is in place.
+ * (`NAME.REPLACED-<time>.WORKING`, a name watchers skip) and deletes it after the new one is in place.
+ *
+ * What a watcher such as hurahura sees (inotify, one folder, not recursive): a folder renamed from
+ * `NAME.WORKING` is "moved in"; a file renamed inside the folder is only "moved", which hurahura
+ * ignores, so a zip is built outside the rule folder and renamed in, which the folder's watch reports
+ * as "created". Should that rename cross filesystems (EXDEV), the result is copied into a hidden
+ * `.publishing.WORKING-…` folder inside the rule folder and renamed from there: still "created" for a
+ * watch on the rule folder alone (not recursive, as hurahura's is).
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -26,7 +33,7 @@ async function exists(target: string): Promise<boolean> {
 
 async function removeReplaced(final: string): Promise<void> {
   const dir = path.dirname(final);
-  const prefix = `${path.basename(final)}.REPLACED-`;
+  const prefix = replacedPrefix(final);
   for (const entry of await fs.readdir(dir).catch(() => [] as string[])) {
     if (entry.startsWith(prefix)) await fs.rm(path.join(dir, entry), { recursive: true, force: true });
   }
@@ -47,12 +54,57 @@ export async function publish(working: string, final: string, owner?: Owner): Pr
   if (owner) await chownTree(working, owner);
   let outcome: PublishOutcome = 'published';
   if (await exists(final)) {
-    await fs.rename(final, `${final}.REPLACED-${Date.now()}`);
+    await fs.rename(final, path.join(path.dirname(final), `${replacedPrefix(final)}${Date.now()}.WORKING`));
     outcome = 'replaced';
   }
-  await fs.rename(working, final);
+  await moveInto(working, final);
   await removeReplaced(final);
   return outcome;
+}
+
+function replacedPrefix(final: string): string {
+  return `${path.basename(final)}.REPLACED-`;
+}
+
+/** rename(2), or across filesystems a copy into the target's folder (hidden, `.WORKING`) and a rename from there. */
+async function moveInto(source: string, final: string): Promise<void> {
+  try {
+    await fs.rename(source, final);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    const hidden = await fs.mkdtemp(path.join(path.dirname(final), '.publishing.WORKING-'));
+    const copy = path.join(hidden, 'result.WORKING');
+    try {
+      await fs.cp(source, copy, { recursive: true, preserveTimestamps: true });
+      await fs.rename(copy, final);
+    } finally {
+      await fs.rm(hidden, { recursive: true, force: true });
+    }
+    await fs.rm(source, { recursive: true, force: true });
+  }
+}
+
+/**
+ * How long until `final` may be replaced: a result published less than `quietMs` ago may be in a
+ * watcher's hands (hurahura waits 60 s for it to settle, then moves it away), so it stays until it
+ * has been left alone that long. 0 when there is nothing to replace or nothing to publish.
+ */
+export async function replaceableInMs(
+  working: string,
+  final: string,
+  quietMs: number,
+  now = Date.now(),
+): Promise<number> {
+  if (quietMs <= 0 || !(await exists(working))) return 0;
+  let changed: number;
+  try {
+    // rename and chown set ctime, so it is the moment the result was published.
+    changed = (await fs.lstat(final)).ctimeMs;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  return Math.max(0, changed + quietMs - now);
 }
 
 /** Gives the whole tree to UID:GID (autorthanc runs as root and hands results to the site's user). */

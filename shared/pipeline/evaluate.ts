@@ -2,8 +2,8 @@
  * Evaluation: a stable study or series meets every active rule; each match becomes a job
  * (insert-if-absent, so duplicate events collapse) whose first step is enqueued.
  */
-import type { Ledger } from './ledger';
-import { failJob, jobIdFor, newJob, type Job, type RuleSnapshot } from './job';
+import type { Cursors, JobStore } from './ports';
+import { failJob, jobIdFor, newJob, type CompletionRecord, type Job, type RuleSnapshot } from './job';
 import { QUEUES, type EvaluateMessage } from './messages';
 import type { Logger, ResourceLevel } from '../vocabulary';
 import type { QueueSender } from '../storage/queues';
@@ -11,13 +11,16 @@ import type { OrthancClient } from '../orthanc/client';
 import { derivedSkip } from '../rules/matcher';
 import type { Rule, RuleFileProblem } from '../rules/model';
 import { derivedFrom } from '../rules/resource-tags';
+import { decideCompletion, describeUnmet, type CompletionFacts } from '../rules/completion';
+import { publishedVersion } from './versions';
+import { mapLimit } from '../util/concurrency';
 
 /** The fields of a loaded rule (shared/rules) that evaluation reads; a rule without `zip` gets the zip step's defaults. */
 export type EvaluableRule = Pick<
   Rule,
   'id' | 'checkOn' | 'active' | 'steps' | 'destinations' | 'includeDerived' | 'anonymise' | 'outputName'
 > &
-  Partial<Pick<Rule, 'zip'>>;
+  Partial<Pick<Rule, 'zip' | 'completion' | 'onNewInstances' | 'publish'>>;
 
 export interface RuleVerdict {
   matched: boolean;
@@ -48,21 +51,44 @@ export interface RulesPort<R extends EvaluableRule = EvaluableRule, T = unknown>
 }
 
 export interface EvaluateDeps<R extends EvaluableRule, T> {
-  orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries'>;
+  orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries' | 'getMetadata'>;
   rules: RulesPort<R, T>;
-  ledger: Ledger;
+  jobs: Pick<JobStore, 'create'>;
   queues: QueueSender;
   log: Logger;
   /** Steps this app can run; a job needing another fails at creation with a clear reason. */
   availableSteps?: ReadonlySet<string>;
   /** As RunnerDeps.handOn: the first step's message through an output binding. */
   handOn?: (queue: string, message: unknown) => void;
+  /** Per rule and resource, the highest version published (OnNewInstances); without it 'ignore' acts as 'replace'. */
+  cursors?: Pick<Cursors, 'get'>;
+  /** Told of every evaluated resource and its jobs (the worklist links them to the study's booking). */
+  onEvaluated?: (study: EvaluatedStudy, jobIds: string[]) => Promise<void>;
   now?: () => Date;
+}
+
+/** What identifies an evaluated resource's study: its Orthanc id and the UIDs a booking may match. */
+export interface EvaluatedStudy {
+  orthancStudyId: string;
+  studyInstanceUid?: string;
+  accessionNumber?: string;
 }
 
 export interface EvaluationOutcome {
   ruleId: string;
-  outcome: 'job-created' | 'job-exists' | 'job-failed' | 'no-match' | 'skipped-derived' | 'skipped-unstable';
+  outcome:
+    | 'job-created'
+    | 'job-exists'
+    | 'job-failed'
+    | 'no-match'
+    | 'skipped-derived'
+    | 'skipped-unstable'
+    /** Completion conditions not met yet: evaluated again later (see shared/rules/completion.ts). */
+    | 'waiting-completion'
+    /** ForceAfter passed with conditions unmet and OnTimeout is 'ignore': no job. */
+    | 'skipped-incomplete'
+    /** OnNewInstances is 'ignore' and this rule already published the resource. */
+    | 'skipped-published';
   jobId?: string;
   detail?: string;
 }
@@ -76,6 +102,8 @@ export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
     anonymise: rule.anonymise,
     zip: rule.zip,
     outputName: rule.outputName,
+    ...(rule.onNewInstances && rule.onNewInstances !== 'replace' ? { onNewInstances: rule.onNewInstances } : {}),
+    ...(rule.publish ? { publish: rule.publish } : {}),
   };
 }
 
@@ -93,6 +121,8 @@ export async function evaluateResource<R extends EvaluableRule, T>(
     (r) => r.active && r.checkOn === message.level && (!message.ruleIds || message.ruleIds.includes(r.id)),
   );
   const outcomes: EvaluationOutcome[] = [];
+  const rechecks: Array<{ ruleId: string; seconds: number; unmet: string[] }> = [];
+  let facts: CompletionFacts | undefined;
   if (candidates.length > 0 && !resource.stable && !message.force) {
     // A replayed change (the change feed, a sweep) can reach a resource that is receiving instances
     // again. A job now would capture a half-sent state, one job more than the stable event Orthanc
@@ -116,8 +146,50 @@ export async function evaluateResource<R extends EvaluableRule, T>(
         outcomes.push({ ruleId: rule.id, outcome: 'no-match', detail: verdict.failures.join('; ') });
         continue;
       }
-      outcomes.push(await startJob(deps, rule, message, resource, now()));
+      if (rule.onNewInstances === 'ignore' && !message.force && deps.cursors) {
+        const published = await publishedVersion(deps.cursors, {
+          ruleId: rule.id,
+          level: message.level,
+          resourceId: message.resourceId,
+        });
+        if (published > 0) {
+          outcomes.push({
+            ruleId: rule.id,
+            outcome: 'skipped-published',
+            detail: "this rule published the resource already and its OnNewInstances is 'ignore'",
+          });
+          continue;
+        }
+      }
+      let completion: Completion = {};
+      if (rule.completion) {
+        facts ??= await completionFacts(
+          deps,
+          message,
+          resource,
+          now(),
+          candidates.some((r) => r.completion?.forceAfterSeconds !== undefined),
+        );
+        completion = judgeCompletion(rule, message, facts);
+        if (completion.outcome) {
+          outcomes.push(completion.outcome);
+          if (completion.recheckSeconds !== undefined)
+            rechecks.push({ ruleId: rule.id, seconds: completion.recheckSeconds, unmet: completion.unmet ?? [] });
+          continue;
+        }
+      }
+      outcomes.push(await startJob(deps, rule, message, resource, now(), completion));
     }
+  }
+  for (const recheck of rechecks) {
+    // A delayed message, not a sleeping worker: the queue hides it until the condition can have changed.
+    const again: EvaluateMessage = {
+      ...message,
+      includeSeries: false,
+      ruleIds: [recheck.ruleId],
+      waitedFor: [...new Set([...(message.waitedFor ?? []), ...recheck.unmet])],
+    };
+    await deps.queues.send(QUEUES.evaluate, again, { delaySeconds: recheck.seconds });
   }
 
   if (message.level === 'Study' && message.includeSeries && rules.some((r) => r.active && r.checkOn === 'Series')) {
@@ -130,9 +202,20 @@ export async function evaluateResource<R extends EvaluableRule, T>(
       });
     }
   }
-  for (const o of outcomes)
-    deps.log.info(
-      `${message.level} ${message.resourceId} rule '${o.ruleId}': ${o.outcome}${o.jobId ? ` (job ${o.jobId})` : ''}${o.detail && o.outcome !== 'no-match' ? ` - ${o.detail}` : ''}`,
+  for (const o of outcomes) {
+    const line = `${message.level} ${message.resourceId} rule '${o.ruleId}': ${o.outcome}${o.jobId ? ` (job ${o.jobId})` : ''}${o.detail && o.outcome !== 'no-match' ? ` - ${o.detail}` : ''}`;
+    // A study given up on without a job is worth an operator's attention.
+    if (o.outcome === 'skipped-incomplete') deps.log.warn(line);
+    else deps.log.info(line);
+  }
+  if (deps.onEvaluated)
+    await deps.onEvaluated(
+      {
+        orthancStudyId: resource.studyId,
+        studyInstanceUid: resource.studyInstanceUid,
+        accessionNumber: resource.accessionNumber,
+      },
+      outcomes.flatMap((o) => (o.jobId ? [o.jobId] : [])),
     );
   return outcomes;
 }
@@ -142,6 +225,9 @@ interface ResourceState {
   /** False while instances are still arriving (Orthanc's IsStable; true again after a restart). */
   stable: boolean;
   studyInstanceUid?: string;
+  /** The Orthanc id of the study (the resource itself, or a series' parent). */
+  studyId: string;
+  accessionNumber?: string;
   /** Set when Orthanc made the resource itself (anonymised or modified): the source's Orthanc id. */
   derivedFrom?: string;
   seriesIds: string[];
@@ -158,6 +244,8 @@ async function loadResource<R extends EvaluableRule, T>(
         lastUpdate: study.LastUpdate,
         stable: study.IsStable,
         studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
+        studyId: message.resourceId,
+        accessionNumber: study.MainDicomTags.AccessionNumber,
         derivedFrom: derivedFrom(study),
         seriesIds: study.Series,
       };
@@ -168,6 +256,8 @@ async function loadResource<R extends EvaluableRule, T>(
       lastUpdate: series.LastUpdate,
       stable: series.IsStable,
       studyInstanceUid: study.MainDicomTags.StudyInstanceUID,
+      studyId: series.ParentStudy,
+      accessionNumber: study.MainDicomTags.AccessionNumber,
       derivedFrom: derivedFrom(study, series),
       seriesIds: [],
     };
@@ -186,6 +276,7 @@ async function startJob<R extends EvaluableRule, T>(
   message: EvaluateMessage,
   resource: ResourceState,
   at: Date,
+  completion: Completion = {},
 ): Promise<EvaluationOutcome> {
   const draft = {
     rule: snapshotOf(rule),
@@ -197,6 +288,8 @@ async function startJob<R extends EvaluableRule, T>(
     forced: message.force,
   };
   const job = newJob(draft, jobIdFor(draft), at);
+  if (completion.record) job.completion = completion.record;
+  if (completion.warning) job.warnings.push(completion.warning);
   const missing = job.steps
     .map((s) => s.name)
     .filter((s) => deps.availableSteps !== undefined && !deps.availableSteps.has(s));
@@ -206,8 +299,9 @@ async function startJob<R extends EvaluableRule, T>(
       `rule '${rule.id}' needs the ${missing.join(', ')} step(s), which this version of the function app does not provide`,
       at,
     );
-  const { job: stored, created } = await deps.ledger.createJob(job);
-  if (created && missing.length > 0) {
+  else if (completion.failure) failJob(job, completion.failure, at);
+  const { job: stored, created } = await deps.jobs.create(job);
+  if (created && (missing.length > 0 || completion.failure)) {
     deps.log.error(`Job ${stored.id} (${rule.id}) failed: ${stored.error}`);
     return { ruleId: rule.id, outcome: 'job-failed', jobId: stored.id, detail: stored.error };
   }
@@ -231,4 +325,88 @@ async function startJob<R extends EvaluableRule, T>(
  */
 function notStarted(job: Job): boolean {
   return job.status === 'queued' && job.attempts === 0;
+}
+
+/** What a rule's Completion decided: an outcome instead of a job, or what the job records and how it starts. */
+interface Completion {
+  outcome?: EvaluationOutcome;
+  recheckSeconds?: number;
+  unmet?: string[];
+  record?: CompletionRecord;
+  /** OnTimeout 'fail': the job is created failed with this reason. */
+  failure?: string;
+  warning?: string;
+}
+
+function judgeCompletion(rule: EvaluableRule, message: EvaluateMessage, facts: CompletionFacts): Completion {
+  const settings = rule.completion!;
+  const decision = decideCompletion(settings, facts);
+  const unmet = decision.conditions.filter((c) => !c.met).map((c) => c.condition);
+  const record = (outcome: CompletionRecord['outcome']): CompletionRecord => ({
+    outcome,
+    conditions: decision.conditions,
+    waitedFor: [...new Set([...(message.waitedFor ?? []), ...(outcome === 'complete' ? [] : unmet)])],
+    firstArrival: facts.firstArrival?.toISOString(),
+    decidedAt: facts.now.toISOString(),
+  });
+  // An operator's run goes now, as it does for a resource Orthanc does not call stable yet.
+  if (message.force) return { record: record('manual') };
+  if (decision.kind === 'complete') return { record: record('complete') };
+  const missing = describeUnmet(decision.conditions);
+  if (decision.kind === 'wait')
+    return {
+      outcome: {
+        ruleId: rule.id,
+        outcome: 'waiting-completion',
+        detail: `${missing}; ${decision.recheckSeconds !== undefined ? `evaluated again in ${decision.recheckSeconds}s` : 'evaluated again when new instances make it stable'}`,
+      },
+      recheckSeconds: decision.recheckSeconds,
+      unmet,
+    };
+  const timedOut = `ForceAfter ${decision.forceAfterSeconds}s passed since the first instance arrived with ${missing}`;
+  if (decision.onTimeout === 'ignore')
+    return {
+      outcome: {
+        ruleId: rule.id,
+        outcome: 'skipped-incomplete',
+        detail: `${timedOut}; OnTimeout is 'ignore', so no job`,
+      },
+    };
+  if (decision.onTimeout === 'fail') return { record: record('timeout'), failure: `incomplete: ${timedOut}` };
+  return { record: record('timeout'), warning: `completion: ${timedOut}; OnTimeout is 'proceed', so it runs anyway` };
+}
+
+/** Orthanc's timestamps (`20260101T120000`, LastUpdate and ReceptionDate) are UTC. */
+function orthancTime(value: string | undefined): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})/.exec(value ?? '');
+  return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6])) : undefined;
+}
+
+/**
+ * What Completion conditions are judged on: the resource's series (descriptions, instance counts) and
+ * its first arrival, the earliest ReceptionDate of the first instance Orthanc lists in each series
+ * (one request per series, not per instance; instances are listed in arrival order).
+ */
+async function completionFacts<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  message: EvaluateMessage,
+  resource: ResourceState,
+  now: Date,
+  withArrival: boolean,
+): Promise<CompletionFacts> {
+  const ids = message.level === 'Study' ? resource.seriesIds : [message.resourceId];
+  const series = await mapLimit(ids, 8, (id) => deps.orthanc.getSeries(id));
+  const arrivals = await mapLimit(series, 8, async (s) =>
+    withArrival && s.Instances[0]
+      ? orthancTime(await deps.orthanc.getMetadata('instances', s.Instances[0], 'ReceptionDate'))
+      : undefined,
+  );
+  const known = arrivals.filter((d): d is Date => d !== undefined).map((d) => d.getTime());
+  return {
+    now,
+    lastUpdate: orthancTime(resource.lastUpdate) ?? now,
+    firstArrival: known.length ? new Date(Math.min(...known)) : undefined,
+    instances: series.reduce((n, s) => n + s.Instances.length, 0),
+    seriesDescriptions: series.map((s) => s.MainDicomTags.SeriesDescription ?? ''),
+  };
 }

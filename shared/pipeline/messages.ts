@@ -45,6 +45,8 @@ export const evaluateMessageSchema = z
     includeSeries: z.boolean().default(false),
     /** Restrict to these rule ids (manual run from the dashboard). */
     ruleIds: z.array(z.string()).optional(),
+    /** A delayed re-evaluation of a rule's Completion: the conditions that were not met before. */
+    waitedFor: z.array(z.string()).optional(),
   })
   .strict();
 export type EvaluateMessage = z.infer<typeof evaluateMessageSchema>;

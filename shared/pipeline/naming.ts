@@ -4,6 +4,7 @@
  * download into private staging (shared/pipeline/staging.ts) rather than under the storage root.
  */
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { OrthancStudy } from '../orthanc/schemas';
 import {
   WORKING_SUFFIX,
@@ -81,17 +82,23 @@ export function outputPaths(storagePath: string, job: Job, name: string): Output
   return layoutPaths(storagePath, job.ruleId, name);
 }
 
-/** The paths of a job whose download already chose its output. */
+/**
+ * The paths of a job whose download already chose its output. The zip is built outside the rule
+ * folder, as `.<job id>.zip.WORKING` in the storage root (same filesystem, no PHI in the name, one
+ * file per job and no shared folder to race over), so that its rename into the rule folder is a file
+ * *created* there for a watcher.
+ */
 export function jobPaths(job: Job): OutputPaths & { zip: string; zipWorking: string } {
   if (!job.outputPath) throw new Error(`Job ${job.id} has no output yet (download has not completed)`);
   const final = job.outputPath;
   const ruleFolder = final.slice(0, final.lastIndexOf('/'));
+  const storageRoot = ruleFolder.slice(0, ruleFolder.lastIndexOf('/'));
   return {
     ruleFolder,
     final,
     working: `${final}${WORKING_SUFFIX}`,
     zip: `${final}.zip`,
-    zipWorking: `${final}.zip${WORKING_SUFFIX}`,
+    zipWorking: path.join(storageRoot, `.${job.id}.zip${WORKING_SUFFIX}`),
   };
 }
 

@@ -2,6 +2,7 @@
 import type { AnonymiseSettings } from '../dicom/options';
 import type { RulePattern } from './regex';
 import type { ResolvedTag } from './tags';
+import type { CompletionSettings } from './completion';
 import type { ResourceLevel, RuleStep } from '../vocabulary';
 
 export const OPERATORS = [
@@ -17,6 +18,10 @@ export const OPERATORS = [
   'notRegex',
 ] as const;
 export type Operator = (typeof OPERATORS)[number];
+
+/** What instances arriving after a resource was handled do: a new job replaces, none, or a new `NAME-vN`. */
+export const ON_NEW_INSTANCES = ['replace', 'ignore', 'new-version'] as const;
+export type OnNewInstances = (typeof ON_NEW_INSTANCES)[number];
 
 export interface Condition {
   tag: ResolvedTag;
@@ -41,6 +46,11 @@ export interface Rule {
   zip: { level: number; keepFolder: boolean };
   outputName?: string;
   includeDerived: boolean;
+  /** `Publish.Blob`: the zip (and a manifest) uploaded to a blob container as well (needs a zip step). */
+  publish?: { blob?: { container: string; prefix: string } };
+  /** `Completion`: conditions beyond Orthanc's StableAge before a job is made. */
+  completion?: CompletionSettings;
+  onNewInstances: OnNewInstances;
   /** The file's JSON as written, for display and for keys this version does not know. */
   raw: unknown;
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { anonymiseSettingsSchema } from '../dicom/options';
 import { OUTPUT_NAME_PLACEHOLDERS } from '../output/layout';
 import {
+  ON_NEW_INSTANCES,
   OPERATORS,
   type Condition,
   type MasterSettings,
@@ -17,6 +18,15 @@ import {
 import { RESOURCE_LEVELS, RULE_STEPS, type RuleStep } from '../vocabulary';
 import { compileRulePattern, type RulePattern } from './regex';
 import { resolveTag } from './tags';
+import { resolveBookingTag } from '../worklist/rule-fields';
+import { CONTAINER_NAME, checkPrefix, normalisePrefix } from '../blob/publish';
+import {
+  ON_TIMEOUT,
+  SeriesExpressionError,
+  parseDurationSeconds,
+  parseSeriesExpression,
+  type CompletionSettings,
+} from './completion';
 
 const caseInsensitive = <T extends string>(values: readonly T[], label: string) =>
   z.string().transform((raw, ctx) => {
@@ -71,6 +81,48 @@ const ruleFileSchema = z.object({
     .optional(),
   OutputName: z.string().trim().min(1).optional(),
   IncludeDerived: z.boolean().default(false),
+  Publish: z
+    .object({
+      Blob: z
+        .object({
+          Container: z
+            .string({ message: 'Publish.Blob.Container must be the name of a blob container' })
+            .regex(
+              CONTAINER_NAME,
+              'Publish.Blob.Container must be 3-63 lowercase letters, digits and single hyphens (Azure container name)',
+            ),
+          Prefix: z
+            .string({ message: 'Publish.Blob.Prefix must be text, e.g. "results/mri"' })
+            .default('')
+            .superRefine((value, ctx) => {
+              const problem = checkPrefix(value);
+              if (problem) ctx.addIssue({ code: 'custom', message: problem });
+            })
+            .transform(normalisePrefix),
+        })
+        .strict(),
+    })
+    .strict()
+    .optional(),
+  Completion: z
+    .object({
+      StableSeconds: z.number({ message: 'Completion.StableSeconds must be a number of seconds' }).min(0).optional(),
+      RequiredSeries: z
+        .string({ message: "Completion.RequiredSeries must be text, e.g. \"'Axial T2' and 'Sag T1'\"" })
+        .optional(),
+      MinInstances: z
+        .number({ message: 'Completion.MinInstances must be a whole number' })
+        .int('Completion.MinInstances must be a whole number')
+        .min(1, 'Completion.MinInstances must be at least 1')
+        .optional(),
+      ForceAfter: z
+        .union([z.string(), z.number()], { message: 'Completion.ForceAfter must be a duration, e.g. "90m"' })
+        .optional(),
+      OnTimeout: caseInsensitive(ON_TIMEOUT, 'Completion.OnTimeout').default('proceed'),
+    })
+    .strict()
+    .optional(),
+  OnNewInstances: caseInsensitive(ON_NEW_INSTANCES, 'OnNewInstances').default('replace'),
 });
 
 const KNOWN_KEYS = new Set(Object.keys(ruleFileSchema.shape));
@@ -205,7 +257,7 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
   const r = parsed.data;
 
   const toCondition = (t: z.infer<typeof tagConditionSchema>, path: string): Condition | undefined => {
-    const tag = resolveTag(t.TagName);
+    const tag = resolveBookingTag(t.TagName) ?? resolveTag(t.TagName);
     if (typeof tag === 'string') {
       error(`${path}.TagName`, tag);
       return undefined;
@@ -288,6 +340,14 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
     if (!steps.includes('download'))
       warn('OutputName', "OutputName is ignored: only rules with a 'download' step write a folder");
   }
+  const completion = completionOf(r.Completion, error, warn);
+  if (r.OnNewInstances === 'new-version' && !steps.includes('download'))
+    warn(
+      'OnNewInstances',
+      "'new-version' names a published folder or zip: without a 'download' step it acts as 'replace'",
+    );
+  if (r.Publish?.Blob && !steps.includes('zip'))
+    error('Publish.Blob', "Publish.Blob uploads the rule's zip: add 'zip' to Steps (after 'download')");
   if (problems.some((p) => p.severity === 'error')) return { problems };
   return {
     problems,
@@ -305,7 +365,47 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       zip: { level: r.Zip?.Level ?? 1, keepFolder: r.Zip?.KeepFolder ?? false },
       outputName: r.OutputName,
       includeDerived: r.IncludeDerived,
+      ...(r.Publish?.Blob
+        ? { publish: { blob: { container: r.Publish.Blob.Container, prefix: r.Publish.Blob.Prefix } } }
+        : {}),
+      completion,
+      onNewInstances: r.OnNewInstances,
       raw: json,
     },
   };
+}
+
+/** The Completion block, its RequiredSeries parsed once (an error names the character position). */
+function completionOf(
+  block: z.infer<typeof ruleFileSchema>['Completion'],
+  error: (path: string, message: string) => void,
+  warn: (path: string, message: string) => void,
+): CompletionSettings | undefined {
+  if (!block) return undefined;
+  const settings: CompletionSettings = {
+    stableSeconds: block.StableSeconds,
+    minInstances: block.MinInstances,
+    onTimeout: block.OnTimeout,
+  };
+  if (block.RequiredSeries !== undefined) {
+    try {
+      settings.requiredSeries = {
+        source: block.RequiredSeries,
+        expression: parseSeriesExpression(block.RequiredSeries),
+      };
+    } catch (e) {
+      if (!(e instanceof SeriesExpressionError)) throw e;
+      error('Completion.RequiredSeries', `invalid expression: ${e.message}`);
+    }
+  }
+  if (block.ForceAfter !== undefined) {
+    settings.forceAfterSeconds = parseDurationSeconds(block.ForceAfter);
+    if (settings.forceAfterSeconds === undefined)
+      error('Completion.ForceAfter', `'${String(block.ForceAfter)}' is not a duration; write e.g. "90m", "2h", "30s"`);
+  } else if (block.OnTimeout !== 'proceed') {
+    warn('Completion.OnTimeout', 'OnTimeout has no effect without ForceAfter');
+  }
+  if (block.StableSeconds === undefined && block.RequiredSeries === undefined && block.MinInstances === undefined)
+    warn('Completion', 'the Completion block sets no condition (StableSeconds, RequiredSeries or MinInstances)');
+  return settings;
 }

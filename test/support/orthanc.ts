@@ -19,6 +19,8 @@ import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
 
 const REPO = path.resolve(__dirname, '../..');
 export const POSTGRES_INDEX_PLUGIN = '/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so';
+export const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+export const WORKLISTS_PLUGIN = '/usr/share/orthanc/plugins/libModalityWorklists.so';
 
 /** The settings that put Orthanc's index in PostgreSQL: the same variables docker-compose.yml sets. */
 export function postgresIndexEnv(
@@ -46,6 +48,10 @@ export interface OrthancOptions {
   storageDir?: string;
   /** ORTHANC_ALLOWED_SENDERS: when set, Orthanc refuses every caller the app has not registered. */
   allowedSenders?: string;
+  /** Loads Debian's orthanc-dicomweb plugin: DICOMweb (QIDO, WADO, STOW-RS) under `<url>/dicom-web`. */
+  dicomWeb?: boolean;
+  /** Serves the worklist files of this folder with Debian's ModalityWorklists plugin (a C-FIND worklist SCP). */
+  worklistFolder?: string;
 }
 
 export interface OrthancServer {
@@ -101,6 +107,25 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
       );
     }
     Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
+  }
+  if (options.dicomWeb) {
+    if (!existsSync(DICOMWEB_PLUGIN)) {
+      throw new Error(
+        `Required Orthanc plugin ${DICOMWEB_PLUGIN} is missing (Debian package 'orthanc-dicomweb'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+      );
+    }
+    // ORTHANC_PLUGINS is the inside of the config's "Plugins" list: JSON strings joined by commas.
+    env.ORTHANC_PLUGINS = [env.ORTHANC_PLUGINS, JSON.stringify(DICOMWEB_PLUGIN)].filter(Boolean).join(', ');
+  }
+  if (options.worklistFolder) {
+    if (!existsSync(WORKLISTS_PLUGIN)) {
+      throw new Error(
+        `Required Orthanc plugin ${WORKLISTS_PLUGIN} is missing (Debian package 'orthanc'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+      );
+    }
+    env.ORTHANC_PLUGINS = [env.ORTHANC_PLUGINS, JSON.stringify(WORKLISTS_PLUGIN)].filter(Boolean).join(', ');
+    env.ORTHANC_WORKLISTS_ENABLED = 'true';
+    env.ORTHANC_WORKLISTS_FOLDER = options.worklistFolder;
   }
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   let proc: ManagedProcess | undefined;

@@ -171,7 +171,14 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(config.Plugins, [
       '/usr/share/orthanc/plugins-available/libOrthancPostgreSQLIndex.so',
       '/usr/share/orthanc/plugins-available/libOrthancDicomWeb.so',
+      '/usr/share/orthanc/plugins-available/libModalityWorklists.so',
     ]);
+    assert.deepEqual(config.Worklists, {
+      Enable: true,
+      Database: '/worklists',
+      FilterIssuerAet: true,
+      LimitAnswers: 0,
+    });
     const postgres = config.PostgreSQL as Record<string, unknown>;
     assert.equal(postgres.Host, 'postgres');
     assert.equal(postgres.Database, 'orthanc');

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { evaluateResource, type EvaluableRule } from '../../shared/pipeline/evaluate';
-import { createMemoryLedger } from '../support/memory-ledger';
+import { createMemoryJobStore } from '../support/memory-storage';
 
 const STUDY = '0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d-0a1b2c3d';
 
 function harness(rules: EvaluableRule[], study: Record<string, unknown> = {}) {
   const sent: Array<{ queue: string; message: unknown }> = [];
-  const ledger = createMemoryLedger();
+  const ledger = createMemoryJobStore();
   const deps = {
     orthanc: {
       getStudy: async () => ({
@@ -31,7 +31,7 @@ function harness(rules: EvaluableRule[], study: Record<string, unknown> = {}) {
         failures: rule.id === 'nomatch' ? ['StudyDescription contains "x": failed'] : [],
       }),
     },
-    ledger,
+    jobs: ledger,
     queues: {
       send: async (queue: string, message: unknown) => void sent.push({ queue, message }),
       depth: async () => 0,
@@ -77,7 +77,7 @@ describe('evaluateResource', () => {
       sent.map((s) => s.queue),
       ['step-download', 'step-download'],
     );
-    await ledger.updateJob(ledger.jobIds()[0], (j) => {
+    await ledger.update(ledger.jobIds()[0], (j) => {
       j.attempts = 1; // the step has started
     });
     await evaluateResource(deps, message);
@@ -128,7 +128,7 @@ describe('evaluateResource', () => {
     const { deps, ledger, sent } = harness([rule('zips', { steps: ['download', 'zip'] })]);
     const [outcome] = await evaluateResource({ ...deps, availableSteps: new Set(['download', 'publish']) }, message);
     assert.equal(outcome.outcome, 'job-failed');
-    const job = (await ledger.getJob(ledger.jobIds()[0]))!;
+    const job = (await ledger.get(ledger.jobIds()[0]))!;
     assert.equal(job.status, 'failed');
     assert.match(
       job.error ?? '',

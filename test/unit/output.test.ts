@@ -125,6 +125,12 @@ describe('publish', () => {
     assert.equal(await publish(path.join(root, 'x.WORKING'), path.join(root, 'x')), 'replaced');
     assert.deepEqual(await readdir(root), ['x']);
     assert.deepEqual(await readdir(path.join(root, 'x')), ['new.dcm']);
+    // The earlier result was moved aside beside it, never relative to the process's working folder.
+    assert.deepEqual(
+      (await readdir(process.cwd())).filter((entry) => entry.startsWith('x.REPLACED-')),
+      [],
+      'nothing moved aside into the working folder',
+    );
   });
 
   it('is idempotent after a crash that followed the rename', async () => {

@@ -15,6 +15,7 @@ import { zipFolder } from '../../shared/archive/zip';
 import { newJob, type RuleSnapshot } from '../../shared/pipeline/job';
 import { publishStep } from '../../shared/pipeline/steps/publish';
 import { zipStep } from '../../shared/pipeline/steps/zip';
+import { jobPaths } from '../../shared/pipeline/naming';
 import { sha256 } from '../support/bytes';
 import { makeTempDir, requireBinary } from '../support/process';
 
@@ -126,18 +127,22 @@ describe('zip and publish steps', { timeout: 60_000 }, () => {
     return { root, final, job };
   }
 
-  it('writes the zip beside the final name; the previous zip stays whole until publish replaces it', async () => {
-    const { final, job } = await zippedJob(false);
+  it('writes the zip outside the rule folder; the previous zip stays whole until publish replaces it', async () => {
+    const { root, final, job } = await zippedJob(false);
     await zipStep()({ job, log, progress: async () => undefined });
     assert.equal(
       readFileSync(`${final}.zip`, 'utf8'),
       'the previous zip',
       'the final name still holds the previous result',
     );
-    assert.match((await run(unzip, ['-t', `${final}.zip.WORKING`])).stdout, /No errors detected/);
+    const building = path.join(root, `.${job.id}.zip.WORKING`);
+    assert.equal(jobPaths(job).zipWorking, building, 'in the storage root, named by the job id (no PHI)');
+    assert.deepEqual(readdirSync(path.dirname(final)).sort(), ['P1-Doe-EX42.WORKING', 'P1-Doe-EX42.zip']);
+    assert.match((await run(unzip, ['-t', building])).stdout, /No errors detected/);
     await publishStep({})({ job, log, progress: async () => undefined });
     assert.match((await run(unzip, ['-t', `${final}.zip`])).stdout, /No errors detected/);
     assert.deepEqual(readdirSync(path.dirname(final)), ['P1-Doe-EX42.zip'], 'no folder, no WORKING, no REPLACED left');
+    assert.deepEqual(readdirSync(root), ['rule'], 'nothing left in the storage root');
   });
 
   it('keeps the folder beside the zip when the rule asks', async () => {

@@ -16,13 +16,16 @@ import type { OrthancInstance } from '../../orthanc/schemas';
 import { anonymises, outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
 import { prepareStaging } from '../staging';
 import { forEachLimit } from '../../util/concurrency';
-import type { Ledger } from '../ledger';
+import type { Cursors, OutputLocks } from '../ports';
+import { chooseVersion, versionedName } from '../versions';
 import type { StepHandler } from '../runner';
 import { PermanentError } from '../../vocabulary';
 
 export interface DownloadDeps {
   orthanc: Pick<OrthancClient, 'getStudy' | 'getSeries' | 'listInstances' | 'instanceFile'>;
-  ledger: Pick<Ledger, 'acquireOutput'>;
+  outputLocks: Pick<OutputLocks, 'acquire'>;
+  /** The versions published per rule and resource (OnNewInstances 'ignore' and 'new-version'). */
+  cursors?: Pick<Cursors, 'get'>;
   naming: OutputNaming;
   storagePath: string;
   /** Private folder for the originals of anonymising pipelines (see shared/pipeline/staging.ts). */
@@ -44,13 +47,23 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
     const studyId = job.level === 'Study' ? job.resourceId : (await deps.orthanc.getSeries(job.resourceId)).ParentStudy;
     const study = await deps.orthanc.getStudy(studyId);
-    const paths = outputPaths(
-      deps.storagePath,
+    const name = await deps.naming.outputName(
       job,
-      await deps.naming.outputName(job, study, job.level === 'Series' ? seriesTags.get(job.resourceId) : undefined),
+      study,
+      job.level === 'Series' ? seriesTags.get(job.resourceId) : undefined,
     );
+    const version = await chooseVersion(deps.cursors, job, async (v) => {
+      const candidate = outputPaths(deps.storagePath, job, versionedName(name, v)).final;
+      return (await pathExists(candidate)) || (await pathExists(`${candidate}.zip`));
+    });
+    if (version === undefined)
+      return {
+        skipRest: true,
+        detail: { skipped: "this rule published the resource already and its OnNewInstances is 'ignore'" },
+      };
+    const paths = outputPaths(deps.storagePath, job, versionedName(name, version));
 
-    const claim = await deps.ledger.acquireOutput(paths.final, job.id);
+    const claim = await deps.outputLocks.acquire(paths.final, job.id);
     if (!claim.acquired) {
       return {
         wait: {
@@ -109,6 +122,18 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
       done += 1;
       await progress(done, instances.length);
     });
-    return { instances: done, bytes, outputPath: paths.final };
+    return {
+      instances: done,
+      bytes,
+      outputPath: paths.final,
+      ...(version > 1 ? { detail: { outputVersion: version } } : {}),
+    };
   };
+}
+
+async function pathExists(target: string): Promise<boolean> {
+  return fs.lstat(target).then(
+    () => true,
+    () => false,
+  );
 }

@@ -1,17 +1,23 @@
 /**
- * The forward step, to every destination of the rule (DICOM modalities known to Orthanc):
- * - after a download, the pipeline's files (possibly anonymised) go through
+ * The forward step, to every destination of the rule: DICOM modalities known to Orthanc (C-STORE) and
+ * DICOMweb servers from DICOMWEB_<NAME> (STOW-RS).
+ * - C-STORE after a download: the pipeline's files (possibly anonymised) go through
  *   `/modalities/{name}/store-straight`, so no anonymised copy is ever stored in Orthanc;
- * - otherwise the original resource goes through `/modalities/{name}/store` as an asynchronous Orthanc
- *   job, polled by re-enqueued messages, so a long transfer never holds a worker.
+ * - C-STORE otherwise: the original resource goes through `/modalities/{name}/store` as an asynchronous
+ *   Orthanc job, polled by re-enqueued messages, so a long transfer never holds a worker;
+ * - STOW-RS: the pipeline's files (after a download) or Orthanc's originals, in batches; the instances
+ *   the server refused are remembered on the job (as index ranges) and only they are sent again.
  * Each destination is tracked on the job. A destination that fails is retried with growing delays,
- * then the job fails with Orthanc's reason.
+ * then the job fails with the destination's reason.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import type { ModalityDefinition } from '../../config';
+import { sopInstanceUidOf, type StowClient } from '../../dicomweb/stow';
 import { OrthancError, type OrthancClient } from '../../orthanc/client';
 import { forEachLimit } from '../../util/concurrency';
+import { filesUnder } from '../../util/files';
 import type { Job } from '../job';
 import { stepRecord } from '../job';
 import { jobPaths } from '../naming';
@@ -25,12 +31,20 @@ export interface DestinationState {
   total?: number;
   orthancJob?: string;
   error?: string;
+  /** STOW-RS: the instances still to send (index ranges into the sorted instance list, e.g. `3,7-9`), of `total`. */
+  retry?: string;
+  failed?: number;
 }
 
 export interface ForwardDeps {
-  orthanc: Pick<OrthancClient, 'storeStraight' | 'storeToModalityAsync' | 'getJob' | 'putModality'>;
+  orthanc: Pick<
+    OrthancClient,
+    'storeStraight' | 'storeToModalityAsync' | 'getJob' | 'putModality' | 'listInstances' | 'instanceFile'
+  >;
   /** Destinations from the environment, (re)applied to Orthanc before use: Orthanc may have restarted. */
   modalities: Record<string, ModalityDefinition>;
+  /** DICOMweb destinations (DICOMWEB_<NAME>), by name. */
+  dicomweb?: Record<string, Pick<StowClient, 'store'>>;
   concurrency: number;
   pollSeconds: number;
   maxAttempts: number;
@@ -42,11 +56,7 @@ function reasonOf(error: unknown): string {
 }
 
 async function dicomFiles(root: string): Promise<string[]> {
-  const entries = await fs.readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.toLowerCase().endsWith('.dcm'))
-    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
-    .sort();
+  return (await filesUnder(root)).filter((f) => path.basename(f).toLowerCase().endsWith('.dcm')).sort();
 }
 
 export function forwardStep(deps: ForwardDeps): StepHandler {
@@ -58,12 +68,19 @@ export function forwardStep(deps: ForwardDeps): StepHandler {
     for (const name of job.rule.destinations) states[name] = previous[name] ?? { status: 'pending', attempts: 0 };
     const fromFiles = job.rule.steps.includes('download');
     const files = fromFiles ? await dicomFiles(jobPaths(job).working) : [];
+    let items: Promise<StowItem[]> | undefined;
     let waitSeconds = 0;
 
     for (const name of job.rule.destinations) {
       const state = states[name];
       if (state.status === 'done') continue;
       try {
+        const stow = deps.dicomweb?.[name];
+        if (stow) {
+          items ??= fromFiles ? filesAsItems(files) : orthancItems(deps, job);
+          await sendStow(stow, await items, state, deps.concurrency, progress);
+          continue;
+        }
         if (deps.modalities[name]) await deps.orthanc.putModality(name, deps.modalities[name]);
         if (fromFiles) {
           state.status = 'sending';
@@ -110,6 +127,131 @@ export function forwardStep(deps: ForwardDeps): StepHandler {
     }
     return { instances: fromFiles ? files.length : undefined, detail: { destinations: states } };
   };
+}
+
+/** One instance to send by STOW-RS: the bytes are read only when its batch goes. */
+interface StowItem {
+  size: number;
+  /** Known up front for Orthanc's instances; read from the file's header otherwise. */
+  sopInstanceUid?: string;
+  read(): Promise<Buffer>;
+}
+
+async function filesAsItems(files: string[]): Promise<StowItem[]> {
+  return Promise.all(files.map(async (file) => ({ size: (await fs.stat(file)).size, read: () => fs.readFile(file) })));
+}
+
+async function orthancItems(deps: ForwardDeps, job: Job): Promise<StowItem[]> {
+  const instances = await deps.orthanc.listInstances(job.level === 'Study' ? 'studies' : 'series', job.resourceId);
+  return instances
+    .sort((a, b) => (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0))
+    .map((instance) => ({
+      size: instance.FileSize,
+      sopInstanceUid:
+        typeof instance.MainDicomTags?.SOPInstanceUID === 'string' ? instance.MainDicomTags.SOPInstanceUID : undefined,
+      read: async () => buffer(await deps.orthanc.instanceFile(instance.ID)),
+    }));
+}
+
+/**
+ * Batches of at most 50 instances or 16 MiB (a single larger instance goes alone), 3 requests at once:
+ * one request per instance pays an HTTP exchange and a server transaction for each small file, while
+ * bounded batches keep memory flat (about 3 x 2 x 16 MiB with the multipart copy), make a failed
+ * request cheap to repeat, and a few in flight keep the server busy without swamping it.
+ */
+export const STOW_BATCH_INSTANCES = 50;
+export const STOW_BATCH_BYTES = 16 * 1024 * 1024;
+export const STOW_PARALLEL_REQUESTS = 3;
+
+/** `[0,1,2,5,7,8]` → `0-2,5,7-8`: a compact record, small on the job even when a whole batch failed. */
+export function encodeRanges(indices: readonly number[]): string {
+  const sorted = [...new Set(indices)].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j += 1;
+    out.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+export function decodeRanges(text: string): number[] {
+  const out: number[] = [];
+  for (const part of text.split(',').filter(Boolean)) {
+    const [from, to] = part.split('-').map(Number);
+    for (let i = from; i <= (to ?? from); i += 1) out.push(i);
+  }
+  return out;
+}
+
+/** Groups item indices into batches by count and bytes, in order. */
+export function stowBatches(indices: readonly number[], sizeOf: (index: number) => number): number[][] {
+  const batches: number[][] = [];
+  let current: number[] = [];
+  let bytes = 0;
+  for (const index of indices) {
+    const size = sizeOf(index);
+    if (current.length > 0 && (current.length >= STOW_BATCH_INSTANCES || bytes + size > STOW_BATCH_BYTES)) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(index);
+    bytes += size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/** Sends what is still to send; throws (to retry later) with the first reason when some were refused. */
+async function sendStow(
+  stow: Pick<StowClient, 'store'>,
+  items: StowItem[],
+  state: DestinationState,
+  concurrency: number,
+  progress: (done: number, total: number) => Promise<void>,
+): Promise<void> {
+  const all = items.map((_, i) => i);
+  // A retry list is only meaningful against the same instance list; otherwise everything goes again.
+  const pending = state.retry !== undefined && state.total === items.length ? decodeRanges(state.retry) : all;
+  state.status = 'sending';
+  state.total = items.length;
+  const failed: number[] = [];
+  let firstReason: string | undefined;
+  let stored = items.length - pending.length;
+  await forEachLimit(
+    stowBatches(pending, (i) => items[i].size),
+    Math.min(STOW_PARALLEL_REQUESTS, Math.max(1, concurrency)),
+    async (batch) => {
+      const parts = await Promise.all(
+        batch.map(async (i) => {
+          const bytes = await items[i].read();
+          return { index: i, sopInstanceUid: items[i].sopInstanceUid ?? sopInstanceUidOf(bytes), bytes };
+        }),
+      );
+      const outcome = await stow.store(parts);
+      for (const part of parts) {
+        const reason = outcome.failed.get(part.sopInstanceUid);
+        if (reason === undefined) stored += 1;
+        else {
+          failed.push(part.index);
+          firstReason ??= reason;
+        }
+      }
+      await progress(stored, items.length);
+    },
+  );
+  state.sent = stored;
+  if (failed.length > 0) {
+    state.retry = encodeRanges(failed);
+    state.failed = failed.length;
+    throw new Error(`${failed.length} of ${items.length} instances not stored: ${firstReason ?? 'refused'}`);
+  }
+  state.status = 'done';
+  state.error = undefined;
+  state.retry = undefined;
+  state.failed = undefined;
 }
 
 /** Starts the Orthanc C-STORE job for the original resource, or reports on the one running. */

@@ -1,7 +1,9 @@
 /**
- * The zip step: the job's working folder streamed into `<name>.zip.WORKING` with a manifest; the
- * publish step renames it to `<name>.zip` (never a partial zip under the final name) and keeps or
- * removes the folder as the rule says.
+ * The zip step: the job's working folder streamed, with a manifest, into `.<job id>.zip.WORKING` in
+ * the storage root (outside every rule folder); the publish step renames it into the rule folder as
+ * `<name>.zip` (never a partial zip under the final name, and a file *created* there for a watcher
+ * such as hurahura, which ignores files renamed inside the folder) and keeps or removes the folder as
+ * the rule says.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -24,7 +26,7 @@ export function deidentificationDocument(job: Job): string | undefined {
 }
 
 export function zipStep(): StepHandler {
-  return async ({ job, progress }) => {
+  return async ({ job, progress, log }) => {
     const paths = jobPaths(job);
     await fs.rm(paths.zipWorking, { force: true });
     const deidentification = deidentificationDocument(job);
@@ -34,6 +36,7 @@ export function zipStep(): StepHandler {
       name: path.basename(paths.final),
       progress,
       extras,
+      log,
     });
     const size = (await fs.stat(paths.zipWorking)).size;
     return {
