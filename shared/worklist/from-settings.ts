@@ -9,7 +9,7 @@ import type { BookingSource } from './source';
 import { createSource } from './sources';
 import type { WorklistSettings } from './settings';
 import type { BookingStore } from './store';
-import { syncWorklist, syncWindow, type SyncReport } from './sync';
+import { emptyReport, syncWorklist, syncWindow, type SyncReport } from './sync';
 
 export async function sourceAndMapping(
   settings: Pick<WorklistSettings, 'source' | 'sql' | 'mappingFile'>,
@@ -29,19 +29,7 @@ export async function syncFromSettings(
     const reason = (error as Error).message;
     deps.log.error(`Worklist not synced, the current worklist files are kept: ${reason}`);
     const window = syncWindow((deps.now ?? (() => new Date()))(), settings.daysAhead);
-    return {
-      ok: false,
-      reason,
-      window,
-      entries: 0,
-      written: 0,
-      rewritten: 0,
-      unchanged: 0,
-      removed: 0,
-      cancelled: 0,
-      notReceived: 0,
-      problems: [],
-    };
+    return emptyReport(window, reason);
   }
   return syncWorklist({
     ...prepared,

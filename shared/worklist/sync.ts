@@ -124,11 +124,11 @@ async function sameBytes(file: string, bytes: Buffer): Promise<boolean> {
 /** Problems last logged, so a broken booking is reported when it appears or changes, not every five minutes. */
 let reportedProblems = '';
 
-export async function syncWorklist(deps: SyncDeps): Promise<SyncReport> {
-  const now = (deps.now ?? (() => new Date()))();
-  const window = syncWindow(now, deps.daysAhead);
-  const report: SyncReport = {
-    ok: true,
+/** A report of nothing done yet over `window` (or, with `reason`, of a sync that could not start). */
+export function emptyReport(window: SyncReport['window'], reason?: string): SyncReport {
+  return {
+    ok: reason === undefined,
+    ...(reason === undefined ? {} : { reason }),
     window,
     entries: 0,
     written: 0,
@@ -139,6 +139,12 @@ export async function syncWorklist(deps: SyncDeps): Promise<SyncReport> {
     notReceived: 0,
     problems: [],
   };
+}
+
+export async function syncWorklist(deps: SyncDeps): Promise<SyncReport> {
+  const now = (deps.now ?? (() => new Date()))();
+  const window = syncWindow(now, deps.daysAhead);
+  const report = emptyReport(window);
   let bookings: Booking[];
   try {
     const read = await readBookings(deps.source, deps.mapping, window);
