@@ -345,7 +345,15 @@ function judgeCompletion(rule: EvaluableRule, message: EvaluateMessage, facts: C
   const record = (outcome: CompletionRecord['outcome']): CompletionRecord => ({
     outcome,
     conditions: decision.conditions,
-    waitedFor: [...new Set([...(message.waitedFor ?? []), ...(outcome === 'complete' ? [] : unmet)])],
+    waitedFor: [
+      ...new Set([
+        ...(message.waitedFor ?? []),
+        ...(outcome === 'complete' ? [] : unmet),
+        // Met StableSeconds was a wait whichever evaluation saw it met (the delayed re-check, or the
+        // change feed or sweep arriving later): the job comes that long after the last instance.
+        ...(outcome === 'complete' && settings.stableSeconds !== undefined ? ['StableSeconds'] : []),
+      ]),
+    ],
     firstArrival: facts.firstArrival?.toISOString(),
     decidedAt: facts.now.toISOString(),
   });

@@ -258,6 +258,14 @@ describe('evaluation with Completion', () => {
     assert.deepEqual(again.jobs[0].completion?.waitedFor, ['StableSeconds']);
   });
 
+  it('StableSeconds met first by another evaluation (the change feed, later) still records the wait', async () => {
+    const rule = { ...base, completion: { stableSeconds: 20, onTimeout: 'proceed' as const } };
+    const late = harness(rule, ['T1'], t(25));
+    const [done] = await evaluateResource(late.deps, { ...message, source: 'changeFeed' as const });
+    assert.equal(done.outcome, 'job-created');
+    assert.deepEqual(late.jobs[0].completion?.waitedFor, ['StableSeconds']);
+  });
+
   it('ForceAfter with each OnTimeout: proceed runs with a warning, fail makes a failed job, ignore makes none', async () => {
     const expression = { source: "'T2'", expression: parseSeriesExpression("'T2'") };
     for (const onTimeout of ['proceed', 'fail', 'ignore'] as const) {
