@@ -4,7 +4,7 @@
  * nothing from a file becomes a RegExp.
  */
 import type { DicomDataset } from 'dcmjs';
-import { firstText } from './values';
+import { firstText, valueText } from './values';
 
 /** Identifiers cut out of descriptors under Clean Descriptors: at most this many, each at most this long. */
 const MAX_IDENTIFIERS = 64;
@@ -41,13 +41,7 @@ export function identifiersOf(dataset: DicomDataset): string[] {
     '00080090',
     '00200010',
   ]
-    .flatMap((t) =>
-      (dataset[t]?.Value ?? []).map((v) =>
-        v && typeof v === 'object' && 'Alphabetic' in v
-          ? String((v as { Alphabetic?: string }).Alphabetic ?? '')
-          : String(v),
-      ),
-    )
+    .flatMap((t) => (dataset[t]?.Value ?? []).map(valueText))
     .filter((v) => v.trim() !== '');
   const birth = /^(\d{4})(\d{2})(\d{2})$/.exec(firstText(dataset['00100030']).trim());
   if (birth)

@@ -1,9 +1,13 @@
 import type { DicomElement } from 'dcmjs';
 import { anonymisedUid } from './pseudonyms';
 
-/** An element's first value as text: a person name's alphabetic form, a number or string as is, '' otherwise. */
+/** An element's first value as text (see valueText). */
 export function firstText(element: DicomElement | undefined): string {
-  const value = element?.Value?.[0];
+  return valueText(element?.Value?.[0]);
+}
+
+/** One DICOM value as text: a person name's alphabetic form, a number or string as is, '' otherwise. */
+export function valueText(value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   if (typeof value === 'object' && value !== null && 'Alphabetic' in value) {

@@ -21,7 +21,8 @@ export interface Owner {
 
 export type PublishOutcome = 'published' | 'replaced' | 'already-published';
 
-async function exists(target: string): Promise<boolean> {
+/** Whether a path exists (a dangling symlink counts: it is lstat'ed). */
+export async function exists(target: string): Promise<boolean> {
   try {
     await fs.lstat(target);
     return true;

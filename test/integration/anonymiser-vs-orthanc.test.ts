@@ -16,7 +16,7 @@ import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/cl
 import { readAll } from '../support/bytes';
 import { storescu } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
-import { firstText } from '../../shared/dicom/values';
+import { valueText } from '../../shared/dicom/values';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
 
 /**
@@ -199,7 +199,7 @@ describe('anonymiser compared with Orthanc /anonymize', { timeout: 120_000 }, ()
 
 /** Our element's values equal Orthanc's `a\\b` string (numbers compared as numbers, PN by its text). */
 function sameValues(ours: unknown, theirs: string): boolean {
-  const mine = (Array.isArray(ours) ? ours : [ours]).map((v) => firstText({ vr: '', Value: [v] }).trim());
+  const mine = (Array.isArray(ours) ? ours : [ours]).map((v) => valueText(v).trim());
   const other = theirs.split('\\').map((v) => v.trim());
   return (
     mine.length === other.length && mine.every((v, i) => v === other[i] || (v !== '' && Number(v) === Number(other[i])))

@@ -12,7 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { publish, replaceableInMs, type Owner } from '../../output/publish';
+import { exists, publish, replaceableInMs, type Owner } from '../../output/publish';
 import type { BlobPublishResult, BlobTarget } from '../../blob/publish';
 import { PermanentError } from '../../vocabulary';
 import { jobPaths } from '../naming';
@@ -90,12 +90,7 @@ async function uploadBeforePublish(
   const paths = jobPaths(job);
   const fileName = path.basename(paths.zip);
   for (const file of [paths.zipWorking, paths.zip]) {
-    try {
-      await fs.access(file);
-    } catch {
-      continue;
-    }
-    return uploadZip(job, target, file, fileName);
+    if (await exists(file)) return uploadZip(job, target, file, fileName);
   }
   return { outcome: 'uploaded-earlier' };
 }
