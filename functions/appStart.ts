@@ -6,6 +6,7 @@ import { app } from '@azure/functions';
 import { applyDestinations } from '../shared/orthanc/destinations';
 import { getServices } from '../shared/composition/services';
 import { checkStagingLocation, sweepStaging } from '../shared/pipeline/staging';
+import { destinationDownAlert } from '../shared/alerts/events';
 
 /** The staging of ended or unknown jobs deleted (a crash or a restart leaves it behind). */
 export async function sweepStagingAtStart(): Promise<void> {
@@ -27,13 +28,15 @@ export async function sweepStagingAtStart(): Promise<void> {
 export async function applyDestinationsAtStart(): Promise<void> {
   try {
     const services = await getServices();
-    await applyDestinations(
+    const states = await applyDestinations(
       services.orthanc,
       services.config.modalities,
       (line) => console.log(line),
       services.config.allowedSenders,
       services.destinationEchoes,
     );
+    for (const [name, state] of Object.entries(states))
+      if (state.echo !== 'ok') await services.alerts.notify(destinationDownAlert(name, state));
   } catch (error) {
     // Start-up must not fail on a destination; the forward step applies them again before use.
     console.error(`Destinations not applied at start-up: ${(error as Error).message}`);

@@ -20,6 +20,7 @@ import {
   type WorklistSettings,
 } from './worklist/settings';
 import type { DicomWebDefinition } from './dicomweb/stow';
+import { alertSettings, type AlertSettings } from './alerts/settings';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -76,20 +77,23 @@ const optionalText = z
 const PLACEHOLDER_SECRET = /^(replace|change)[-_ ]?me|^changeit$|^<.*>$|^(.)\2*$/i;
 const MIN_SECRET_BYTES = 32;
 
+/**
+ * Why a secret is unfit (a placeholder or too short to resist guessing), or undefined when it will do:
+ * the one check behind the secret settings and `autorthanc doctor`.
+ */
+export function secretProblem(value: string): string | undefined {
+  if (PLACEHOLDER_SECRET.test(value))
+    return 'is a placeholder, not a secret; generate one (npm start does; or run: openssl rand -hex 32)';
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes < MIN_SECRET_BYTES)
+    return `is ${bytes} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -hex 32)`;
+  return undefined;
+}
+
 /** A key everything else is derived from: generated (never a default), long enough to resist guessing. */
 const secret = optionalText.superRefine((value, ctx) => {
-  if (value === undefined) return;
-  if (PLACEHOLDER_SECRET.test(value)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'is a placeholder, not a secret; generate one (npm start does; or run: openssl rand -hex 32)',
-    });
-  } else if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `is ${Buffer.byteLength(value, 'utf8')} bytes; use at least ${MIN_SECRET_BYTES} random bytes (e.g. openssl rand -hex 32)`,
-    });
-  }
+  const problem = value === undefined ? undefined : secretProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
 /** Whether `inner` is `outer` or lies below it. */
@@ -301,6 +305,11 @@ const environmentSchema = z.object({
   WORKLIST_DAYS_AHEAD: integer(1, 0, 30, 'days'),
   WORKLIST_GRACE_HOURS: integer(12, 0, 168, 'hours'),
   WORKLIST_CALLERS: optionalText,
+  // Webhook alerts (issue 22; docs/operations.md#alerts)
+  AUTOMATION_ALERT_WEBHOOKS: optionalText,
+  AUTOMATION_ALERT_FORMAT: optionalText,
+  AUTOMATION_ALERT_MIN_INTERVAL_SECONDS: integer(900, 0, 604_800, 'seconds'),
+  AUTOMATION_ALERT_DISK_FREE_PERCENT: integer(10, 0, 99, 'a percentage'),
 });
 
 export type Environment = z.infer<typeof environmentSchema>;
@@ -354,6 +363,8 @@ export interface Config {
   applicationInsightsConnectionString?: string;
   /** The worklist sync, when WORKLIST_SOURCE is set. */
   worklist?: WorklistSettings;
+  /** Webhook alerts (AUTOMATION_ALERT_*); no webhooks: none are sent. */
+  alerts: AlertSettings;
 }
 
 /** Parses and validates the environment; throws a ConfigError naming every bad variable. */
@@ -408,6 +419,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
   }
   const worklist = parsed.success ? worklistSettings(parsed.data, problems) : undefined;
+  const alerts = alertSettings(parsed.success ? parsed.data : {}, problems);
   if (parsed.success)
     grantWorklistQueries(parsed.data.WORKLIST_CALLERS, modalities, parsed.data.ORTHANC_ALLOWED_SENDERS, problems);
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
@@ -444,6 +456,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     allowedSenders: e.ORTHANC_ALLOWED_SENDERS,
     applicationInsightsConnectionString: e.APPLICATIONINSIGHTS_CONNECTION_STRING,
     worklist,
+    alerts,
   };
 }
 

@@ -23,15 +23,31 @@ export interface StepTelemetry {
   error?: Error;
 }
 
+/** A job's end, for the QI figures as metrics (shared/operator/qi.ts jobTelemetryOf builds it). */
+export interface JobTelemetry {
+  jobId: string;
+  ruleId: string;
+  outcome: 'succeeded' | 'failed';
+  /** The step the job ended in (for a failure: the step that failed). */
+  step: string;
+  /** Job created to finished. */
+  turnaroundMs: number;
+  /** Each destination the job forwards to, and whether it was delivered. */
+  destinations: Record<string, boolean>;
+}
+
 export interface Telemetry {
   readonly enabled: boolean;
   stepEnded(step: StepTelemetry): void;
+  /** Optional, so a test's telemetry need not have it. */
+  jobEnded?(job: JobTelemetry): void;
   flush(): Promise<void>;
 }
 
 export const noTelemetry: Telemetry = {
   enabled: false,
   stepEnded: () => undefined,
+  jobEnded: () => undefined,
   flush: async () => undefined,
 };
 
@@ -58,6 +74,27 @@ export function stepItems(step: StepTelemetry) {
     },
     metrics: metrics.map((m) => ({ ...m, properties })),
     exception: step.error && step.outcome !== 'succeeded' ? { exception: step.error, properties } : undefined,
+  };
+}
+
+export const JOB_EVENT = 'PipelineJob';
+
+/**
+ * The QI figures as Application Insights items: per job its turnaround by rule and outcome, and per
+ * destination its delivery and turnaround, so a workbook can chart what GET /api/qi shows.
+ */
+export function jobItems(job: JobTelemetry) {
+  const properties = { jobId: job.jobId, ruleId: job.ruleId, step: job.step, outcome: job.outcome };
+  return {
+    event: { name: JOB_EVENT, properties, measurements: { turnaround_ms: job.turnaroundMs } },
+    metrics: [
+      { name: 'pipeline.job.turnaround_ms', value: job.turnaroundMs, properties },
+      ...Object.entries(job.destinations).map(([destination, delivered]) => ({
+        name: delivered ? 'pipeline.destination.turnaround_ms' : 'pipeline.destination.failed',
+        value: delivered ? job.turnaroundMs : 1,
+        properties: { ...properties, destination },
+      })),
+    ],
   };
 }
 
@@ -90,6 +127,11 @@ export async function createTelemetry(connectionString: string | undefined): Pro
       if (items.exception) client.trackException(items.exception);
       // Metrics are otherwise exported once a minute; a step is rare enough to send at once.
       void client.flush();
+    },
+    jobEnded(job) {
+      const items = jobItems(job);
+      client.trackEvent(items.event);
+      for (const metric of items.metrics) client.trackMetric(metric);
     },
     async flush() {
       await client.flush();

@@ -15,8 +15,10 @@ import { QUEUES } from '../pipeline/messages';
 import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
 import { cleanUpEndedJob } from '../pipeline/staging';
 import { recordPublished } from '../pipeline/versions';
+import { jobTelemetryOf } from '../operator/qi';
 import { loggerFor } from './logging';
 import { getServices, type Services } from '../composition/services';
+import { jobFailedAlert, malformedMessageAlert } from '../alerts/events';
 
 export const STORAGE_CONNECTION = 'AzureWebJobsStorage';
 
@@ -43,7 +45,8 @@ export function handOnVia(context: InvocationContext): (queue: string, message: 
   };
 }
 
-function runnerDeps(services: Services, context: InvocationContext) {
+/** `poisonQueue`: the step queue whose poison function runs (a job failing there is a poisoned message). */
+function runnerDeps(services: Services, context: InvocationContext, poisonQueue?: string) {
   return {
     handOn: handOnVia(context),
     jobs: services.jobs,
@@ -55,11 +58,21 @@ function runnerDeps(services: Services, context: InvocationContext) {
     // The download step claimed the output folder for this job; whoever ends the job gives it back,
     // after deleting what an anonymising job leaves (its staged originals; all of it if it failed).
     onJobEnded: async (job: Job) => {
+      // The QI figures as metrics (shared/operator/qi.ts); telemetry never fails a job's clean-up.
+      try {
+        const ended = jobTelemetryOf(job);
+        if (ended) services.telemetry.jobEnded?.(ended);
+      } catch (error) {
+        context.warn(`Telemetry for job ${job.id} not sent: ${(error as Error).message}`);
+      }
       await cleanUpEndedJob({ stagingPath: services.config.stagingPath, outputLocks: services.outputLocks }, job);
       // Before the lock goes: the next job for this resource reads the version (OnNewInstances).
       if (job.status === 'succeeded' && !job.steps.some((s) => s.status === 'skipped'))
         await recordPublished(services.cursors, job);
       if (job.outputPath) await services.outputLocks.release(job.outputPath, job.id);
+      // Last, and it never throws: a webhook that is down must not fail or delay the job's clean-up.
+      if (job.status === 'failed')
+        await services.alerts.notify(jobFailedAlert(job, { poisonQueue, redact: services.redaction.paths(job) }));
     },
   };
 }
@@ -95,7 +108,10 @@ export function stepPoisonFunction(step: PipelineStep): StepFunctionOptions {
     connection: STORAGE_CONNECTION,
     handler: async (message: unknown, context: InvocationContext) => {
       const services = await getServices();
-      await failPoisonedStep(runnerDeps(services, context), QUEUES.step(step), message);
+      const queue = QUEUES.step(step);
+      const outcome = await failPoisonedStep(runnerDeps(services, context, queue), queue, message);
+      // A message naming no job ends no job, so no job alert covers it.
+      if (outcome === 'unlinked' || outcome === 'marked') await services.alerts.notify(malformedMessageAlert(queue));
     },
   };
 }

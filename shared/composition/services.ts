@@ -11,11 +11,12 @@ import { openTableStorage } from '../storage/tableStorage';
 import { createRulesPort, type AppRulesPort } from './rules-port';
 import { createPseudonymiser } from './pseudonymiser';
 import { createTelemetry, type Telemetry } from '../telemetry';
-import { createRedaction, studyPhiLookup, type Redaction } from '../pipeline/redact';
+import { createRedaction, redactedLogger, studyPhiLookup, type Redaction } from '../pipeline/redact';
 import type { EchoState } from '../orthanc/destinations';
 import { createStowClient, type StowClient } from '../dicomweb/stow';
 import { createTableBookingStore } from '../storage/tableBookings';
 import type { BookingStore } from '../worklist/store';
+import { createAlerts, type Alerts } from '../alerts/alerts';
 
 export interface Services {
   config: Config;
@@ -36,6 +37,8 @@ export interface Services {
   dicomweb: Record<string, StowClient>;
   /** The worklist's booking records (their own table). */
   bookings: BookingStore;
+  /** Webhook alerts (AUTOMATION_ALERT_WEBHOOKS), rate-limited through Table storage; never throws. */
+  alerts: Alerts;
 }
 
 let services: Promise<Services> | undefined;
@@ -50,7 +53,12 @@ export async function buildServices(config: Config): Promise<Services> {
   const bookings = await createTableBookingStore(config.storageConnectionString);
   const rules = createRulesPort(config.rulesPath, orthanc, bookings);
   const naming = createOutputNaming(createPseudonymiser(config));
-  const { jobs, outputLocks, cursors } = await openTableStorage(config.storageConnectionString);
+  const { jobs, outputLocks, cursors, alertClaims } = await openTableStorage(config.storageConnectionString);
+  const redaction = createRedaction({
+    storagePath: config.storagePath,
+    logPhi: config.logPhi,
+    knownPhi: studyPhiLookup(orthanc, naming),
+  });
   return {
     config,
     orthanc,
@@ -61,10 +69,14 @@ export async function buildServices(config: Config): Promise<Services> {
     rules,
     naming,
     telemetry: await createTelemetry(config.applicationInsightsConnectionString),
-    redaction: createRedaction({
-      storagePath: config.storagePath,
-      logPhi: config.logPhi,
-      knownPhi: studyPhiLookup(orthanc, naming),
+    redaction,
+    alerts: createAlerts({
+      webhooks: config.alerts.webhooks,
+      minIntervalSeconds: config.alerts.minIntervalSeconds,
+      claims: alertClaims,
+      // Built once per process, so its lines go to the host's console rather than one invocation's log.
+      log: redactedLogger(console, redaction.anywhere),
+      redact: redaction.anywhere,
     }),
     destinationEchoes: new Map(),
     bookings,

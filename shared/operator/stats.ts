@@ -1,6 +1,7 @@
 /**
- * Counters for the last 24 hours, from the ledger's index summaries (no job is read): jobs by
- * status and by rule, instances and bytes processed, and one bucket per hour for the chart.
+ * Counters for the last 24 hours (or `windowHours`: the QI view, shared/operator/qi.ts, counts days
+ * with it), from the ledger's index summaries (no job is read): jobs by status and by rule, instances
+ * and bytes processed, and one bucket per hour for the chart.
  */
 import type { JobSummary } from '../pipeline/job';
 
@@ -26,11 +27,11 @@ export interface Stats {
 const HOUR = 3_600_000;
 export const STATS_WINDOW_HOURS = 24;
 
-export function computeStats(summaries: JobSummary[], now = new Date()): Stats {
+export function computeStats(summaries: JobSummary[], now = new Date(), windowHours = STATS_WINDOW_HOURS): Stats {
   const to = now.getTime();
-  const firstHour = Math.floor(to / HOUR) * HOUR - (STATS_WINDOW_HOURS - 1) * HOUR;
-  const from = to - STATS_WINDOW_HOURS * HOUR;
-  const hourly: HourBucket[] = Array.from({ length: STATS_WINDOW_HOURS }, (_, i) => ({
+  const firstHour = Math.floor(to / HOUR) * HOUR - (windowHours - 1) * HOUR;
+  const from = to - windowHours * HOUR;
+  const hourly: HourBucket[] = Array.from({ length: windowHours }, (_, i) => ({
     hour: new Date(firstHour + i * HOUR).toISOString(),
     instances: 0,
     bytes: 0,
@@ -56,7 +57,7 @@ export function computeStats(summaries: JobSummary[], now = new Date()): Stats {
     else rule.open += 1;
     if (!s.finishedAt) continue;
     const index = Math.floor((Date.parse(s.finishedAt) - firstHour) / HOUR);
-    const bucket = hourly[Math.min(Math.max(index, 0), STATS_WINDOW_HOURS - 1)];
+    const bucket = hourly[Math.min(Math.max(index, 0), windowHours - 1)];
     if (s.status === 'failed') {
       bucket.failed += 1;
       continue;

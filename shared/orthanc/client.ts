@@ -49,6 +49,14 @@ export function createOrthancClient(options: OrthancClientOptions) {
 
     system: (): Promise<OrthancSystem> => getJson('/system', systemSchema),
 
+    /** Orthanc's clock (`/tools/now`, UTC, to the second), for the operator's clock-skew check. */
+    now: async (): Promise<Date> => {
+      const text = validate(z.string(), (await send('GET', '/tools/now')).data, 'GET', '/tools/now').trim();
+      const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})$/.exec(text);
+      if (!m) throw new Error(`Orthanc's /tools/now answered '${text.slice(0, 40)}', not YYYYMMDDTHHMMSS`);
+      return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+    },
+
     getStudy: (id: string): Promise<OrthancStudy> => getJson(`/studies/${encodeURIComponent(id)}`, studySchema),
     getSeries: (id: string): Promise<OrthancSeries> => getJson(`/series/${encodeURIComponent(id)}`, seriesSchema),
     getInstance: (id: string): Promise<OrthancInstance> =>

@@ -4,6 +4,7 @@
  * - `recent-YYYYMMDD` partitions, row = inverted time + id: the index of job summaries (jobIndex.ts);
  * - `lock` partition, row = hash of an output path: which job may write that output now (tableOutputLocks.ts);
  * - `cursor` partition: the change feed's position in Orthanc's /changes (tableCursors.ts);
+ * - `alert` partition, row = alert kind + hash of its subject: when it was last sent (tableAlertClaims.ts);
  * and the `<table>-warnings` blob container the job records spill warnings into (warningOverflow.ts).
  */
 import { RestError, type GetTableEntityResponse, type TableClient, type TableEntityResult } from '@azure/data-tables';

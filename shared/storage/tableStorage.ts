@@ -1,6 +1,8 @@
 /** The three storage ports on one Azure Table (see table.ts for its layout), as the composition root builds them. */
 import type { Cursors, JobStore, OutputLocks } from '../pipeline/ports';
+import type { AlertClaims } from '../alerts/alerts';
 import { openJobTable } from './table';
+import { createTableAlertClaims } from './tableAlertClaims';
 import { createTableCursors } from './tableCursors';
 import { createTableJobStore, type TableJobStoreOptions } from './tableJobStore';
 import { createTableOutputLocks } from './tableOutputLocks';
@@ -9,6 +11,8 @@ export interface StoragePorts {
   jobs: JobStore;
   outputLocks: OutputLocks;
   cursors: Cursors;
+  /** Which instance sends an alert (the `alert` partition). */
+  alertClaims: AlertClaims;
 }
 
 export async function openTableStorage(
@@ -18,5 +22,10 @@ export async function openTableStorage(
 ): Promise<StoragePorts> {
   const table = await openJobTable(connectionString, tableName);
   const jobs = createTableJobStore(table, options);
-  return { jobs, outputLocks: createTableOutputLocks(table, jobs), cursors: createTableCursors(table) };
+  return {
+    jobs,
+    outputLocks: createTableOutputLocks(table, jobs),
+    cursors: createTableCursors(table),
+    alertClaims: createTableAlertClaims(table),
+  };
 }

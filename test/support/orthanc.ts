@@ -82,7 +82,8 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
   const storageDir = options.storageDir ?? makeTempDir('orthanc-');
   const aet = options.aet ?? 'ORTHANCTEST';
   const username = 'orthanc';
-  const password = 'orthanc-test-password';
+  // 32 bytes or more, as deploy/generate-keys.sh makes them, so `autorthanc doctor` finds it strong.
+  const password = 'orthanc-test-password-0123456789abcdef';
   const url = `http://127.0.0.1:${httpPort}`;
   const env: NodeJS.ProcessEnv = {
     ...process.env,

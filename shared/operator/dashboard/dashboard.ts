@@ -1,7 +1,7 @@
 /**
  * The operator dashboard's script (browser code; compiled by ./tsconfig.json and inlined into
  * index.html by shared/operator/dashboard.ts). It reads the operator API (`status`, `stats`, `jobs`,
- * `rules`) relative to the page's URL, so it works at `/api/dashboard` on the function app and
+ * `rules`, `worklist`, `qi`) relative to the page's URL, so it works at `/api/dashboard` on the function app and
  * behind nginx, and passes on a `?code=` function key from the page's URL when one was given.
  *
  * The policy lets nothing but this script run, so job errors and rule messages are inserted as
@@ -246,22 +246,29 @@ function renderStats(st: Stats): void {
   drawChart(st.hourly);
 }
 
-function drawChart(hours: HourBucket[]): void {
-  const NS = 'http://www.w3.org/2000/svg';
-  const [W, H, left, bottom, top] = [720, 160, 40, 24, 10];
-  const max = Math.max(...hours.map((h) => h.instances), 1);
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** An inline SVG of `width` x `height` (scaled to its box), and `add` to draw into it (text as text, never markup). */
+function svgCanvas(width: number, height: number, label: string) {
+  const svg = document.createElementNS(SVG_NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   svg.setAttribute('width', '100%');
   svg.setAttribute('role', 'img');
-  svg.setAttribute('aria-label', 'Instances processed per hour over the last 24 hours');
-  const add = (tag: string, attrs: Record<string, string | number>, text?: string) => {
-    const n = document.createElementNS(NS, tag);
+  svg.setAttribute('aria-label', label);
+  const add = (tag: string, attrs: Record<string, string | number>, text?: string, parent: Element = svg) => {
+    const n = document.createElementNS(SVG_NS, tag);
     for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
     if (text !== undefined) n.textContent = text;
-    svg.appendChild(n);
+    parent.appendChild(n);
     return n;
   };
+  return { svg, add };
+}
+
+function drawChart(hours: HourBucket[]): void {
+  const [W, H, left, bottom, top] = [720, 160, 40, 24, 10];
+  const max = Math.max(...hours.map((h) => h.instances), 1);
+  const { svg, add } = svgCanvas(W, H, 'Instances processed per hour over the last 24 hours');
   const slot = (W - left - 4) / hours.length;
   const plot = H - bottom - top;
   add('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#d0d7de' });
@@ -279,10 +286,8 @@ function drawChart(hours: HourBucket[]): void {
       'data-hour': h.hour,
       'data-instances': h.instances,
     });
-    const title = document.createElementNS(NS, 'title');
     const jobs = `${h.succeeded} jobs succeeded, ${h.failed} failed`;
-    title.textContent = `${new Date(h.hour).toLocaleString()}: ${h.instances} instances, ${jobs}`;
-    bar.appendChild(title);
+    add('title', {}, `${new Date(h.hour).toLocaleString()}: ${h.instances} instances, ${jobs}`, bar);
     if (h.failed) add('circle', { cx: x + slot / 2 - 2, cy: H - bottom - height - 5, r: 3, fill: '#cf222e' });
     if (i % 3 === 0) {
       const label = `${String(new Date(h.hour).getHours()).padStart(2, '0')}:00`;
@@ -538,6 +543,179 @@ function renderWorklist(day: WorklistDay): void {
   fill('worklist', rows.length ? rows : [el('tr', {}, [el('td', { colspan: '5', class: 'muted', text: empty })])]);
 }
 
+interface Percentiles {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+interface QiReport {
+  days: number;
+  funnel: { stage: string; count: number | null; unit: string; note: string }[];
+  rules: Record<string, { succeeded: number; failed: number; open: number; turnaround?: Percentiles }>;
+  destinations: Record<string, { jobs: number; delivered: number; failed: number; turnaround?: Percentiles }>;
+  failuresByStep: Record<string, number>;
+  topErrors: { reason: string; count: number; rules: string[] }[];
+  hourOfDay: { hour: number; jobs: number; failed: number }[];
+  read: { jobs: number; limit: number; complete: boolean };
+}
+
+const FUNNEL_LABELS: Record<string, string> = {
+  received: 'received',
+  matched: 'matched',
+  processed: 'processed',
+  delivered: 'delivered',
+  resultsBack: 'results back',
+};
+
+/**
+ * Labelled horizontal bars, one per row; a row without a count is drawn as an empty dashed bar that
+ * says "not tracked yet", so no figure is ever made up.
+ */
+function barsChart(
+  rows: { key: string; label: string; count: number | null; title: string; colour?: string }[],
+  label: string,
+  data: string,
+): SVGSVGElement {
+  const [W, row, left, right] = [480, 26, 110, 60];
+  const { svg, add } = svgCanvas(W, Math.max(rows.length, 1) * row + 4, label);
+  const max = Math.max(...rows.map((r) => r.count ?? 0), 1);
+  rows.forEach((r, i) => {
+    const y = i * row + 4;
+    add('text', { x: left - 6, y: y + 15, 'text-anchor': 'end' }, r.label);
+    const g = add('g', { [`data-${data}`]: r.key, 'data-count': r.count === null ? 'untracked' : r.count });
+    add('title', {}, r.title, g);
+    if (r.count === null) {
+      add(
+        'rect',
+        {
+          x: left,
+          y,
+          width: W - left - right,
+          height: row - 8,
+          fill: 'none',
+          stroke: '#d0d7de',
+          'stroke-dasharray': '4 3',
+        },
+        undefined,
+        g,
+      );
+      add('text', { x: left + 8, y: y + 14 }, 'not tracked yet', g);
+      return;
+    }
+    const width = Math.max(Math.round(((W - left - right) * r.count) / max), r.count ? 2 : 0);
+    add('rect', { x: left, y, width, height: row - 8, fill: r.colour ?? '#0969da' }, undefined, g);
+    add('text', { x: left + width + 6, y: y + 14 }, String(r.count), g);
+  });
+  return svg;
+}
+
+/** Jobs created per hour of the day (UTC) over the range; the failed part of each bar in red. */
+function hoursChart(hours: QiReport['hourOfDay'], days: number): SVGSVGElement {
+  const [W, H, left, bottom, top] = [480, 150, 30, 22, 10];
+  const { svg, add } = svgCanvas(W, H, `Jobs created per hour of day over the last ${days} day(s)`);
+  const max = Math.max(...hours.map((h) => h.jobs), 1);
+  const slot = (W - left - 4) / 24;
+  const plot = H - bottom - top;
+  add('line', { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: '#d0d7de' });
+  add('text', { x: left - 4, y: top + 8, 'text-anchor': 'end' }, String(max));
+  add('text', { x: left - 4, y: H - bottom, 'text-anchor': 'end' }, '0');
+  for (const h of hours) {
+    const x = left + h.hour * slot + 1;
+    const height = Math.round((plot * h.jobs) / max);
+    const failed = Math.round((plot * h.failed) / max);
+    const g = add('g', { 'data-hour-of-day': h.hour, 'data-jobs': h.jobs });
+    add('title', {}, `${String(h.hour).padStart(2, '0')}:00 UTC: ${h.jobs} jobs, ${h.failed} failed`, g);
+    add('rect', { x, y: H - bottom - height, width: Math.max(slot - 2, 1), height, fill: '#0969da' }, undefined, g);
+    if (failed)
+      add(
+        'rect',
+        { x, y: H - bottom - failed, width: Math.max(slot - 2, 1), height: failed, fill: '#cf222e' },
+        undefined,
+        g,
+      );
+    if (h.hour % 3 === 0)
+      add('text', { x: x + slot / 2, y: H - 6, 'text-anchor': 'middle' }, String(h.hour).padStart(2, '0'));
+  }
+  return svg;
+}
+
+function turnaroundRow(kind: 'rule' | 'destination', name: string, jobs: number, failed: number, t?: Percentiles) {
+  return el('tr', { [`data-qi-${kind}`]: name }, [
+    el('td', {}, [kind === 'destination' ? el('span', { class: 'muted', text: 'to ' }) : null, name]),
+    el('td', { class: 'num', text: String(jobs) }),
+    el('td', { class: 'num', text: t ? ms(t.p50) : '-' }),
+    el('td', { class: 'num', text: t ? ms(t.p90) : '-' }),
+    el('td', { class: 'num', text: t ? ms(t.p99) : '-' }),
+    el('td', { class: 'num' }, [failed ? badge(String(failed), 'bad') : '0']),
+  ]);
+}
+
+/** The QI section (GET qi?days=N): funnel, hour-of-day volume, turnarounds, failures by step, top reasons. */
+function renderQi(qi: QiReport): void {
+  fill('qi-funnel', [
+    barsChart(
+      qi.funnel.map((s) => ({
+        key: s.stage,
+        label: FUNNEL_LABELS[s.stage] ?? s.stage,
+        count: s.count,
+        title: `${FUNNEL_LABELS[s.stage] ?? s.stage}: ${s.count === null ? 'not tracked yet' : `${s.count} ${s.unit}`} (${s.note})`,
+      })),
+      `Funnel over the last ${qi.days} day(s)`,
+      'stage',
+    ),
+  ]);
+  fill('qi-hours', [hoursChart(qi.hourOfDay, qi.days)]);
+  const rows = [
+    ...Object.entries(qi.rules).map(([id, r]) =>
+      turnaroundRow('rule', id, r.succeeded + r.failed + r.open, r.failed, r.turnaround),
+    ),
+    ...Object.entries(qi.destinations).map(([name, d]) =>
+      turnaroundRow('destination', name, d.jobs, d.failed, d.turnaround),
+    ),
+  ];
+  const none = (cols: string, text: string) => el('tr', {}, [el('td', { colspan: cols, class: 'muted', text })]);
+  fill('qi-turnaround', rows.length ? rows : [none('6', 'No jobs in this range.')]);
+  const steps = Object.entries(qi.failuresByStep);
+  fill(
+    'qi-steps',
+    steps.length
+      ? [
+          barsChart(
+            steps.map(([step, count]) => ({
+              key: step,
+              label: step,
+              count,
+              title: `${count} job(s) failed in ${step}`,
+              colour: '#cf222e',
+            })),
+            'Failed jobs by step',
+            'step',
+          ),
+        ]
+      : [el('div', { class: 'muted', text: 'No failed jobs in this range.' })],
+  );
+  fill(
+    'qi-errors',
+    qi.topErrors.length
+      ? qi.topErrors.map((e) =>
+          el('tr', { 'data-qi-reason': String(e.count) }, [
+            el('td', { class: 'num', text: String(e.count) }),
+            el('td', { class: 'error', text: e.reason }),
+            el('td', { text: e.rules.join(', ') }),
+          ]),
+        )
+      : [none('3', 'No failures in this range.')],
+  );
+  const partial = qi.read.complete ? '' : `; destinations and reasons from the newest ${qi.read.jobs} jobs only`;
+  $('qi-note').textContent =
+    `Funnel: ${qi.funnel.map((s) => `${FUNNEL_LABELS[s.stage] ?? s.stage}: ${s.note}`).join('; ')}${partial}.`;
+  $('qi').setAttribute('data-days', String(qi.days));
+}
+
+const loadQi = () =>
+  api<QiReport>(`qi?days=${encodeURIComponent($<HTMLSelectElement>('qi-days').value)}`).then(renderQi);
+
 /**
  * Every panel of the page, in the order they are read. To add one: a <section> in index.html with
  * the ids it fills, a function here that reads the API (`api<T>('route')`) and fills them with `el`
@@ -550,6 +728,7 @@ const PANELS: Panel[] = [
   { slow: true, load: () => api<Stats>('stats').then(renderStats) }, // Last 24 hours (a day of index rows)
   { slow: true, load: () => api<RulesReport>('rules').then(renderRules) }, // Rules
   { slow: true, load: () => api<WorklistDay>('worklist').then(renderWorklist) }, // Today's worklist
+  { slow: true, load: loadQi }, // Quality indicators (reads up to a range of jobs)
 ];
 
 /** Fast panels every 5 s; slow ones on every sixth refresh (30 s) and on the first. */
@@ -570,9 +749,42 @@ function restartPaging(): void {
   loadJobs().catch(showError);
 }
 
+interface AlertTestAnswer {
+  ok?: boolean;
+  error?: string;
+  results: Array<{ webhook: string; ok: boolean; status?: number; error?: string }>;
+}
+
+// Send test alert: POST alerts/test, one line per webhook (named by number, format and host; never its URL).
+$('alert-test').addEventListener('click', () => {
+  const button = $<HTMLButtonElement>('alert-test');
+  button.disabled = true;
+  api<AlertTestAnswer>('alerts/test', { method: 'POST', allow: [409] })
+    .then((answer) => {
+      fill(
+        'alert-results',
+        answer.error
+          ? [el('li', { text: answer.error })]
+          : answer.results.map((r) =>
+              el('li', {
+                'data-ok': String(r.ok),
+                text: `${r.webhook}: ${r.ok ? 'delivered' : 'failed'} (${r.status !== undefined ? `HTTP ${r.status}` : (r.error ?? '')})`,
+              }),
+            ),
+      );
+    })
+    .catch(showError)
+    .finally(() => {
+      button.disabled = false;
+    });
+});
+
 $('f-status').addEventListener('change', restartPaging);
 $('f-rule').addEventListener('change', restartPaging);
 $('f-resource').addEventListener('change', restartPaging);
+$('qi-days').addEventListener('change', () => {
+  loadQi().catch(showError);
+});
 $('older').addEventListener('click', () => {
   state.cursors.push(state.cursor);
   state.cursor = state.next;
