@@ -5,6 +5,7 @@
  * the ratio. Usage: npm run bench:anonymise [-- --instances 120 --runs 5 --modality CT]
  */
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createAnonymiser } from '../shared/dicom/anonymiser';
@@ -43,8 +44,12 @@ async function main(): Promise<void> {
     await storescu(study.files, { host: '127.0.0.1', port: orthanc.dicomPort, calledAet: orthanc.aet });
     const studyId = (await client.lookup(study.studyInstanceUID))[0].ID;
 
+    // Rounds alternate which side goes first, so drift on a shared machine (other work, Orthanc
+    // settling) falls on both alike; round 0 is the warm-up (it also starts the worker threads).
     const orthancRates: number[] = [];
-    for (let i = 0; i <= runs; i += 1) {
+    const ours: number[] = [];
+    const anonymiser = createAnonymiser({ secret: 'bench-secret', settings: anonymiseSettingsSchema.parse({}) });
+    const orthancRun = async (round: number) => {
       const started = process.hrtime.bigint();
       const { data } = await client.raw<{ ID: string }>('POST', `/studies/${studyId}/anonymize`, {
         data: {},
@@ -52,19 +57,21 @@ async function main(): Promise<void> {
       });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       await client.raw('DELETE', `/studies/${data.ID}`);
-      if (i > 0) orthancRates.push(instances / seconds); // run 0 is the warm-up
-    }
-
-    const ours: number[] = [];
-    const anonymiser = createAnonymiser({ secret: 'bench-secret', settings: anonymiseSettingsSchema.parse({}) });
-    for (let i = 0; i <= runs; i += 1) {
+      if (round > 0) orthancRates.push(instances / seconds);
+    };
+    const ourRun = async (round: number) => {
       const dir = makeTempDir('bench-anon-');
       cpSync(study.dir, dir, { recursive: true });
       const started = process.hrtime.bigint();
       const result = await anonymiseFolder(dir, anonymiser, { concurrency: Number(values.concurrency) });
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (result.instances !== instances) throw new Error(`anonymised ${result.instances} of ${instances}`);
-      if (i > 0) ours.push(instances / seconds);
+      if (round > 0) ours.push(instances / seconds);
+    };
+    const load = [os.loadavg()[0]];
+    for (let round = 0; round <= runs; round += 1) {
+      for (const side of round % 2 === 0 ? [orthancRun, ourRun] : [ourRun, orthancRun]) await side(round);
+      load.push(os.loadavg()[0]);
     }
 
     const report = {
@@ -74,7 +81,11 @@ async function main(): Promise<void> {
       ours: { instancesPerSecond: median(ours), ...spread(ours) },
       orthancAnonymize: { instancesPerSecond: median(orthancRates), ...spread(orthancRates) },
       ratio: median(ours) / median(orthancRates),
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+      machine: {
+        cpus: os.cpus().length,
+        node: process.version,
+        loadAverage1m: { min: Math.min(...load), max: Math.max(...load) },
+      },
       at: new Date().toISOString(),
     };
     mkdirSync(path.join(__dirname, 'results'), { recursive: true });
@@ -83,6 +94,9 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|');
     console.log(
       `| anonymise ${instances} ${modality} | ${report.ours.instancesPerSecond.toFixed(0)} (${report.ours.min.toFixed(0)}-${report.ours.max.toFixed(0)}) | Orthanc /anonymize ${report.orthancAnonymize.instancesPerSecond.toFixed(0)} (${report.orthancAnonymize.min.toFixed(0)}-${report.orthancAnonymize.max.toFixed(0)}) | ${report.ratio.toFixed(2)}x |`,
+    );
+    console.log(
+      `load average (1 min) during the runs: ${Math.min(...load).toFixed(1)}-${Math.max(...load).toFixed(1)} on ${os.cpus().length} cores`,
     );
   } finally {
     await orthanc.stop();

@@ -11,7 +11,7 @@ import dcmjs, { type DicomDataset } from 'dcmjs';
 import { dateShiftDays, patientPseudonym } from './pseudonyms';
 import type { IdentityMapping } from './mapping';
 import type { AnonymiseSettings } from './options';
-import { TRANSFER_SYNTAX_TAG, writeDicomFile } from './write';
+import { TRANSFER_SYNTAX_TAG, writeDicomChunks } from './write';
 import { createDecider } from './decisions';
 import { readDicom } from './charset';
 import { asPart10, DEFLATED_EXPLICIT_LE, EXPLICIT_LE, rewriteMeta } from './part10';
@@ -52,6 +52,8 @@ export type InstanceRecord = Pick<DeidentificationRecord, 'counts' | 'fallbacks'
 export interface AnonymisedInstance {
   /** Undefined when the instance is excluded (burned-in annotation policy `exclude`). */
   output?: Buffer;
+  /** The output as written, in parts (see AnonymisedChunks); only from `anonymiseToChunks`. */
+  chunks?: Buffer[];
   record?: InstanceRecord;
   sopInstanceUid?: string;
   /**
@@ -132,7 +134,7 @@ function addMissingReplacements(policy: WalkPolicy, dataset: DicomDataset, conte
 }
 
 /** The de-identified dataset written with a meta header that names the new instance and our implementation. */
-function writeOutput(meta: DicomDataset, dataset: DicomDataset, name: string, context: WalkContext): Buffer {
+function writeOutput(meta: DicomDataset, dataset: DicomDataset, name: string, context: WalkContext): Buffer[] {
   // dcmjs inflates a deflated dataset on reading but writes it uncompressed: name what is written
   // (Explicit VR Little Endian, the same content), or the output would not parse.
   const syntax = text(meta[TRANSFER_SYNTAX_TAG])?.replace(/\0/g, '').trim() ?? EXPLICIT_LE;
@@ -140,11 +142,20 @@ function writeOutput(meta: DicomDataset, dataset: DicomDataset, name: string, co
   tally(context, 'file-meta', 'removed', rewritten.dropped);
   tally(context, 'file-meta', 'replaced', 3);
   try {
-    return writeDicomFile(rewritten.meta, dataset, { allowInvalidVRLength: true });
+    return writeDicomChunks(rewritten.meta, dataset, { allowInvalidVRLength: true });
   } catch (error) {
     // eslint-disable-next-line preserve-caught-error -- the original error can quote a value (PHI)
     throw new Error(`${name}: could not be written after de-identification (${reasonOf(error)})`);
   }
+}
+
+/** What made each anonymiser, so a worker thread can make the same one (anonymise-pool.ts). */
+const OPTIONS_OF = new WeakMap<object, AnonymiserOptions>();
+
+export function anonymiserOptionsOf(anonymiser: Anonymiser): AnonymiserOptions {
+  const options = OPTIONS_OF.get(anonymiser);
+  if (!options) throw new Error('not an anonymiser made by createAnonymiser');
+  return options;
 }
 
 export function createAnonymiser(options: AnonymiserOptions) {
@@ -177,52 +188,67 @@ export function createAnonymiser(options: AnonymiserOptions) {
     };
   }
 
-  return {
+  /**
+   * De-identifies one DICOM file (Part 10, or a bare dataset, read with `transferSyntax` when the
+   * caller knows it, else with the syntax its first element shows); `name` is only used in
+   * messages and must not hold PHI. The output comes as chunks whose concatenation is the file:
+   * the pixels are the parsed dataset's own bytes, so a large file is not copied once more to be
+   * written, and the input can be dropped as soon as this returns.
+   */
+  function anonymiseToChunks(
+    input: Buffer,
+    name: string,
+    options: { transferSyntax?: string } = {},
+  ): Omit<AnonymisedInstance, 'output'> {
+    const warnings: string[] = [];
+    const { parsed, characterSets } = readInput(input, name, options.transferSyntax, warnings);
+    const dataset = parsed.dict;
+    const burnedIn = burnedInReason(dataset);
+    if (burnedIn) {
+      if (settings.BurnedInAnnotation === 'fail')
+        throw new Error(`${name}: ${burnedIn}; the rule's BurnedInAnnotation policy is "fail"`);
+      if (settings.BurnedInAnnotation === 'exclude') return { excluded: `${name}: ${burnedIn}`, warnings };
+      warnings.push(`${name}: ${burnedIn}; kept (policy "warn"): pixels were not cleaned`);
+    }
+    const originalUids = NAMING_UIDS.map((t) => text(dataset[t])?.trim());
+    const context = contextFor(dataset, name, warnings);
+    walkDataset(policy, dataset, context);
+    addMissingReplacements(policy, dataset, context);
+    markDeidentified(dataset, settings);
+    const uidChanges = new Map<string, string>();
+    NAMING_UIDS.forEach((t, i) => {
+      const now = text(dataset[t])?.trim();
+      const was = originalUids[i];
+      if (was && now && was !== now) uidChanges.set(was, now);
+    });
+    const chunks = writeOutput(parsed.meta, dataset, name, context);
+    return {
+      chunks,
+      sopInstanceUid: text(dataset[TAG.SOPInstanceUID]),
+      uidChanges,
+      warnings,
+      record: {
+        counts: context.counts,
+        fallbacks: context.fallbacks,
+        warnings,
+        characterSets: Object.fromEntries(characterSets.map((c) => [c, 1])),
+      },
+    };
+  }
+
+  const anonymiser = {
     settings,
     profile: PROFILE,
     pseudonymOf,
-    /**
-     * De-identifies one DICOM file (Part 10, or a bare dataset, read with `transferSyntax` when the
-     * caller knows it, else with the syntax its first element shows); `name` is only used in
-     * messages and must not hold PHI.
-     */
+    anonymiseToChunks,
+    /** anonymiseToChunks with the output as one buffer. */
     anonymiseBuffer(input: Buffer, name: string, options: { transferSyntax?: string } = {}): AnonymisedInstance {
-      const warnings: string[] = [];
-      const { parsed, characterSets } = readInput(input, name, options.transferSyntax, warnings);
-      const dataset = parsed.dict;
-      const burnedIn = burnedInReason(dataset);
-      if (burnedIn) {
-        if (settings.BurnedInAnnotation === 'fail')
-          throw new Error(`${name}: ${burnedIn}; the rule's BurnedInAnnotation policy is "fail"`);
-        if (settings.BurnedInAnnotation === 'exclude') return { excluded: `${name}: ${burnedIn}`, warnings };
-        warnings.push(`${name}: ${burnedIn}; kept (policy "warn"): pixels were not cleaned`);
-      }
-      const originalUids = NAMING_UIDS.map((t) => text(dataset[t])?.trim());
-      const context = contextFor(dataset, name, warnings);
-      walkDataset(policy, dataset, context);
-      addMissingReplacements(policy, dataset, context);
-      markDeidentified(dataset, settings);
-      const uidChanges = new Map<string, string>();
-      NAMING_UIDS.forEach((t, i) => {
-        const now = text(dataset[t])?.trim();
-        const was = originalUids[i];
-        if (was && now && was !== now) uidChanges.set(was, now);
-      });
-      const output = writeOutput(parsed.meta, dataset, name, context);
-      return {
-        output,
-        sopInstanceUid: text(dataset[TAG.SOPInstanceUID]),
-        uidChanges,
-        warnings,
-        record: {
-          counts: context.counts,
-          fallbacks: context.fallbacks,
-          warnings,
-          characterSets: Object.fromEntries(characterSets.map((c) => [c, 1])),
-        },
-      };
+      const { chunks, ...rest } = anonymiseToChunks(input, name, options);
+      return chunks ? { ...rest, output: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : rest;
     },
   };
+  OPTIONS_OF.set(anonymiser, options);
+  return anonymiser;
 }
 
 export type Anonymiser = ReturnType<typeof createAnonymiser>;

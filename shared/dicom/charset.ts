@@ -31,7 +31,13 @@ function bytesOf(text: string): Uint8Array {
   return out;
 }
 
+/**
+ * The bytes as an ArrayBuffer for dcmjs: the buffer's own when it spans all of it (a file read whole,
+ * so a large file is not held twice while it is parsed; dcmjs copies the values it keeps), else a copy.
+ */
 function toArrayBuffer(buffer: Buffer): ArrayBuffer {
+  if (buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength && buffer.buffer instanceof ArrayBuffer)
+    return buffer.buffer;
   return buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) as ArrayBuffer;
 }
 

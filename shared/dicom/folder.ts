@@ -1,6 +1,9 @@
 /**
- * Anonymises every `.dcm` under a working folder in place, a bounded number of files at a time (one
- * file in memory per worker, so memory stays flat whatever the study size):
+ * Anonymises every `.dcm` under a working folder in place, a bounded number of files at a time and
+ * a bounded number of bytes (each file holds twice its size while it is parsed, until it is written:
+ * see byte-budget.ts; a file larger than the budget runs alone), so memory stays flat whatever the
+ * study and its files' sizes. The parsing and encoding run in worker threads where the host has
+ * more than one core (anonymise-pool.ts), the file system work on the main thread:
  * - each file is written to a temporary name in its own folder, fsynced, then renamed over the
  *   original (atomic per file: a crash leaves either the original or the anonymised file, plus at
  *   worst a `*.anonymising` leftover that the next run deletes);
@@ -24,7 +27,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
-import type { Anonymiser } from './anonymiser';
+import type { Anonymiser, AnonymisedInstance } from './anonymiser';
+import { sharedAnonymisePool, type AnonymisePool } from './anonymise-pool';
+import { createByteBudget } from '../util/byte-budget';
 import { emptyRecord, mergeRecord, type DeidentificationRecord } from './record';
 import { forEachLimit } from '../util/concurrency';
 import { filesUnder } from '../util/files';
@@ -102,11 +107,43 @@ export function alreadyAnonymised(file: string, input: Buffer): boolean {
   return sop !== undefined && sop === path.basename(file, '.dcm');
 }
 
-async function writeAtomically(file: string, data: Buffer, temporary = `${file}${TEMPORARY_SUFFIX}`): Promise<void> {
+/** Bytes held in flight by default: a 256 MB file still runs (alone); ordinary instances run four at a time. */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 128 * 1024 * 1024;
+/** Below this many files the worker threads' start-up would cost more than they save. */
+const POOL_FROM_FILES = 8;
+
+/** All `chunks`, in order (writev may write part of them: the rest follows). */
+async function writeAll(handle: fs.FileHandle, chunks: Buffer[]): Promise<void> {
+  let pending = chunks.filter((c) => c.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending);
+    while (pending.length > 0 && bytesWritten >= pending[0].length) {
+      bytesWritten -= pending[0].length;
+      pending = pending.slice(1);
+    }
+    if (bytesWritten > 0) pending = [pending[0].subarray(bytesWritten), ...pending.slice(1)];
+  }
+}
+
+/** The whole file in a buffer that is all of its memory (handed to a worker thread as it is). */
+async function readWhole(handle: fs.FileHandle, size: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafeSlow(size);
+  let read = 0;
+  while (read < size) {
+    const { bytesRead } = await handle.read(buffer, read, size - read, read);
+    if (bytesRead === 0) return buffer.subarray(0, read);
+    read += bytesRead;
+  }
+  return buffer;
+}
+
+async function writeAtomically(file: string, data: Buffer[], temporary = `${file}${TEMPORARY_SUFFIX}`): Promise<void> {
   const handle = await fs.open(temporary, 'w');
   try {
-    await handle.writeFile(data);
-    await handle.sync();
+    await writeAll(handle, data);
+    // fdatasync: the data and the size are on disk before the rename, without also flushing the
+    // inode's times as fsync does (one journal commit less per file).
+    await handle.datasync();
   } catch (error) {
     await handle.close().catch(() => undefined);
     await fs.rm(temporary, { force: true });
@@ -141,6 +178,10 @@ export async function anonymiseFolder(
     isDone?: (file: string, input: Buffer) => boolean;
     /** Write the anonymised files here (same relative paths, UIDs replaced) and delete the originals. */
     output?: string;
+    /** Bytes of files in flight at most (DEFAULT_MEMORY_BUDGET_BYTES); a larger file runs alone. */
+    memoryBudgetBytes?: number;
+    /** Worker threads to anonymise in (the process's shared pool by default); null: this thread. */
+    pool?: AnonymisePool | null;
   },
 ): Promise<FolderResult> {
   root = path.resolve(root);
@@ -160,11 +201,58 @@ export async function anonymiseFolder(
   const folderChanges = new Map<string, string>();
   const written = new Set<string>();
   let done = 0;
+  const budget = createByteBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+  const pool =
+    options.pool === null || files.length < POOL_FROM_FILES ? undefined : (options.pool ?? sharedAnonymisePool());
+  /** Reads the file within the budget and anonymises it; the input is not referenced once this returns. */
+  const anonymiseFile = async (
+    file: string,
+    name: string,
+  ): Promise<{ bytesIn: number; outcome?: Omit<AnonymisedInstance, 'output'>; release: () => void }> => {
+    const handle = await fs.open(file, 'r');
+    let release: (() => void) | undefined;
+    let input: Buffer;
+    try {
+      const { size } = await handle.stat();
+      // The input and the parsed dataset's copy of its values; the output reuses the latter.
+      release = await budget.acquire(2 * size);
+      input = await readWhole(handle, size);
+    } catch (error) {
+      release?.();
+      throw error;
+    } finally {
+      await handle.close();
+    }
+    try {
+      const bytesIn = input.length;
+      if (options.isDone?.(file, input)) return { bytesIn, release };
+      // In a worker when one is free, else here: the main thread is the last core's worker.
+      const outcome = pool?.hasIdleWorker()
+        ? await pool.anonymise(anonymiser, input, name)
+        : anonymiser.anonymiseToChunks(input, name);
+      return { bytesIn, outcome, release };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  };
   await forEachLimit(files, options.concurrency, async (file) => {
     const name = path.relative(root, file);
-    const input = await fs.readFile(file);
-    result.bytesIn += input.length;
-    const outcome = options.isDone?.(file, input) ? undefined : anonymiser.anonymiseBuffer(input, name);
+    const { bytesIn, outcome, release } = await anonymiseFile(file, name);
+    try {
+      await storeOutcome(file, name, bytesIn, outcome);
+    } finally {
+      release();
+    }
+  });
+  async function storeOutcome(
+    file: string,
+    name: string,
+    bytesIn: number,
+    outcome: Omit<AnonymisedInstance, 'output'> | undefined,
+  ): Promise<void> {
+    result.bytesIn += bytesIn;
+    const bytesOut = (outcome?.chunks ?? []).reduce((n, c) => n + c.length, 0);
     result.warnings.push(...(outcome?.warnings ?? []));
     if (outcome)
       mergeRecord(
@@ -174,17 +262,17 @@ export async function anonymiseFolder(
           : { counts: {}, fallbacks: {}, characterSets: {}, warnings: outcome.warnings, excluded: 1 },
       );
     if (outcome === undefined) {
-      result.bytesOut += input.length; // done by an earlier run
+      result.bytesOut += bytesIn; // done by an earlier run
       result.instances += 1;
       earlierRun += 1;
-    } else if (outcome.excluded !== undefined || !outcome.output) {
+    } else if (outcome.excluded !== undefined || !outcome.chunks) {
       result.excluded.push(outcome.excluded ?? name);
       await fs.rm(file);
     } else if (output !== undefined) {
       const target = path.join(output, renamedPath(name, outcome.uidChanges ?? new Map<string, string>()));
       try {
         await fs.mkdir(path.dirname(target), { recursive: true });
-        await writeAtomically(target, outcome.output, `${file}${TEMPORARY_SUFFIX}`);
+        await writeAtomically(target, outcome.chunks, `${file}${TEMPORARY_SUFFIX}`);
       } catch (error) {
         throw new Error(
           `${name}: could not be written (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
@@ -193,11 +281,11 @@ export async function anonymiseFolder(
       }
       await fs.rm(file);
       written.add(target);
-      result.bytesOut += outcome.output.length;
+      result.bytesOut += bytesOut;
       result.instances += 1;
     } else {
       try {
-        await writeAtomically(file, outcome.output);
+        await writeAtomically(file, outcome.chunks);
       } catch (error) {
         throw new Error(
           `${name}: could not be rewritten (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
@@ -214,12 +302,12 @@ export async function anonymiseFolder(
         if (target !== path.basename(dir)) folderChanges.set(dir, target);
         dir = path.dirname(dir);
       }
-      result.bytesOut += outcome.output.length;
+      result.bytesOut += bytesOut;
       result.instances += 1;
     }
     done += 1;
     await options.progress?.(done, files.length);
-  });
+  }
   for (const dir of [...folderChanges.keys()].sort((a, b) => b.length - a.length)) {
     await fs.rename(dir, path.join(path.dirname(dir), folderChanges.get(dir)!));
   }

@@ -20,6 +20,11 @@ export class IdentityMapping {
   get size(): number {
     return this.entries.size;
   }
+
+  /** The rows, for a worker thread to rebuild the same mapping (anonymise-pool.ts); never logged. */
+  rows(): Array<[string, string]> {
+    return [...this.entries];
+  }
 }
 
 export function parseIdentityMapping(text: string, source: string): IdentityMapping {

@@ -104,6 +104,11 @@ function scanMeta(input: Buffer): {
   return { datasetStart: offset, groupLength, implicit: anyImplicit, transferSyntax };
 }
 
+/** The transfer syntax a Part 10 file's meta header names, or undefined (no header, none named). */
+export function part10TransferSyntax(input: Buffer): string | undefined {
+  return hasPart10Header(input) ? scanMeta(input).transferSyntax : undefined;
+}
+
 function withMinimalMeta(dataset: Buffer, syntax: string): Buffer {
   const meta = new DicomDict({
     '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },

@@ -5,10 +5,13 @@
  * a 256x256 MR image). The element is encoded exactly as dcmjs encodes it (tested byte for byte
  * against dcmjs's own output). Anything else goes to dcmjs whole: other transfer syntaxes (big
  * endian, encapsulated pixels), a Pixel Data that is not one binary value, elements after it.
+ * Little endian files with value lengths unchecked (the anonymiser's) are now encoded by encode.ts,
+ * which writes the same bytes for every element without dcmjs's cost per element.
  */
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { EXPLICIT_LE, IMPLICIT_LE } from './part10';
 import { firstText } from './values';
+import { encodePart10 } from './encode';
 
 const { DicomDict } = dcmjs.data;
 
@@ -43,7 +46,17 @@ export function appendablePixelData(
   return { bytes: new Uint8Array(value[0]), vr: element.vr, explicit: syntax === EXPLICIT_LE };
 }
 
+/**
+ * The file as chunks whose concatenation is what writeDicomFile returns: large values (the pixels)
+ * are the caller's own bytes, not copies, so a writer can hand them to the file system as they are.
+ */
+export function writeDicomChunks(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions = {}): Buffer[] {
+  return encodePart10(meta, dataset, options ?? {}) ?? [writeDicomFile(meta, dataset, options)];
+}
+
 export function writeDicomFile(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions = {}): Buffer {
+  const encoded = encodePart10(meta, dataset, options ?? {});
+  if (encoded) return Buffer.concat(encoded);
   const pixels = appendablePixelData(meta, dataset);
   if (!pixels) return dcmjsWrite(meta, dataset, options);
   const rest = { ...dataset };
