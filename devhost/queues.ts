@@ -134,6 +134,8 @@ export class QueueListener {
   private released = false;
   private inFlight = new Map<string, { message: DequeuedMessageItem; popReceipt: string; done: Promise<void> }>();
   private wake?: () => void;
+  /** Set by a write from this host, cleared as a poll starts (the extension's immediate poll). */
+  private written = false;
   private delayMs = MIN_POLL_MS;
   private exponent = 1;
   private readonly loop: Promise<void>;
@@ -147,6 +149,7 @@ export class QueueListener {
     private readonly log: (line: string) => void,
   ) {
     this.unsubscribe = queues.onWrite(queueName, () => {
+      this.written = true;
       this.resetBackoff();
       this.wake?.();
     });
@@ -154,6 +157,8 @@ export class QueueListener {
   }
 
   private sleep(ms: number): Promise<void> {
+    // A write that came while the last poll was on its way (too late for it) is polled for now.
+    if (this.written) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.wake = () => {
@@ -195,6 +200,7 @@ export class QueueListener {
       let received: DequeuedMessageItem[];
       try {
         const wanted = Math.min(this.options.batchSize, maxInFlight - this.inFlight.size);
+        this.written = false;
         received = (
           await client.receiveMessages({ numberOfMessages: Math.max(1, wanted), visibilityTimeout: LEASE_SECONDS })
         ).receivedMessageItems;

@@ -8,6 +8,7 @@
 import nodeHttp, { type IncomingMessage } from 'node:http';
 import nodeHttps from 'node:https';
 import type { Readable } from 'node:stream';
+import { createKeepAliveAgent } from './keepAliveAgent';
 import axios, { AxiosError, type AxiosInstance, type AxiosRequestConfig } from 'axios';
 import type { z } from 'zod';
 
@@ -73,10 +74,15 @@ export function createOrthancTransport(options: OrthancClientOptions) {
     options.username !== undefined
       ? { Authorization: `Basic ${Buffer.from(`${options.username}:${options.password ?? ''}`).toString('base64')}` }
       : {};
+  const transport = new URL(baseUrl).protocol === 'https:' ? nodeHttps : nodeHttp;
+  // One pool for both paths, whose sockets survive Orthanc's one-second keep-alive (keepAliveAgent.ts).
+  const agent = createKeepAliveAgent(new URL(baseUrl).protocol);
   const http: AxiosInstance = axios.create({
     baseURL: baseUrl,
     timeout: timeoutMs,
     headers: auth,
+    httpAgent: agent,
+    httpsAgent: agent,
     maxContentLength: Infinity,
     maxBodyLength: Infinity,
     // Keep our own error handling: 4xx are answers, not exceptions, until we decide.
@@ -169,8 +175,6 @@ export function createOrthancTransport(options: OrthancClientOptions) {
   // download step's CPU on a 2-core machine, and its default Accept-Encoding made Orthanc gzip every
   // file (HttpCompressionEnabled is on by default), costing CPU on both ends: together they halved
   // throughput. `identity` keeps the bytes exactly as stored.
-  const transport = new URL(baseUrl).protocol === 'https:' ? nodeHttps : nodeHttp;
-  const agent = new transport.Agent({ keepAlive: true });
   function getOnce(path: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const request = transport.get(
