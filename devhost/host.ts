@@ -38,6 +38,7 @@ import { loadKeys, sameKey, type Keys } from './keys';
 import { loadApp } from './loader';
 import { QueueService, outputMessages, type QueueListener } from './queues';
 import { applyLocalSettings, readHostSettings, type HostSettings } from './settings';
+import { BlobLeaseLock, SingletonListener, type InnerListener } from './singleton';
 import { ScheduleMonitor, TimerListener, parseSchedule, usesMonitor } from './timers';
 
 export interface HostOptions {
@@ -166,6 +167,8 @@ interface ListenerContext {
   log: (line: string) => void;
   queues?: QueueService;
   monitor?: ScheduleMonitor;
+  /** The blob lease that makes a timer's listener a singleton among instances with this host id. */
+  listenerLock?: (functionName: string) => BlobLeaseLock;
   url: string;
 }
 
@@ -174,6 +177,8 @@ interface Bindings {
   routes: HttpRoute[];
   queueListeners: QueueListener[];
   timers: Map<string, TimerListener>;
+  /** What starts and stops the timers: each timer behind its singleton lock. */
+  timerListeners: InnerListener[];
   byName: Map<string, RegisteredFunction>;
   listing: string[];
 }
@@ -196,6 +201,10 @@ function openStorage(functions: RegisteredFunction[], settings: HostSettings) {
   return {
     queues: connection ? new QueueService(connection, settings.queues) : undefined,
     monitor: connection ? new ScheduleMonitor(connection, settings.hostId) : undefined,
+    listenerLock: connection
+      ? (name: string) =>
+          BlobLeaseLock.forListener(connection, settings.hostId, name, settings.singleton.listenerLockPeriodMs)
+      : undefined,
   };
 }
 
@@ -235,7 +244,14 @@ async function invokeAndWrite(
 function bindTriggers(context: ListenerContext, functions: RegisteredFunction[]): Bindings {
   const { settings, log, url } = context;
   const prefix = settings.routePrefix ? `/${settings.routePrefix}` : '';
-  const bindings: Bindings = { routes: [], queueListeners: [], timers: new Map(), byName: new Map(), listing: [] };
+  const bindings: Bindings = {
+    routes: [],
+    queueListeners: [],
+    timers: new Map(),
+    timerListeners: [],
+    byName: new Map(),
+    listing: [],
+  };
   for (const fn of functions) {
     const name = fn.metadata.name;
     bindings.byName.set(name.toLowerCase(), fn);
@@ -283,6 +299,11 @@ function bindTriggers(context: ListenerContext, functions: RegisteredFunction[])
         log,
       );
       bindings.timers.set(name.toLowerCase(), listener);
+      bindings.timerListeners.push(
+        context.listenerLock
+          ? new SingletonListener(context.listenerLock(name), listener, settings.singleton, log)
+          : listener,
+      );
     } else if (!SUPPORTED_TRIGGERS.has(String(trigger.type))) {
       // Not silently: the function exists in production but never runs here.
       bindings.listing.push(
@@ -429,11 +450,11 @@ async function startListeners(
   const url = `http://127.0.0.1:${port}`;
   const context: ListenerContext = { registry, settings, log, url, ...openStorage(functions, settings) };
   const bindings = bindTriggers(context, functions);
-  const { timers, queueListeners } = bindings;
+  const { timerListeners, queueListeners } = bindings;
   const server = http.createServer(requestHandler(context, bindings, access));
   await listen(server, port);
   try {
-    for (const timer of timers.values()) await timer.start();
+    for (const timer of timerListeners) await timer.start();
   } catch (error) {
     server.close();
     await Promise.all(queueListeners.map((q) => q.stop(0)));
@@ -449,7 +470,7 @@ async function startListeners(
       server.closeIdleConnections();
       // A hung timer handler must not hold shutdown forever either.
       await Promise.race([
-        Promise.all([...timers.values()].map((t) => t.stop())),
+        Promise.all(timerListeners.map((t) => t.stop())),
         new Promise((resolve) => setTimeout(resolve, shutdownGraceMs).unref()),
       ]);
       await Promise.all(queueListeners.map((q) => q.stop(shutdownGraceMs)));

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import type { SingletonSettings } from './singleton';
 
 export interface QueueOptions {
   batchSize: number;
@@ -21,6 +22,8 @@ export interface HostSettings {
   queues: QueueOptions;
   hostId: string;
   development: boolean;
+  /** host.json `singleton`: the timer listeners' lease (devhost/singleton.ts). */
+  singleton: SingletonSettings;
 }
 
 /** "00:00:05" (TimeSpan), "5000" (ms, as the queue extension accepts) → milliseconds. */
@@ -98,6 +101,21 @@ export function defaultHostId(appDir: string): string {
   return `${machine}-${hash}`.slice(0, 32).replace(/-+$/, '');
 }
 
+/** SingletonOptions: a lease of 15 to 60 s (60 by default); lock recovery every minute, never under 15 s. */
+function readSingletonSettings(singleton: Record<string, unknown>): SingletonSettings {
+  const span = (key: string, fallback: number): number => {
+    const value = pick(singleton, key);
+    return value === undefined ? fallback : parseTimeSpan(value, `singleton.${key}`);
+  };
+  const period = span('listenerLockPeriod', 60_000);
+  if (period < 15_000 || period > 60_000)
+    throw new Error('host.json: singleton.listenerLockPeriod must be between 00:00:15 and 00:01:00');
+  const recovery = span('listenerLockRecoveryPollingInterval', 60_000);
+  if (recovery < 15_000)
+    throw new Error('host.json: singleton.listenerLockRecoveryPollingInterval must be at least 00:00:15');
+  return { listenerLockPeriodMs: period, listenerLockRecoveryPollingIntervalMs: recovery };
+}
+
 export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = process.env): HostSettings {
   const file = path.join(appDir, 'host.json');
   let json: Record<string, unknown> = {};
@@ -125,7 +143,9 @@ export function readHostSettings(appDir: string, env: NodeJS.ProcessEnv = proces
         : 60_000;
   const hostId = (env.AzureFunctionsWebHost__hostid ?? defaultHostId(appDir)).toLowerCase().slice(0, 32);
   const routePrefix = pick(http, 'routePrefix');
+  const singleton = section(json, 'singleton');
   return {
+    singleton: readSingletonSettings(singleton),
     routePrefix: typeof routePrefix === 'string' ? routePrefix.replace(/^\/+|\/+$/g, '') : 'api',
     hostId,
     development,

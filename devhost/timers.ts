@@ -115,7 +115,9 @@ export class TimerListener {
     private readonly log: (line: string) => void,
   ) {}
 
+  /** Starts (again, after a stop: a singleton timer whose lock came back to this instance). */
   async start(): Promise<void> {
+    this.stopped = false;
     const now = new Date();
     const status = this.options.monitor ? await this.options.monitor.read(this.name) : undefined;
     if (status && now.getTime() > Date.parse(status.Next)) {

@@ -49,7 +49,9 @@ secrets.functionKeys = [key('default', functionKey), ...others];
 if (!Array.isArray(secrets.systemKeys)) secrets.systemKeys = [];
 
 fs.mkdirSync(dir, { recursive: true });
-const temporary = `${file}.${process.pid}.tmp`;
+// Replicas (docker compose up --scale functions=N) share this folder and all run as the same pid in
+// their containers: a random part keeps their temporary files apart.
+const temporary = `${file}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`;
 fs.writeFileSync(temporary, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
 fs.renameSync(temporary, file);
 console.log(`autorthanc-functions: function key written to ${file}`);

@@ -17,6 +17,7 @@ import { storescu } from '../support/dcmtk';
 import type { GeneratedStudy } from '../support/dicom';
 import { startOrthanc, type OrthancOptions, type OrthancServer } from '../support/orthanc';
 import { startPostgres, type PostgresServer } from '../support/postgres';
+import { startRoundRobin } from '../support/round-robin';
 import { FatalWaitError, freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
 
 export const REPO_ROOT = path.resolve(__dirname, '../..');
@@ -29,8 +30,10 @@ export interface StackOptions {
   /** Azurite keeps its data on disk, so `azurite.stop()` + `azurite.start()` is a storage restart. */
   persistentStorage?: boolean;
   env?: Record<string, string>;
-  /** More of Orthanc's options (the worklist SCP's folder, a sender list). */
-  orthanc?: Pick<OrthancOptions, 'worklistFolder' | 'allowedSenders'>;
+  /** Function app instances on the one storage account, Orthanc and folders (scale-out); default 1. */
+  instances?: number;
+  /** More of Orthanc's options (the worklist SCP's folder, a sender list, where its Lua hook posts). */
+  orthanc?: Pick<OrthancOptions, 'worklistFolder' | 'allowedSenders' | 'eventsUrl'>;
 }
 
 export interface FunctionHost {
@@ -50,6 +53,8 @@ export interface Stack {
   azurite: AzuriteServer;
   postgres?: PostgresServer;
   host: FunctionHost;
+  /** Every instance (`host` is the first), with `instances` > 1. */
+  hosts: FunctionHost[];
   client: OrthancClient;
   /** The job ledger the function app writes, read (and sometimes changed) by the tests. */
   jobStore: JobStore;
@@ -95,9 +100,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const postgres = options.postgres ? await startPostgres() : undefined;
   const hostPort = await freePort();
   const hostUrl = `http://127.0.0.1:${hostPort}`;
+  const extraPorts: number[] = [];
+  for (let i = 1; i < (options.instances ?? 1); i += 1) extraPorts.push(await freePort());
+  // Several instances: Orthanc's events reach them in turn, as a load balancer would spread them.
+  const front = extraPorts.length > 0 ? await startRoundRobin([hostPort, ...extraPorts]) : undefined;
   const orthanc = await startOrthanc({
     stableAgeSeconds: options.stableAgeSeconds ?? 2,
-    eventsUrl: `${hostUrl}/api/orthanc/events`,
+    eventsUrl: `${front?.url ?? hostUrl}/api/orthanc/events`,
     functionKey: TEST_SECRETS.functionKey,
     postgres,
     ...options.orthanc,
@@ -122,53 +131,63 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Replacing a result waits until it has been left alone this long (120 s in production, for watchers);
     // tests that replace results would otherwise wait two minutes. late-arrivals.test.ts sets its own.
     AUTOMATION_REPLACE_QUIET_SECONDS: '1',
+    // The shortest timer lease the host allows (60 s by default): a restarted or crashed instance's
+    // timers (change feed, sweep) come back within 30 s rather than two minutes.
+    AzureFunctionsJobHost__singleton__listenerLockPeriod: '00:00:15',
+    AzureFunctionsJobHost__singleton__listenerLockRecoveryPollingInterval: '00:00:15',
     ...(options.env ?? {}),
   };
 
-  let child: ManagedProcess | undefined;
-  const host: FunctionHost = {
-    url: hostUrl,
-    port: hostPort,
-    async start() {
-      if (child?.running()) return;
-      const args = [
-        '--import',
-        'tsx',
-        path.join(REPO_ROOT, 'devhost/cli.ts'),
-        '--app',
-        REPO_ROOT,
-        '--port',
-        String(hostPort),
-        '--secrets',
-        secretsFile,
-      ];
-      if (options.enforceAuth) args.push('--enforce-auth');
-      child = spawnManaged(process.execPath, args, {
-        cwd: REPO_ROOT,
-        env: { ...process.env, ...env },
-        name: 'devhost',
-      });
-      await waitFor(
-        () => {
-          if (child!.output().includes('Host started')) return true;
-          if (!child!.running())
-            throw new FatalWaitError(`the devhost exited during start-up:\n${child!.output().slice(-3000)}`);
-          return false;
-        },
-        { timeoutMs: 60_000, description: 'the devhost to start', onTimeout: () => child!.output() },
-      );
-    },
-    async stop() {
-      await child?.stop('SIGTERM');
-    },
-    async kill() {
-      await child?.stop('SIGKILL');
-    },
-    running: () => child?.running() ?? false,
-    logs: () => child?.output() ?? '',
-    pid: () => child?.pid,
+  // Every instance runs the same app with the same settings and host id on the same storage, as
+  // `docker compose up --scale functions=N` runs them; only the port differs.
+  const devhostOn = (port: number, name: string): FunctionHost => {
+    let child: ManagedProcess | undefined;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      port,
+      async start() {
+        if (child?.running()) return;
+        const args = [
+          '--import',
+          'tsx',
+          path.join(REPO_ROOT, 'devhost/cli.ts'),
+          '--app',
+          REPO_ROOT,
+          '--port',
+          String(port),
+          '--secrets',
+          secretsFile,
+        ];
+        if (options.enforceAuth) args.push('--enforce-auth');
+        child = spawnManaged(process.execPath, args, {
+          cwd: REPO_ROOT,
+          env: { ...process.env, ...env },
+          name,
+        });
+        await waitFor(
+          () => {
+            if (child!.output().includes('Host started')) return true;
+            if (!child!.running())
+              throw new FatalWaitError(`the devhost exited during start-up:\n${child!.output().slice(-3000)}`);
+            return false;
+          },
+          { timeoutMs: 60_000, description: `${name} to start`, onTimeout: () => child!.output() },
+        );
+      },
+      async stop() {
+        await child?.stop('SIGTERM');
+      },
+      async kill() {
+        await child?.stop('SIGKILL');
+      },
+      running: () => child?.running() ?? false,
+      logs: () => child?.output() ?? '',
+      pid: () => child?.pid,
+    };
   };
-  await host.start();
+  const hosts = [devhostOn(hostPort, 'devhost'), ...extraPorts.map((port, i) => devhostOn(port, `devhost-${i + 2}`))];
+  const host = hosts[0];
+  await Promise.all(hosts.map((h) => h.start()));
 
   const client = createOrthancClient({ url: orthanc.url, username: orthanc.username, password: orthanc.password });
   const { jobs: jobStore } = await openTableStorage(azurite.connectionString);
@@ -178,6 +197,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     azurite,
     postgres,
     host,
+    hosts,
     client,
     jobStore,
     queues: createQueueSender(azurite.connectionString),
@@ -237,7 +257,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
     },
     async stop() {
-      await host.stop().catch(() => undefined);
+      await Promise.all(hosts.map((h) => h.stop().catch(() => undefined)));
+      await front?.close();
       await orthanc.stop().catch(() => undefined);
       await azurite.stop().catch(() => undefined);
       await postgres?.stop().catch(() => undefined);

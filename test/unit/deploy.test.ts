@@ -66,6 +66,19 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(services, ['azurite', 'functions', 'nginx', 'orthanc', 'postgres', 'viewer']);
   });
 
+  it('lets the function app scale out (docker compose up --scale functions=N): nothing per replica', () => {
+    const functions = services().functions as ComposeService & { ports?: unknown; container_name?: string };
+    assert.equal(functions.ports, undefined, 'no published port: replicas would clash on it');
+    assert.equal(functions.container_name, undefined, 'no container_name: replicas need their own names');
+    // One host id for all replicas: they share the timers' singleton leases and schedule status.
+    assert.equal(functions.environment?.AzureFunctionsWebHost__hostid, 'autorthanc-functions');
+    // Host folders (bind mounts) that every replica writes: a step may run on another replica than
+    // the one before it (the download's staging read by the anonymise step, the .WORKING folder).
+    const mounts = new Map((functions.volumes ?? []).map((v) => [String(v).split(':')[1], String(v)]));
+    for (const shared of ['/automation/storage', '/automation/staging', '/azure-functions-host/Secrets'])
+      assert.match(mounts.get(shared) ?? '', new RegExp(`^/[^:]*:${shared}:rw$`), `${shared} is a shared host folder`);
+  });
+
   it('refuses to start without the function key, naming the variable and the fix', () => {
     const { status, stderr } = composeConfig(envExample().replace(/^AUTOMATION_FUNCTION_KEY=.*$/m, ''));
     assert.notEqual(status, 0);
