@@ -11,16 +11,21 @@ import { handOnVia, stepOutputs } from '../shared/azure-functions/steps';
 import { jobsQuerySchema, listJobs, percentDone, retryJob } from '../shared/operator/jobs';
 import { QUEUES, jobIdSchema } from '../shared/pipeline/messages';
 import { discardStaging } from '../shared/pipeline/staging';
+import { withDestinationViews } from '../shared/pipeline/destinations';
+import { resultsView } from '../shared/pipeline/roundTrip';
 
 export async function jobsList(request: HttpRequest): Promise<HttpResponseInit> {
   const query = readQuery(request, jobsQuerySchema);
   if (!query.ok) return query.response;
-  const listed = await listJobs((await getServices()).jobs, query.value);
+  const { jobs, config } = await getServices();
+  const listed = await listJobs(jobs, query.value);
   if (!listed.ok) return { status: 400, jsonBody: { error: listed.error } };
   return {
     status: 200,
     jsonBody: {
-      jobs: listed.value.jobs.map((job) => ({ ...job, percent: percentDone(job) })),
+      jobs: listed.value.jobs
+        .map((stored) => withDestinationViews(stored, new Date(), config.destinationStuckMs))
+        .map((job) => ({ ...job, percent: percentDone(job), results: resultsView(job) })),
       next: listed.value.next,
     },
   };
@@ -30,9 +35,12 @@ export async function jobGet(request: HttpRequest): Promise<HttpResponseInit> {
   const parsed = readRouteId(request, jobIdSchema, 'a job id');
   if (!parsed.ok) return parsed.response;
   const id = parsed.value;
-  const job = await (await getServices()).jobs.get(id);
-  if (!job) return { status: 404, jsonBody: { error: `no job ${id}` } };
-  return { status: 200, jsonBody: { ...job, percent: percentDone(job) } };
+  const { jobs, config } = await getServices();
+  const stored = await jobs.get(id);
+  if (!stored) return { status: 404, jsonBody: { error: `no job ${id}` } };
+  // A destination waiting longer than AUTOMATION_DESTINATION_STUCK_MINUTES reads 'stuck'.
+  const job = withDestinationViews(stored, new Date(), config.destinationStuckMs);
+  return { status: 200, jsonBody: { ...job, percent: percentDone(job), results: resultsView(job) } };
 }
 
 export async function jobRetry(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {

@@ -123,15 +123,18 @@ export interface ModalityDefinition {
   worklist?: boolean;
 }
 
+const tcpPort = z.number().int().min(1).max(65535);
+/** A port as a number or, as some .env files write it, a string of digits: in range either way. */
+const modalityPort = z.union([tcpPort, z.string().regex(/^\d+$/).transform(Number).pipe(tcpPort)]);
 const modalityTuple = z.tuple([
   z.string().regex(AE_TITLE, 'AE title must be 1-16 printable characters'),
   z.string().min(1, 'host must not be empty'),
-  z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d+$/).transform(Number)]),
+  modalityPort,
 ]);
 const modalityObject = z.object({
   AET: z.string().regex(AE_TITLE, 'AE title must be 1-16 printable characters'),
   Host: z.string().min(1),
-  Port: z.number().int().min(1).max(65535),
+  Port: tcpPort,
 });
 
 /** autorthanc's `ORTHANC_DICOM_MODALITIES`: `{"NAME": ["AET", "host", 4242]}` (Orthanc's own form). */
@@ -291,7 +294,20 @@ const environmentSchema = z.object({
   AUTOMATION_SWEEP_PAGE_SIZE: integer(500, 1, 10_000, 'a number of studies per page'),
   AUTOMATION_CHANGE_FEED_BATCH: integer(500, 1, 10_000, 'a number of changes per read'),
   AUTOMATION_FORWARD_POLL_SECONDS: integer(5, 1, 3600, 'seconds'),
-  AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(5, 1, 100, 'a number of attempts'),
+  AUTOMATION_FORWARD_MAX_ATTEMPTS: integer(30, 1, 1000, 'a number of attempts'),
+  AUTOMATION_DESTINATION_STUCK_MINUTES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      // Fractions allowed (0.5 = 30 s), so tests and impatient sites can see "stuck" soon.
+      if (raw === undefined || raw.trim() === '') return 30;
+      const value = Number(raw.trim());
+      if (!/^\d+(\.\d+)?$/.test(raw.trim()) || value < 0.05 || value > 10_080) {
+        ctx.addIssue({ code: 'custom', message: `expected minutes between 0.05 and 10080, got '${raw}'` });
+        return z.NEVER;
+      }
+      return value;
+    }),
   AUTOMATION_STALE_HEARTBEAT_SECONDS: integer(120, 2, 86_400, 'seconds'),
   AUTOMATION_REPLACE_QUIET_SECONDS: integer(120, 0, 86_400, 'seconds'),
   AUTOMATION_LEDGER_RETENTION_DAYS: integer(90, 0, 36_500, 'days (0 keeps job records forever)'),
@@ -316,6 +332,19 @@ export type Environment = z.infer<typeof environmentSchema>;
 
 /** Every variable the schema reads (tests check that each one that can be wrong is named when it is). */
 export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
+/**
+ * One setting checked alone by the schema above: its parsed value, or why the app would refuse it.
+ * `autorthanc setup` checks every answer with this, so the wizard and the app never disagree.
+ */
+export function checkSetting(name: string, raw: string): { ok: true; value: unknown } | { ok: false; problem: string } {
+  const schema = (environmentSchema.shape as Record<string, z.ZodType | undefined>)[name];
+  if (schema === undefined) throw new Error(`checkSetting: ${name} is not a setting of the app`);
+  const result = schema.safeParse(raw);
+  return result.success
+    ? { ok: true, value: result.data }
+    : { ok: false, problem: result.error.issues.map((i) => i.message).join('; ') };
+}
 
 export interface Config {
   orthanc: {
@@ -351,6 +380,8 @@ export interface Config {
   changeFeedBatch: number;
   forwardPollSeconds: number;
   forwardMaxAttempts: number;
+  /** A destination still not sent this long after its forward was queued shows as stuck (and alerts). */
+  destinationStuckMs: number;
   /** A running step whose heartbeat is older than this is presumed dead (its host crashed) and is taken over. */
   staleHeartbeatMs: number;
   /** Job records older than this many days are purged by the daily sweep; 0 keeps them forever. */
@@ -448,6 +479,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     changeFeedBatch: e.AUTOMATION_CHANGE_FEED_BATCH as number,
     forwardPollSeconds: e.AUTOMATION_FORWARD_POLL_SECONDS as number,
     forwardMaxAttempts: e.AUTOMATION_FORWARD_MAX_ATTEMPTS as number,
+    destinationStuckMs: Math.round(e.AUTOMATION_DESTINATION_STUCK_MINUTES * 60_000),
     staleHeartbeatMs: (e.AUTOMATION_STALE_HEARTBEAT_SECONDS as number) * 1000,
     replaceQuietSeconds: e.AUTOMATION_REPLACE_QUIET_SECONDS as number,
     ledgerRetentionDays: e.AUTOMATION_LEDGER_RETENTION_DAYS as number,

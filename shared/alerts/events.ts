@@ -9,6 +9,7 @@ import type { Job } from '../pipeline/job';
 import type { EchoState } from '../orthanc/destinations';
 import type { Redact } from '../pipeline/redact';
 import type { Alert } from './format';
+import type { ResultsView } from '../pipeline/roundTrip';
 
 type NewAlert = Omit<Alert, 'at'>;
 
@@ -31,6 +32,26 @@ export function jobFailedAlert(job: Job, options: { poisonQueue?: string; redact
       : `Job ${job.id} (rule ${job.ruleId}) failed at ${step}`,
     text: redact(job.error ?? 'no reason recorded'),
     fields,
+  };
+}
+
+/**
+ * Results an AI node should have sent back (ExpectResults) did not come in time. One alert per job
+ * (the subject is its id; the check records that it went), naming only ids, the AE title and times.
+ */
+export function resultsOverdueAlert(job: Job, view: Pick<ResultsView, 'from' | 'expectedBy'>): NewAlert {
+  return {
+    kind: 'results-overdue',
+    subject: job.id,
+    title: `Results overdue for job ${job.id} (rule ${job.ruleId}): nothing back from ${view.from}`,
+    text: `Results from ${view.from} were expected by ${view.expectedBy ?? 'unknown'} (ExpectResults.Within after the forward ended) and have not arrived. A result arriving later is still linked to the job.`,
+    fields: {
+      jobId: job.id,
+      ruleId: job.ruleId,
+      from: view.from,
+      expectedBy: view.expectedBy ?? '',
+      resourceId: job.resourceId,
+    },
   };
 }
 
@@ -84,5 +105,31 @@ export function diskNearlyFullAlert(role: string, free: DiskFree, thresholdPerce
     title: `Disk nearly full: the ${role} folder has ${percent}% free`,
     text: `${(free.freeBytes / 2 ** 30).toFixed(1)} GiB of ${(free.totalBytes / 2 ** 30).toFixed(1)} GiB free, below AUTOMATION_ALERT_DISK_FREE_PERCENT=${thresholdPercent}%. Steps fail with ENOSPC when it runs out.`,
     fields: { folder: role, freePercent: percent, freeBytes: free.freeBytes, thresholdPercent },
+  };
+}
+
+/**
+ * A destination of a forward still not sent after AUTOMATION_DESTINATION_STUCK_MINUTES: a destination
+ * down, as the C-ECHO alert says, seen from a job (one alert per destination and interval).
+ */
+export function destinationStuckAlert(
+  job: Pick<Job, 'id' | 'ruleId'>,
+  name: string,
+  state: { aet?: string; host?: string; port?: number; attempts: number; waitedMinutes: number; reason?: string },
+): NewAlert {
+  const down = destinationDownAlert(name, {
+    aet: state.aet ?? name,
+    host: state.host ?? 'DICOMweb',
+    port: state.port ?? 0,
+    reason: state.reason,
+    configured: true,
+  });
+  return {
+    ...down,
+    // Its own subject: the C-ECHO check's alert for the same destination does not hold this one back.
+    subject: `${name} (stuck)`,
+    title: `Destination ${name} is stuck: job ${job.id} (rule ${job.ruleId}) has waited ${state.waitedMinutes} min`,
+    text: `Not sent after ${state.attempts} attempt(s)${state.reason ? `: ${state.reason}` : ''}. It is retried until it is sent or its attempts are used up (AUTOMATION_FORWARD_MAX_ATTEMPTS).`,
+    fields: { ...down.fields, jobId: job.id, ruleId: job.ruleId, attempts: state.attempts },
   };
 }

@@ -5,6 +5,7 @@
 import type { EchoState } from '../orthanc/destinations';
 import type { HealthReport } from '../operator/health';
 import type { Job } from '../pipeline/job';
+import { destinationsOf } from '../pipeline/destinations';
 import type { EchoAnswer } from '../operator/echo';
 
 export type ListedJob = Job & { percent?: number };
@@ -85,6 +86,25 @@ export function formatJob(job: ListedJob): string[] {
       ]),
     ),
   );
+  // A forward's destinations, each on its own (the API already shows 'stuck' where it holds).
+  const records = Object.entries(destinationsOf(job));
+  if (records.length > 0) {
+    lines.push('  destinations:');
+    lines.push(
+      ...table(
+        ['    DESTINATION', 'STATUS', 'ATTEMPTS', 'NEXT RETRY', 'SENT', 'DURATION', 'ERROR'],
+        records.map(([name, d]) => [
+          `    ${name}`,
+          d.status,
+          String(d.attempts),
+          d.nextRetryAt && d.status !== 'sent' ? when(d.nextRetryAt) : '-',
+          d.sentAt ? when(d.sentAt) : '-',
+          formatDuration(d.durationMs),
+          d.error ? shorten(d.error, 60) : '',
+        ]),
+      ),
+    );
+  }
   const overflow = job.warningsOverflow?.count ?? 0;
   if (job.warnings.length > 0) {
     lines.push(`  warnings (${job.warnings.length + overflow}):`);
@@ -116,6 +136,10 @@ export function formatStatus(report: HealthReport): string[] {
     );
   }
   if (report.changeFeed) lines.push(`  change feed at ${report.changeFeed.cursor ?? '(not started)'}`);
+  if (report.forwarding)
+    lines.push(
+      `  forwarding: ${report.forwarding.pending} pending, ${report.forwarding.sending} sending, ${report.forwarding.stuck} stuck${report.forwarding.stuckJobs.length ? ` (jobs ${report.forwarding.stuckJobs.join(', ')})` : ''}`,
+    );
   const destinations = formatDestinations(report);
   if (destinations.length > 0) lines.push('  destinations:', ...destinations.map((l) => `    ${l}`));
   return lines;
@@ -124,6 +148,8 @@ export function formatStatus(report: HealthReport): string[] {
 export interface DestinationRow {
   name: string;
   kind: 'dicom' | 'dicomweb';
+  /** Who declared it: .env (read-only) or the dashboard (its Destinations panel). */
+  source: 'env' | 'dashboard';
   target: string;
   state: string;
   ok: boolean;
@@ -134,6 +160,7 @@ export function destinationRows(report: Pick<HealthReport, 'destinations' | 'dic
   const dicom = Object.entries(report.destinations ?? {}).map(([name, d]: [string, EchoState]) => ({
     name,
     kind: 'dicom' as const,
+    source: d.source ?? ('env' as const),
     target: `${d.aet}@${d.host}:${d.port}`,
     state: d.configured ? `C-ECHO ${d.echo}` : 'not configured in Orthanc',
     ok: d.configured && d.echo !== 'failed',
@@ -142,6 +169,7 @@ export function destinationRows(report: Pick<HealthReport, 'destinations' | 'dic
   const web = Object.entries(report.dicomweb ?? {}).map(([name, d]) => ({
     name,
     kind: 'dicomweb' as const,
+    source: 'env' as const,
     target: d.url,
     state: d.reachable ? 'answers' : 'unreachable',
     ok: d.reachable,
@@ -154,8 +182,8 @@ export function formatDestinations(report: Pick<HealthReport, 'destinations' | '
   const rows = destinationRows(report);
   if (rows.length === 0) return [];
   return table(
-    ['NAME', 'KIND', 'TARGET', 'STATE', 'REASON'],
-    rows.map((r) => [r.name, r.kind, r.target, r.state, r.reason ? shorten(r.reason, 80) : '']),
+    ['NAME', 'KIND', 'SOURCE', 'TARGET', 'STATE', 'REASON'],
+    rows.map((r) => [r.name, r.kind, r.source, r.target, r.state, r.reason ? shorten(r.reason, 80) : '']),
   );
 }
 

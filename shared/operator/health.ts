@@ -12,6 +12,8 @@ import type { Services } from '../composition/services';
 import { PIPELINE_STEPS } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
 import { CHANGE_FEED_CURSOR } from '../pipeline/changeFeed';
+import { countForwarding, type ForwardingCounts } from '../pipeline/destinations';
+import { awaitedJobs, resultsView } from '../pipeline/roundTrip';
 
 export interface QueueState {
   /** Approximate visible messages; null when the queue does not exist yet (nothing sent to it). */
@@ -32,6 +34,10 @@ export interface HealthReport {
   queues?: Record<string, QueueState>;
   /** Last Orthanc change sequence number read by the change feed (null before its first run). */
   changeFeed?: { cursor: number | null };
+  /** Destinations of unfinished forwards: pending, sending and stuck (AUTOMATION_DESTINATION_STUCK_MINUTES); not part of `ok`. */
+  forwarding?: ForwardingCounts;
+  /** Jobs waiting for results from an AI node (ExpectResults), and those overdue: stuck (not part of `ok`). */
+  results?: { awaiting: number; overdue: Array<{ jobId: string; ruleId: string; from: string; expectedBy?: string }> };
 }
 
 /** The queues every deployment has: evaluation and one per pipeline step. */
@@ -122,6 +128,8 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     within(queueStates(services.queues), 'Queue storage').catch(() => undefined),
     within(services.cursors.get(CHANGE_FEED_CURSOR), 'Table storage').catch(() => undefined),
   ]);
+  const forwarding = await within(forwardingState(services), 'Table storage').catch(() => undefined);
+  const results = await within(roundTripState(services), 'Table storage').catch(() => undefined);
   return {
     ok: orthanc.ok && storage.ok,
     checkedAt,
@@ -131,5 +139,27 @@ export async function checkHealth(getServices: () => Promise<Services>): Promise
     dicomweb: await dicomweb,
     queues,
     changeFeed: { cursor: cursor ?? null },
+    ...(forwarding ? { forwarding } : {}),
+    ...(results ? { results } : {}),
   };
+}
+
+async function roundTripState(services: Services): Promise<NonNullable<HealthReport['results']>> {
+  const now = new Date();
+  const { awaiting, overdue } = await awaitedJobs({ awaited: services.awaitedResults, jobs: services.jobs }, now);
+  return {
+    awaiting,
+    overdue: overdue.map((job) => ({
+      jobId: job.id,
+      ruleId: job.ruleId,
+      from: job.rule.expectResults?.from ?? '',
+      expectedBy: resultsView(job, now)?.expectedBy,
+    })),
+  };
+}
+
+/** The running jobs' destinations (the newest 200 of the last week: a backlog larger than that is an incident anyway). */
+async function forwardingState(services: Services): Promise<ForwardingCounts> {
+  const { jobs } = await services.jobs.listRecent({ limit: 200, days: 7, filter: { status: 'running' } });
+  return countForwarding(jobs, new Date(), services.config.destinationStuckMs);
 }

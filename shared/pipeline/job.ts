@@ -6,6 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { anonymiseSettingsSchema, type AnonymiseSettings } from '../dicom/options';
 import type { PipelineStep, ResourceLevel } from '../vocabulary';
 import type { EventSource } from './messages';
+import type { RoundTrip } from './roundTrip';
 
 export type JobStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 export type StepStatus = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped';
@@ -25,6 +26,8 @@ export interface StepRecord {
   progress?: { done: number; total: number };
   detail?: Record<string, unknown>;
   error?: string;
+  /** The function app instance that ran the latest attempt (several share the work when scaled out). */
+  instance?: string;
 }
 
 /** What a job needs of its rule, frozen when the job is created: editing the rule later changes nothing. */
@@ -41,6 +44,8 @@ export interface RuleSnapshot {
   publish?: { blob?: { container: string; prefix: string } };
   /** `OnNewInstances` of the rule (absent: 'replace'): what a job for a resource handled before publishes. */
   onNewInstances?: 'replace' | 'ignore' | 'new-version';
+  /** `ExpectResults` of the rule: results from this AE title are due `withinSeconds` after the forward. */
+  expectResults?: { from: string; withinSeconds: number };
 }
 
 /**
@@ -71,6 +76,10 @@ export interface Job extends NewJob {
   outputPath?: string;
   /** The rule's Completion conditions as evaluation found them when it made the job (see shared/rules/completion.ts). */
   completion?: CompletionRecord;
+  /** A job whose rule expects results back: when they are due and what came (see ./roundTrip.ts). */
+  roundTrip?: RoundTrip;
+  /** A job of a `CheckOn: Result` rule: the id of the job whose forward this result answers. */
+  resultOf?: string;
   error?: string;
   /** The first warnings (the ledger keeps at most a few dozen on the record, each bounded in length). */
   warnings: string[];

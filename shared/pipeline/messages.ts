@@ -54,10 +54,19 @@ export type EvaluateMessage = z.infer<typeof evaluateMessageSchema>;
 /** Job ids as the ledger makes them (and as messages and the API carry them). */
 export const jobIdSchema = z.string().regex(/^[A-Za-z0-9_-]{8,80}$/);
 
+/** A destination as a rule names it: only ever a key into the job's record, never a path or a pattern. */
+export const destinationNameSchema = z.string().min(1).max(200);
+
 export const stepMessageSchema = z
   .object({
     jobId: jobIdSchema,
     step: z.string().regex(/^[a-z]+$/),
+    /**
+     * A step that fans out (forward) sends one message per destination; `attempt` is the attempt it
+     * is to make, so a stale duplicate of an earlier attempt is told apart and does nothing.
+     */
+    destination: destinationNameSchema.optional(),
+    attempt: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
 export type StepMessage = z.infer<typeof stepMessageSchema>;

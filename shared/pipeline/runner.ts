@@ -47,7 +47,25 @@ export interface StepContext {
   progress: (done: number, total: number) => Promise<void>;
 }
 
+/** A step that hands its work to one message per destination (forward): see shared/pipeline/destinationRunner.ts. */
+export interface StepFanOut {
+  fanOut: { destinations: string[] };
+}
+
 export type StepHandler = (context: StepContext) => Promise<StepResult | StepWait>;
+/** The step's own message of a step that fans out: it may finish or wait, as any step, or fan out. */
+export type FanOutStartHandler = (context: StepContext) => Promise<StepResult | StepWait | StepFanOut>;
+
+/**
+ * A step whose work is split into one message per destination, each run and retried on its own, so one
+ * destination that is down never holds the others. `start` runs for the step's own message and returns
+ * the fan-out; `fanOut` records it and sends the messages; `destination` runs one destination's message.
+ */
+export interface FanOutStep {
+  start: FanOutStartHandler;
+  fanOut(deps: RunnerDeps, job: Job, step: PipelineStep, destinations: string[]): Promise<string>;
+  destination(deps: RunnerDeps, job: Job, message: StepMessage): Promise<string>;
+}
 
 export interface RunnerDeps {
   jobs: Pick<JobStore, 'get' | 'update'>;
@@ -62,6 +80,8 @@ export interface RunnerDeps {
   onJobEnded?: (job: Job) => Promise<void>;
   /** Each step's duration and outcome, by job id (Application Insights when configured). */
   telemetry?: Telemetry;
+  /** This function app instance, recorded on the steps it starts (shared/azure-functions/instance.ts). */
+  instance?: string;
   /** Overrides STALE_HEARTBEAT_MS (AUTOMATION_STALE_HEARTBEAT_SECONDS). */
   staleHeartbeatMs?: number;
   /** Rewrites PHI out of errors and log lines (none when AUTOMATION_LOG_PHI=true); without it text passes unchanged. */
@@ -76,7 +96,8 @@ const RESEND_AFTER_MS = 30_000;
 const BUSY_RECHECK_SECONDS = 15;
 /** A step whose host died this many times while running it fails the job with that reason. */
 const MAX_STARTS_AFTER_CRASHES = 10;
-const PROGRESS_INTERVAL_MS = 2_000;
+/** Progress is written at most this often (a destination's too). */
+export const PROGRESS_INTERVAL_MS = 2_000;
 
 /** What a step message calls for, given the job as stored. */
 type Action =
@@ -98,6 +119,7 @@ interface Attempt {
 }
 
 type Ran = { ok: true; outcome: StepResult | StepWait } | { ok: false; error: unknown };
+type RanAny = { ok: true; outcome: StepResult | StepWait | StepFanOut } | { ok: false; error: unknown };
 
 class NotRunnable extends Error {
   constructor(readonly busy: boolean) {
@@ -108,7 +130,7 @@ class NotRunnable extends Error {
 export async function runStep(
   deps: RunnerDeps,
   step: PipelineStep,
-  handler: StepHandler,
+  handler: StepHandler | FanOutStep,
   rawMessage: unknown,
 ): Promise<string> {
   const message: StepMessage = parseMessage(stepMessageSchema, QUEUES.step(step), rawMessage);
@@ -120,6 +142,15 @@ export async function runStep(
     return 'unknown-job';
   }
   const action = decide(stored, step, now(deps), deps.staleHeartbeatMs ?? STALE_HEARTBEAT_MS);
+  // A destination's message: the job being at this step is all that matters here; the destination's
+  // own record decides the rest (whether the step's own message runs elsewhere does not).
+  if (
+    message.destination !== undefined &&
+    (action.kind === 'run' || action.kind === 'busy' || action.kind === 'take-over')
+  ) {
+    if (typeof handler === 'function') throw new Error(`Step '${step}' takes no per-destination messages`);
+    return handler.destination(deps, stored, message);
+  }
   switch (action.kind) {
     case 'ignore':
       deps.log.info(`Job ${stored.id} (${stored.ruleId}) ${step}: nothing to do (${action.reason})`);
@@ -139,7 +170,13 @@ export async function runStep(
       const attempt = await start(deps, step, stored.id, message);
       if (attempt === 'busy') return recheckLater(deps, message);
       if (attempt === 'not-runnable') return 'ignored';
-      return record(deps, attempt, await run(deps, attempt, handler));
+      const ran = await run(deps, attempt, typeof handler === 'function' ? handler : handler.start);
+      if (ran.ok && 'fanOut' in ran.outcome) {
+        if (typeof handler === 'function') throw new Error(`Step '${step}' fanned out without a fan-out runner`);
+        report(deps, attempt, 'waiting');
+        return handler.fanOut(deps, attempt.job, step, ran.outcome.fanOut.destinations);
+      }
+      return record(deps, attempt, ran as Ran);
     }
   }
 }
@@ -204,6 +241,7 @@ async function start(
       // retry shows it running now, and two runs would share one working folder.
       if (stepRecord(j, step).status === 'running') throw new NotRunnable(true);
       startStep(j, step, now(deps));
+      if (deps.instance) stepRecord(j, step).instance = deps.instance;
     });
   } catch (error) {
     if (error instanceof NotRunnable) return error.busy ? 'busy' : 'not-runnable';
@@ -215,7 +253,7 @@ async function start(
 }
 
 /** Run: the handler, with its heartbeat beating; what it returned or threw. */
-async function run(deps: RunnerDeps, attempt: Attempt, handler: StepHandler): Promise<Ran> {
+async function run(deps: RunnerDeps, attempt: Attempt, handler: FanOutStartHandler): Promise<RanAny> {
   const stopBeating = keepBeating(deps, attempt);
   try {
     return { ok: true, outcome: await handler(stepContext(deps, attempt)) };
@@ -299,11 +337,20 @@ async function recordSuccess(deps: RunnerDeps, attempt: Attempt, outcome: StepRe
     : outcome;
   report(deps, attempt, 'succeeded', { instances: result.instances, bytes: result.bytes });
   const finished = await deps.jobs.update(job.id, (j) => void finishStep(j, step, result, now(deps)));
+  return afterStepFinished(deps, finished, log);
+}
+
+/** A step was recorded as succeeded: the job ends, or the next step's message goes. */
+export async function afterStepFinished(
+  deps: Pick<RunnerDeps, 'handOn' | 'queues' | 'onJobEnded'>,
+  finished: Job,
+  log: Logger,
+): Promise<'done'> {
   if (isTerminal(finished)) {
     await deps.onJobEnded?.(finished);
-    log.info(`Job ${job.id} (${job.ruleId}) succeeded`);
+    log.info(`Job ${finished.id} (${finished.ruleId}) succeeded`);
   } else {
-    await handOn(deps, QUEUES.step(finished.currentStep), { jobId: job.id, step: finished.currentStep });
+    await handOn(deps, QUEUES.step(finished.currentStep), { jobId: finished.id, step: finished.currentStep });
   }
   return 'done';
 }
@@ -347,7 +394,7 @@ async function noteMalformed(deps: RunnerDeps, queue: string, rawMessage: unknow
   return 'marked';
 }
 
-function now(deps: Pick<RunnerDeps, 'now'>): Date {
+export function now(deps: Pick<RunnerDeps, 'now'>): Date {
   return deps.now ? deps.now() : new Date();
 }
 
@@ -374,7 +421,7 @@ function report(
 }
 
 /** Telemetry never fails a step: a broken exporter costs a log line, nothing else. */
-function sendTelemetry(deps: Pick<RunnerDeps, 'telemetry' | 'log'>, step: StepTelemetry): void {
+export function sendTelemetry(deps: Pick<RunnerDeps, 'telemetry' | 'log'>, step: StepTelemetry): void {
   try {
     deps.telemetry?.stepEnded(step);
   } catch (error) {

@@ -14,12 +14,12 @@ import {
   STOW_BATCH_INSTANCES,
   decodeRanges,
   encodeRanges,
-  forwardStep,
   stowBatches,
   type DestinationState,
   type ForwardDeps,
 } from '../../shared/pipeline/steps/forward';
-import { jobIdFor, newJob } from '../../shared/pipeline/job';
+import { destinationsOf } from '../../shared/pipeline/destinations';
+import { forwardHarness } from '../support/forward-harness';
 import { parseRule } from '../../shared/rules';
 import { blobNameFor, checkPrefix, withoutCredentials } from '../../shared/blob/publish';
 import { generateStudy } from '../support/dicom';
@@ -213,17 +213,8 @@ describe('DICOMWEB_<NAME> settings', () => {
 });
 
 describe('forward step to a DICOMweb destination (fake server)', () => {
-  const fileJob = (instances: { ID: string; sop: string }[]) => {
-    const draft = {
-      rule: { id: 'web', checkOn: 'Study' as const, steps: ['forward' as const], destinations: ['WEB'] },
-      level: 'Study' as const,
-      resourceId: 'study-1',
-      lastUpdate: 'x',
-      source: 'manual' as const,
-      forced: false,
-    };
-    const job = newJob(draft, jobIdFor(draft));
-    const orthanc = {
+  const fakeOrthanc = (instances: { ID: string; sop: string }[]) =>
+    ({
       listInstances: async () =>
         instances.map((i) => ({
           ID: i.ID,
@@ -233,13 +224,10 @@ describe('forward step to a DICOMweb destination (fake server)', () => {
           ParentSeries: 's',
         })),
       instanceFile: async (id: string) => Readable.from([Buffer.from(`bytes of ${id}`)]),
-    } as unknown as ForwardDeps['orthanc'];
-    return { job, orthanc };
-  };
+    }) as unknown as ForwardDeps['orthanc'];
 
-  it('sends Orthanc originals, then only the refused ones on the next run, recorded as ranges on the job', async () => {
+  it('sends Orthanc originals, then only the refused ones on the next attempt, recorded as ranges on the job', async () => {
     const instances = Array.from({ length: 7 }, (_, i) => ({ ID: `id-${i}`, sop: `1.2.${i}` }));
-    const { job, orthanc } = fileJob(instances);
     const calls: string[][] = [];
     let refuse = new Set(['1.2.2', '1.2.3', '1.2.6']);
     const stow = {
@@ -250,50 +238,46 @@ describe('forward step to a DICOMweb destination (fake server)', () => {
         return { stored: parts.map((p) => p.sopInstanceUid).filter((u) => !failed.has(u)), failed };
       },
     };
-    const step = forwardStep({
-      orthanc,
-      modalities: {},
-      dicomweb: { WEB: stow },
-      concurrency: 4,
-      pollSeconds: 1,
-      maxAttempts: 3,
+    const h = await forwardHarness({
+      destinations: ['WEB'],
+      forward: {
+        orthanc: fakeOrthanc(instances),
+        dicomweb: { WEB: stow },
+        concurrency: 4,
+        pollSeconds: 1,
+        maxAttempts: 3,
+      },
     });
-    const context = { job, log: { info() {}, warn() {}, error() {} } as never, progress: async () => undefined };
-    const first = await step(context);
-    assert.ok('wait' in first);
-    const state = (first.wait.detail as { destinations: Record<string, DestinationState> }).destinations.WEB;
+    await h.run({ jobId: h.job.id, step: 'forward' });
+    assert.deepEqual(await h.deliver(), ['retrying']);
+    const state: DestinationState = destinationsOf(await h.stored()).WEB;
     assert.deepEqual(
       [state.status, state.retry, state.failed, state.sent, state.attempts],
-      ['retrying', '2-3,6', 3, 4, 1],
+      ['pending', '2-3,6', 3, 4, 1],
     );
     assert.match(state.error!, /^3 of 7 instances not stored: no$/);
-    assert.equal(first.wait.delaySeconds, 1);
+    assert.equal(h.waiting()[0].visibleAt - h.clock.at, 1000);
 
-    // The runner keeps the wait's detail on the step record; the next run reads it from there.
-    job.steps.find((s) => s.name === 'forward')!.detail = first.wait.detail;
+    // The next attempt reads the ranges from the destination's record.
     refuse = new Set();
     calls.length = 0;
-    const second = await step(context);
-    assert.ok(!('wait' in second));
+    assert.deepEqual(await h.deliverNext(), ['done']);
     assert.deepEqual(calls.flat().sort(), ['1.2.2', '1.2.3', '1.2.6'], 'only the refused ones again');
-    const done = (second.detail as { destinations: Record<string, DestinationState> }).destinations.WEB;
-    assert.deepEqual([done.status, done.retry, done.sent, done.total], ['done', undefined, 7, 7]);
+    const done = destinationsOf(await h.stored()).WEB;
+    assert.deepEqual([done.status, done.retry, done.sent, done.total], ['sent', undefined, 7, 7]);
   });
 
   it('fails the job with the reason once the attempts are used up', async () => {
-    const { job, orthanc } = fileJob([{ ID: 'id-0', sop: '1.2.0' }]);
     const stow = { store: async () => ({ stored: [], failed: new Map([['1.2.0', 'HTTP 503']]) }) };
-    const step = forwardStep({
-      orthanc,
-      modalities: {},
-      dicomweb: { WEB: stow },
-      concurrency: 1,
-      pollSeconds: 1,
-      maxAttempts: 1,
+    const h = await forwardHarness({
+      destinations: ['WEB'],
+      forward: { orthanc: fakeOrthanc([{ ID: 'id-0', sop: '1.2.0' }]), dicomweb: { WEB: stow }, maxAttempts: 1 },
     });
-    await assert.rejects(
-      step({ job, log: { warn() {} } as never, progress: async () => undefined }),
-      /destination WEB: 1 of 1 instances not stored: HTTP 503 \(after 1 attempts\)/,
+    await h.run({ jobId: h.job.id, step: 'forward' });
+    assert.deepEqual(await h.deliver(), ['failed']);
+    assert.match(
+      (await h.stored()).error ?? '',
+      /^forward: destination WEB: 1 of 1 instances not stored: HTTP 503 \(after 1 attempts\)$/,
     );
   });
 });

@@ -7,8 +7,9 @@
  *   Orthanc job, polled by re-enqueued messages, so a long transfer never holds a worker;
  * - STOW-RS: the pipeline's files (after a download) or Orthanc's originals, in batches; the instances
  *   the server refused are remembered on the job (as index ranges) and only they are sent again.
- * Each destination is tracked on the job. A destination that fails is retried with growing delays,
- * then the job fails with the destination's reason.
+ * Each destination is its own message and record (shared/pipeline/destinationRunner.ts): one that is
+ * down is retried with growing delays on its own, shows as stuck after AUTOMATION_DESTINATION_STUCK_MINUTES,
+ * and fails the job with its reason once its attempts are used up; the others are sent at once.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -19,35 +20,42 @@ import { OrthancError, type OrthancClient } from '../../orthanc/client';
 import { forEachLimit } from '../../util/concurrency';
 import { filesUnder } from '../../util/files';
 import type { Job } from '../job';
-import { stepRecord } from '../job';
 import { jobPaths } from '../naming';
-import type { StepHandler, StepWait } from '../runner';
+import type { FanOutStep } from '../runner';
+import { fanOutStep, type DestinationContext, type DestinationOutcome } from '../destinationRunner';
+import type { DestinationRecord, DestinationRecords, TransferState } from '../destinations';
 import { PermanentError } from '../../vocabulary';
 
-export interface DestinationState {
-  status: 'pending' | 'sending' | 'done' | 'retrying';
-  attempts: number;
-  sent?: number;
-  total?: number;
-  orthancJob?: string;
-  error?: string;
-  /** STOW-RS: the instances still to send (index ranges into the sorted instance list, e.g. `3,7-9`), of `total`. */
-  retry?: string;
-  failed?: number;
-}
+/** A destination's record on the forward step (shared/pipeline/destinations.ts). */
+export type DestinationState = DestinationRecord;
 
 export interface ForwardDeps {
   orthanc: Pick<
     OrthancClient,
     'storeStraight' | 'storeToModalityAsync' | 'getJob' | 'putModality' | 'listInstances' | 'instanceFile'
   >;
-  /** Destinations from the environment, (re)applied to Orthanc before use: Orthanc may have restarted. */
-  modalities: Record<string, ModalityDefinition>;
+  /**
+   * The DICOM destinations, (re)applied to Orthanc before use (Orthanc may have restarted); a function,
+   * so destinations managed at run time are read as they are now.
+   */
+  modalities: () => Promise<Record<string, ModalityDefinition>>;
   /** DICOMweb destinations (DICOMWEB_<NAME>), by name. */
   dicomweb?: Record<string, Pick<StowClient, 'store'>>;
   concurrency: number;
   pollSeconds: number;
   maxAttempts: number;
+  /** AUTOMATION_DESTINATION_STUCK_MINUTES in milliseconds. */
+  stuckAfterMs: number;
+  /** A destination became stuck (the alert); failing it never fails the forward. */
+  onStuck?: (job: Job, destination: string, record: DestinationRecord) => Promise<void>;
+}
+
+/** Retries of a destination that is down come at least this often, however many attempts failed. */
+export const MAX_RETRY_DELAY_SECONDS = 300;
+
+/** `POLL x 2^(attempts-1)` seconds, at most MAX_RETRY_DELAY_SECONDS. */
+export function forwardRetryDelaySeconds(pollSeconds: number, attempts: number): number {
+  return Math.min(MAX_RETRY_DELAY_SECONDS, pollSeconds * 2 ** Math.min(30, Math.max(0, attempts - 1)));
 }
 
 function reasonOf(error: unknown): string {
@@ -59,74 +67,77 @@ async function dicomFiles(root: string): Promise<string[]> {
   return (await filesUnder(root)).filter((f) => path.basename(f).toLowerCase().endsWith('.dcm')).sort();
 }
 
-export function forwardStep(deps: ForwardDeps): StepHandler {
-  return async ({ job, progress, log }) => {
-    if (job.rule.destinations.length === 0)
-      throw new PermanentError(`rule '${job.ruleId}' forwards but names no destination`);
-    const previous = (stepRecord(job, 'forward').detail?.destinations ?? {}) as Record<string, DestinationState>;
-    const states: Record<string, DestinationState> = {};
-    for (const name of job.rule.destinations) states[name] = previous[name] ?? { status: 'pending', attempts: 0 };
-    const fromFiles = job.rule.steps.includes('download');
-    const files = fromFiles ? await dicomFiles(jobPaths(job).working) : [];
-    let items: Promise<StowItem[]> | undefined;
-    let waitSeconds = 0;
+export function forwardStep(deps: ForwardDeps): FanOutStep {
+  return fanOutStep(
+    async ({ job }) => {
+      if (job.rule.destinations.length === 0)
+        throw new PermanentError(`rule '${job.ruleId}' forwards but names no destination`);
+      return { fanOut: { destinations: job.rule.destinations } };
+    },
+    {
+      send: (context) => sendToDestination(deps, context),
+      maxAttempts: deps.maxAttempts,
+      retryDelaySeconds: (attempts) => forwardRetryDelaySeconds(deps.pollSeconds, attempts),
+      stuckAfterMs: deps.stuckAfterMs,
+      stepInstances: (records: DestinationRecords) => {
+        const totals = Object.values(records).map((r) => r.total ?? 0);
+        return totals.length ? Math.max(...totals) : undefined;
+      },
+      onStuck: deps.onStuck,
+    },
+  );
+}
 
-    for (const name of job.rule.destinations) {
-      const state = states[name];
-      if (state.status === 'done') continue;
-      try {
-        const stow = deps.dicomweb?.[name];
-        if (stow) {
-          items ??= fromFiles ? filesAsItems(files) : orthancItems(deps, job);
-          await sendStow(stow, await items, state, deps.concurrency, progress);
-          continue;
-        }
-        if (deps.modalities[name]) await deps.orthanc.putModality(name, deps.modalities[name]);
-        if (fromFiles) {
-          state.status = 'sending';
-          state.total = files.length;
-          let sent = 0;
-          await forEachLimit(files, deps.concurrency, async (file) => {
-            await deps.orthanc.storeStraight(name, await fs.readFile(file));
-            sent += 1;
-            await progress(sent, files.length);
-          });
-          state.sent = sent;
-          state.status = 'done';
-          state.error = undefined;
-        } else {
-          const outcome = await pollOrStart(deps, job, name, state);
-          if (outcome === 'running') waitSeconds = Math.max(waitSeconds, deps.pollSeconds);
-        }
-      } catch (error) {
-        const reason = reasonOf(error);
-        state.attempts += 1;
-        state.error = reason;
-        state.orthancJob = undefined;
-        if (state.attempts >= deps.maxAttempts) {
-          throw new PermanentError(`destination ${name}: ${reason} (after ${state.attempts} attempts)`);
-        }
-        state.status = 'retrying';
-        const delay = deps.pollSeconds * 2 ** (state.attempts - 1);
-        log.warn(
-          `Job ${job.id} (${job.ruleId}) forward to ${name} failed (attempt ${state.attempts} of ${deps.maxAttempts}), retrying in ${delay} s: ${reason}`,
-        );
-        waitSeconds = Math.max(waitSeconds, delay);
-      }
-    }
-    if (waitSeconds > 0) {
-      const done = Object.values(states).filter((s) => s.status === 'done').length;
-      const wait: StepWait = {
-        wait: {
-          delaySeconds: waitSeconds,
-          detail: { destinations: states },
-          progress: { done, total: job.rule.destinations.length },
-        },
-      };
-      return wait;
-    }
-    return { instances: fromFiles ? files.length : undefined, detail: { destinations: states } };
-  };
+/**
+ * One attempt at one destination, outside the pipeline (the benchmark): what it sent is in `transfer`.
+ * An error fails the attempt with Orthanc's or the server's reason.
+ */
+export function forwardOnce(
+  deps: ForwardDeps,
+  job: Job,
+  destination: string,
+  transfer: TransferState = {},
+): Promise<DestinationOutcome> {
+  const log = { info() {}, warn() {}, error() {} };
+  return sendToDestination(deps, { job, destination, attempt: 1, transfer, log, progress: async () => undefined });
+}
+
+async function sendToDestination(deps: ForwardDeps, context: DestinationContext): Promise<DestinationOutcome> {
+  try {
+    return await attempt(deps, context);
+  } catch (error) {
+    if (error instanceof PermanentError) throw error;
+    throw new Error(reasonOf(error), { cause: error });
+  }
+}
+
+async function attempt(deps: ForwardDeps, { job, destination: name, transfer, progress }: DestinationContext) {
+  const fromFiles = job.rule.steps.includes('download');
+  const stow = deps.dicomweb?.[name];
+  if (stow) {
+    const items = fromFiles
+      ? await filesAsItems(await dicomFiles(jobPaths(job).working))
+      : await orthancItems(deps, job);
+    await sendStow(stow, items, transfer, deps.concurrency, progress);
+    return { sent: true } as const;
+  }
+  const modality = (await deps.modalities())[name];
+  if (modality) await deps.orthanc.putModality(name, modality);
+  if (fromFiles) {
+    const files = await dicomFiles(jobPaths(job).working);
+    transfer.total = files.length;
+    let sent = 0;
+    await forEachLimit(files, deps.concurrency, async (file) => {
+      await deps.orthanc.storeStraight(name, await fs.readFile(file));
+      sent += 1;
+      await progress(sent, files.length);
+    });
+    transfer.sent = sent;
+    return { sent: true } as const;
+  }
+  return (await pollOrStart(deps, job, name, transfer)) === 'done'
+    ? ({ sent: true } as const)
+    : { pollSeconds: deps.pollSeconds };
 }
 
 /** One instance to send by STOW-RS: the bytes are read only when its batch goes. */
@@ -208,14 +219,13 @@ export function stowBatches(indices: readonly number[], sizeOf: (index: number) 
 async function sendStow(
   stow: Pick<StowClient, 'store'>,
   items: StowItem[],
-  state: DestinationState,
+  state: TransferState,
   concurrency: number,
   progress: (done: number, total: number) => Promise<void>,
 ): Promise<void> {
   const all = items.map((_, i) => i);
   // A retry list is only meaningful against the same instance list; otherwise everything goes again.
   const pending = state.retry !== undefined && state.total === items.length ? decodeRanges(state.retry) : all;
-  state.status = 'sending';
   state.total = items.length;
   const failed: number[] = [];
   let firstReason: string | undefined;
@@ -248,8 +258,6 @@ async function sendStow(
     state.failed = failed.length;
     throw new Error(`${failed.length} of ${items.length} instances not stored: ${firstReason ?? 'refused'}`);
   }
-  state.status = 'done';
-  state.error = undefined;
   state.retry = undefined;
   state.failed = undefined;
 }
@@ -259,7 +267,7 @@ async function pollOrStart(
   deps: ForwardDeps,
   job: Job,
   name: string,
-  state: DestinationState,
+  state: TransferState,
 ): Promise<'running' | 'done'> {
   if (state.orthancJob) {
     let orthancJob;
@@ -269,23 +277,18 @@ async function pollOrStart(
       if (!(error instanceof OrthancError && error.notFound)) throw error;
       state.orthancJob = undefined; // forgotten by Orthanc (restart, history size): submit again
     }
-    if (orthancJob?.State === 'Success') {
-      state.status = 'done';
-      state.error = undefined;
-      return 'done';
-    }
+    if (orthancJob?.State === 'Success') return 'done';
     if (orthancJob?.State === 'Failure') {
+      state.orthancJob = undefined;
       throw new Error(
         `${orthancJob.ErrorDescription ?? 'C-STORE failed'}${orthancJob.ErrorDetails ? `: ${orthancJob.ErrorDetails}` : ''}`,
       );
     }
     if (orthancJob) {
-      state.status = 'sending';
       state.sent = orthancJob.Progress;
       return 'running';
     }
   }
   state.orthancJob = await deps.orthanc.storeToModalityAsync(name, [job.resourceId]);
-  state.status = 'sending';
   return 'running';
 }
