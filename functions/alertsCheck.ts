@@ -1,7 +1,7 @@
 /**
  * Timer: the alerts no event raises. Every five minutes the storage root and the staging folder are
- * checked against AUTOMATION_ALERT_DISK_FREE_PERCENT and each destination is C-ECHOed; a folder
- * nearly full or a destination down sends an alert (rate-limited, shared/alerts/alerts.ts).
+ * checked against AUTOMATION_ALERT_DISK_FREE_PERCENT, each destination is C-ECHOed and jobs whose
+ * results (ExpectResults) are overdue are found; each sends an alert (rate-limited, shared/alerts/alerts.ts).
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { getServices } from '../shared/composition/services';
@@ -17,7 +17,8 @@ export async function alertsCheck(_timer: Timer, context: InvocationContext): Pr
     folders: { storage: services.config.storagePath, staging: services.config.stagingPath },
     diskFreePercent: services.config.alerts.diskFreePercent,
     orthanc: services.orthanc,
-    modalities: services.config.modalities,
+    modalities: await services.destinations.all(), // the dashboard's destinations too
+    roundTrips: { awaited: services.awaitedResults, jobs: services.jobs },
   });
 }
 

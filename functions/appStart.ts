@@ -7,6 +7,7 @@ import { applyDestinations } from '../shared/orthanc/destinations';
 import { getServices } from '../shared/composition/services';
 import { checkStagingLocation, sweepStaging } from '../shared/pipeline/staging';
 import { destinationDownAlert } from '../shared/alerts/events';
+import { applyStoredDestinations } from '../shared/destinations/admin';
 
 /** The staging of ended or unknown jobs deleted (a crash or a restart leaves it behind). */
 export async function sweepStagingAtStart(): Promise<void> {
@@ -24,7 +25,7 @@ export async function sweepStagingAtStart(): Promise<void> {
   }
 }
 
-/** The destinations and allowed senders from the environment put into Orthanc. */
+/** The destinations and allowed senders from the environment, then those added in the dashboard, put into Orthanc. */
 export async function applyDestinationsAtStart(): Promise<void> {
   try {
     const services = await getServices();
@@ -34,6 +35,16 @@ export async function applyDestinationsAtStart(): Promise<void> {
       (line) => console.log(line),
       services.config.allowedSenders,
       services.destinationEchoes,
+    );
+    for (const state of Object.values(states)) state.source = 'env';
+    Object.assign(
+      states,
+      await applyStoredDestinations({
+        catalog: services.destinations,
+        orthanc: services.orthanc,
+        echoes: services.destinationEchoes,
+        log: (line) => console.log(line),
+      }),
     );
     for (const [name, state] of Object.entries(states))
       if (state.echo !== 'ok') await services.alerts.notify(destinationDownAlert(name, state));

@@ -1,6 +1,6 @@
 /**
  * POST /api/destinations/{id}/echo (function key): a timed C-ECHO of one destination through Orthanc
- * (a QIDO probe for a DICOMweb one). 200 with `ok` either way (a failed echo is an answer, not an
+ * (a QIDO probe for a DICOMweb one), from the environment or added in the dashboard. 200 with `ok` either way (a failed echo is an answer, not an
  * error), 404 for an unknown name. `autorthanc test NAME` calls it.
  */
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
@@ -20,7 +20,8 @@ export async function destinationEcho(request: HttpRequest): Promise<HttpRespons
   const answer = await echoDestination(
     {
       orthanc: services.orthanc,
-      modalities: services.config.modalities,
+      // The dashboard's destinations too, read now: another instance may have added one a moment ago.
+      modalities: await services.destinations.all(),
       dicomweb: services.dicomweb,
       echoes: services.destinationEchoes,
     },

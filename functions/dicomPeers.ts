@@ -8,8 +8,10 @@ import { ensureDicomPeers } from '../shared/orthanc/destinations';
 import { getServices } from '../shared/composition/services';
 
 export async function dicomPeers(_timer: Timer, context: InvocationContext): Promise<void> {
-  const { orthanc, config } = await getServices();
-  await ensureDicomPeers(orthanc, config, (line) => context.log(line));
+  const { orthanc, config, destinations } = await getServices();
+  // The dashboard's destinations too (Table storage): Orthanc forgets them on a restart like the rest.
+  const peers = { modalities: await destinations.all(), allowedSenders: config.allowedSenders };
+  await ensureDicomPeers(orthanc, peers, (line) => context.log(line));
 }
 
 app.timer('dicomPeers', { schedule: '0 * * * * *', handler: dicomPeers });

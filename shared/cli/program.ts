@@ -19,13 +19,17 @@ import {
   type ListedJob,
 } from './format';
 import { CliError, EXIT, printJson, type ExitCode, type Io } from './io';
+import type { PromptStreams } from './prompter';
 import { rulesCheck, rulesTest } from './rules';
+import { registerStateCommands } from './stateCommands';
 
 export interface CliContext {
   io: Io;
   env: NodeJS.ProcessEnv;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  /** Where `setup` asks its questions (default: the process's stdin and stdout). */
+  prompts?: PromptStreams;
 }
 
 interface GlobalOptions {
@@ -35,7 +39,6 @@ interface GlobalOptions {
 }
 
 const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed'];
-const NOT_YET = ['setup', 'backup', 'restore'];
 
 function integerIn(min: number, max: number) {
   return (raw: string): number => {
@@ -69,8 +72,8 @@ export function buildProgram(context: CliContext, done: (code: ExitCode) => void
 
   program
     .description(
-      "Operate autorthanc-functions: jobs, destinations, rules and a health check, over the app's keyed API.\n" +
-        `Not yet: ${NOT_YET.join(', ')} (see docs/operations.md).`,
+      "Operate autorthanc-functions: jobs, destinations, rules and a health check over the app's keyed API;\n" +
+        'setup, backup and restore on the host itself (see docs/operations.md).',
     )
     .option('--url <url>', 'the function app (default http://127.0.0.1:${FUNCTIONS_HTTP_PORT:-7071})')
     .option('--key <key>', 'its function key (default: AUTOMATION_FUNCTION_KEY; prefer the variable, argv is visible)')
@@ -175,7 +178,9 @@ export function buildProgram(context: CliContext, done: (code: ExitCode) => void
         const rows = destinationRows(body);
         if (json()) printJson(io, { destinations: rows });
         else if (rows.length === 0)
-          io.out('No destinations configured (MODALITY_<NAME>, ORTHANC_DICOM_MODALITIES, DICOMWEB_<NAME>).');
+          io.out(
+            'No destinations configured (MODALITY_<NAME>, ORTHANC_DICOM_MODALITIES, DICOMWEB_<NAME>, or the dashboard).',
+          );
         else formatDestinations(body).forEach((l) => io.out(l));
         return rows.every((r) => r.ok) ? EXIT.ok : EXIT.problems;
       }),
@@ -244,17 +249,7 @@ export function buildProgram(context: CliContext, done: (code: ExitCode) => void
       }),
     );
 
-  for (const name of NOT_YET)
-    program
-      .command(name, { hidden: false })
-      .description('not yet')
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .action(
-        action(async () => {
-          throw new CliError(`'${name}' is not yet available (docs/operations.md)`);
-        }),
-      );
+  registerStateCommands(program, { context, json, action });
 
   function notFound(message: string): ExitCode {
     if (json()) printJson(io, { error: message });

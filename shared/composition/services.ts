@@ -4,7 +4,7 @@
  */
 import { getConfig, type Config } from '../config';
 import { createOrthancClient, type OrthancClient } from '../orthanc/client';
-import type { Cursors, JobStore, OutputLocks } from '../pipeline/ports';
+import type { AwaitedResults, Cursors, JobStore, OutputLocks } from '../pipeline/ports';
 import { createOutputNaming, type OutputNaming } from '../pipeline/naming';
 import { createQueueSender, type QueueSender } from '../storage/queues';
 import { openTableStorage } from '../storage/tableStorage';
@@ -17,6 +17,8 @@ import { createStowClient, type StowClient } from '../dicomweb/stow';
 import { createTableBookingStore } from '../storage/tableBookings';
 import type { BookingStore } from '../worklist/store';
 import { createAlerts, type Alerts } from '../alerts/alerts';
+import { createDestinationCatalog, type DestinationCatalog } from '../destinations/catalog';
+import { createTableDestinationStore } from '../storage/tableDestinations';
 
 export interface Services {
   config: Config;
@@ -25,6 +27,8 @@ export interface Services {
   jobs: JobStore;
   outputLocks: OutputLocks;
   cursors: Cursors;
+  /** Jobs whose rules expect results back (ExpectResults), by forwarded study. */
+  awaitedResults: AwaitedResults;
   queues: QueueSender;
   rules: AppRulesPort;
   naming: OutputNaming;
@@ -39,6 +43,8 @@ export interface Services {
   bookings: BookingStore;
   /** Webhook alerts (AUTOMATION_ALERT_WEBHOOKS), rate-limited through Table storage; never throws. */
   alerts: Alerts;
+  /** Every destination: the environment's (read-only) and the dashboard's (their own table); `all()` for Orthanc. */
+  destinations: DestinationCatalog;
 }
 
 let services: Promise<Services> | undefined;
@@ -53,7 +59,9 @@ export async function buildServices(config: Config): Promise<Services> {
   const bookings = await createTableBookingStore(config.storageConnectionString);
   const rules = createRulesPort(config.rulesPath, orthanc, bookings);
   const naming = createOutputNaming(createPseudonymiser(config));
-  const { jobs, outputLocks, cursors, alertClaims } = await openTableStorage(config.storageConnectionString);
+  const { jobs, outputLocks, cursors, alertClaims, awaitedResults } = await openTableStorage(
+    config.storageConnectionString,
+  );
   const redaction = createRedaction({
     storagePath: config.storagePath,
     logPhi: config.logPhi,
@@ -65,6 +73,7 @@ export async function buildServices(config: Config): Promise<Services> {
     jobs,
     outputLocks,
     cursors,
+    awaitedResults,
     queues: createQueueSender(config.storageConnectionString),
     rules,
     naming,
@@ -79,6 +88,11 @@ export async function buildServices(config: Config): Promise<Services> {
       redact: redaction.anywhere,
     }),
     destinationEchoes: new Map(),
+    destinations: createDestinationCatalog({
+      modalities: config.modalities,
+      dicomweb: config.dicomweb,
+      store: await createTableDestinationStore(config.storageConnectionString),
+    }),
     bookings,
     dicomweb: Object.fromEntries(
       Object.entries(config.dicomweb).map(([name, definition]) => [

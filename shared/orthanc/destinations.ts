@@ -19,6 +19,8 @@ export interface EchoState {
   echo: 'ok' | 'failed' | 'not checked';
   reason?: string;
   checkedAt: string;
+  /** Who declared it: the environment (absent, for older readers) or the dashboard (shared/destinations/). */
+  source?: 'env' | 'dashboard';
 }
 
 export async function applyDestinations(

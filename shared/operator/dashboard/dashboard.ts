@@ -18,6 +18,8 @@ interface HealthReport {
   changeFeed?: { cursor: number | null };
   destinations?: Record<string, { echo: string; reason?: string }>;
   queues?: Record<string, { depth: number | null; poison: number | null }>;
+  forwarding?: { pending: number; sending: number; stuck: number; byDestination: Record<string, { stuck: number }> };
+  results?: { awaiting: number; overdue: { jobId: string }[] };
 }
 interface HourBucket {
   hour: string;
@@ -47,7 +49,19 @@ interface StepView {
   progress?: { done: number; total: number };
   bytes?: number;
   error?: string;
-  detail?: { deidentification?: DeidentificationRecord };
+  detail?: { deidentification?: DeidentificationRecord; destinations?: Record<string, DestinationRecordView> };
+}
+/** A forward's destination as the job API shows it (shared/pipeline/destinations.ts). */
+interface DestinationRecordView {
+  status: string;
+  attempts: number;
+  queuedAt?: string;
+  nextRetryAt?: string;
+  sentAt?: string;
+  durationMs?: number;
+  sent?: number;
+  total?: number;
+  error?: string;
 }
 interface JobView {
   id: string;
@@ -68,6 +82,9 @@ interface JobView {
   warnings?: string[];
   warningsOverflow?: { count: number };
   steps: StepView[];
+  /** The round trip of a rule with ExpectResults (awaiting, overdue, back, ...). */
+  results?: { state: string; from: string; expectedBy?: string; resultsAt?: string };
+  resultOf?: string;
 }
 interface JobsPage {
   jobs: JobView[];
@@ -112,13 +129,17 @@ function $<T extends HTMLElement = HTMLElement>(id: string): T {
   return node as T;
 }
 
-async function api<T>(path: string, options: { method?: 'GET' | 'POST'; allow?: number[] } = {}): Promise<T> {
+async function api<T>(
+  path: string,
+  options: { method?: 'GET' | 'POST' | 'PUT' | 'DELETE'; body?: unknown; allow?: number[] } = {},
+): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (key) headers['x-functions-key'] = key;
   let body: string | undefined;
-  if (options.method === 'POST') {
+  if (options.method && options.method !== 'GET') {
+    // Every change sends JSON: the API refuses other types (a cross-site form cannot send this one).
     headers['Content-Type'] = 'application/json';
-    body = '{}';
+    body = JSON.stringify(options.body ?? {});
   }
   const response = await fetch(path, {
     method: options.method ?? 'GET',
@@ -210,6 +231,23 @@ function renderHealth(h: HealthReport): void {
       if (d.reason) b.title = d.reason;
       return el('span', {}, [' ', b]);
     }),
+    ...(h.forwarding?.stuck
+      ? [
+          ' ',
+          el('span', { id: 'destinations-stuck' }, [
+            badge(
+              `${h.forwarding.stuck} stuck: ${Object.entries(h.forwarding.byDestination)
+                .filter(([, c]) => c.stuck > 0)
+                .map(([name]) => name)
+                .join(', ')}`,
+              'bad',
+            ),
+          ]),
+        ]
+      : []),
+    ...(h.results?.overdue.length
+      ? [' ', el('span', { id: 'results-overdue' }, [badge(`${h.results.overdue.length} results overdue`, 'bad')])]
+      : []),
   ]);
   fill(
     'queues',
@@ -397,7 +435,65 @@ function jobDetail(job: JobView): HTMLElement[] {
       : []),
     ...(record ? [record] : []),
     stepsTable(job),
+    ...destinationsTable(job),
   ];
+}
+
+/** Each destination of a forward on its own: one that is down (pending, stuck) beside those sent. */
+function destinationsTable(job: JobView): HTMLElement[] {
+  const records = (job.steps || []).find((s) => s.name === 'forward')?.detail?.destinations;
+  if (!records || Object.keys(records).length === 0) return [];
+  const head = ['destination', 'status', 'attempts', 'next retry', 'sent', 'duration', 'instances', 'last error'];
+  const time = (iso?: string) => (iso ? new Date(iso).toLocaleTimeString() : '');
+  return [
+    el('table', { class: 'destinations', 'data-destinations-of': job.id }, [
+      el('thead', {}, [
+        el(
+          'tr',
+          {},
+          head.map((h) => el('th', { text: h })),
+        ),
+      ]),
+      el(
+        'tbody',
+        {},
+        Object.entries(records).map(([name, d]) =>
+          el('tr', { 'data-destination': name, 'data-destination-status': d.status }, [
+            el('td', { text: name }),
+            el('td', {}, [badge(d.status, d.status === 'stuck' ? 'bad' : d.status === 'sent' ? 'ok' : d.status)]),
+            el('td', { class: 'num', text: String(d.attempts) }),
+            el('td', { text: d.status === 'sent' ? '' : time(d.nextRetryAt) }),
+            el('td', { text: time(d.sentAt) }),
+            el('td', { class: 'num', text: ms(d.durationMs) }),
+            el('td', { class: 'num', text: d.total === undefined ? '' : `${d.sent ?? 0}/${d.total}` }),
+            el('td', { class: 'error', text: d.error || '' }),
+          ]),
+        ),
+      ),
+    ]),
+  ];
+}
+
+/** A round trip's state beside the job's status: overdue results count as stuck. */
+function resultsBadge(job: JobView): HTMLElement | null {
+  const r = job.results;
+  if (!r)
+    return job.resultOf
+      ? el('span', { title: `result of job ${job.resultOf}` }, [' ', badge('result', 'queued')])
+      : null;
+  const label: Record<string, [string, string]> = {
+    overdue: ['results overdue', 'bad'],
+    back: ['results back', 'ok'],
+    awaiting: ['awaiting results', 'waiting'],
+  };
+  const [text, cls] = label[r.state] ?? [];
+  if (!text) return null;
+  const b = badge(text, cls);
+  b.dataset.results = r.state;
+  b.title = r.resultsAt
+    ? `from ${r.from} at ${r.resultsAt}`
+    : `from ${r.from}${r.expectedBy ? `, due ${r.expectedBy}` : ''}`;
+  return el('span', {}, [' ', b]);
 }
 
 function jobRows(job: JobView): HTMLTableRowElement[] {
@@ -406,7 +502,7 @@ function jobRows(job: JobView): HTMLTableRowElement[] {
     el('td', { title: job.createdAt, text: ago(job.createdAt) }),
     el('td', { text: job.ruleId }),
     el('td', {}, [el('code', { title: job.resourceId, text: `${job.level} ${job.resourceId.slice(0, 8)}` })]),
-    el('td', {}, [badge(job.status)]),
+    el('td', {}, [badge(job.status), resultsBadge(job)]),
     el('td', { text: job.currentStep }),
     el('td', {}, [
       el('span', { class: 'bar', title: `${job.percent}%` }, [el('span', { style: `width:${job.percent}%` })]),
@@ -716,6 +812,219 @@ function renderQi(qi: QiReport): void {
 const loadQi = () =>
   api<QiReport>(`qi?days=${encodeURIComponent($<HTMLSelectElement>('qi-days').value)}`).then(renderQi);
 
+interface DestinationView {
+  name: string;
+  kind: 'dicom' | 'dicomweb';
+  source: 'env' | 'dashboard';
+  readOnly: boolean;
+  aet?: string;
+  host?: string;
+  port?: number;
+  url?: string;
+  updatedAt?: string;
+  updatedBy?: string;
+  shadowed?: boolean;
+  usedBy?: string[];
+  echo?: { echo: string; reason?: string; checkedAt: string; configured: boolean };
+}
+interface DestinationFieldsView {
+  aet: string;
+  host: string;
+  port: number;
+}
+interface DestinationChangeView {
+  at: string;
+  who: string;
+  action: string;
+  name: string;
+  before?: DestinationFieldsView;
+  after?: DestinationFieldsView;
+}
+interface EchoAnswerView {
+  name: string;
+  ok: boolean;
+  milliseconds: number;
+  reason?: string;
+}
+
+/** Over this round trip an echo gets a "slow" badge (issue 22). */
+const SLOW_ECHO_MS = 1000;
+/** The operator's last Echo per destination, kept across refreshes; `editing` is the name the form changes. */
+const destinationState: { echoes: Record<string, EchoAnswerView>; editing?: string } = { echoes: {} };
+
+const target = (f?: DestinationFieldsView) => (f ? `${f.aet}@${f.host}:${f.port}` : '');
+
+function echoCell(d: DestinationView): HTMLElement {
+  const tried = destinationState.echoes[d.name];
+  const cell = el('td', { class: 'echo' });
+  if (tried) {
+    const result = badge(
+      tried.ok ? `ok ${tried.milliseconds} ms` : `failed after ${tried.milliseconds} ms`,
+      tried.ok ? 'ok' : 'bad',
+    );
+    if (tried.reason) result.title = tried.reason;
+    cell.append(result);
+    if (tried.milliseconds > SLOW_ECHO_MS) cell.append(' ', badge('slow'));
+  } else if (d.echo) {
+    const last = badge(
+      `${d.echo.configured ? `echo ${d.echo.echo}` : 'not in Orthanc'}`,
+      d.echo.echo === 'ok' ? 'ok' : 'bad',
+    );
+    last.title = `${d.echo.reason ? `${d.echo.reason}; ` : ''}checked ${new Date(d.echo.checkedAt).toLocaleString()}`;
+    cell.append(last);
+  }
+  return cell;
+}
+
+function echoButton(d: DestinationView): HTMLButtonElement {
+  const b = el('button', { type: 'button', 'data-echo': d.name, text: 'Echo' });
+  b.addEventListener('click', () => {
+    b.disabled = true;
+    api<EchoAnswerView>(`destinations/${encodeURIComponent(d.name)}/echo`, { method: 'POST' })
+      .then((answer) => {
+        destinationState.echoes[d.name] = answer;
+        return loadDestinations();
+      })
+      .catch(showError)
+      .finally(() => {
+        b.disabled = false;
+      });
+  });
+  return b;
+}
+
+function editDestination(d: DestinationView): void {
+  destinationState.editing = d.name;
+  const name = $<HTMLInputElement>('d-name');
+  name.value = d.name;
+  name.disabled = true;
+  $<HTMLInputElement>('d-aet').value = d.aet ?? '';
+  $<HTMLInputElement>('d-host').value = d.host ?? '';
+  $<HTMLInputElement>('d-port').value = String(d.port ?? '');
+  $('d-save').textContent = `Save ${d.name}`;
+  $('d-cancel').hidden = false;
+  $('d-message').textContent = '';
+}
+
+function editButton(d: DestinationView): HTMLButtonElement {
+  const b = el('button', { type: 'button', 'data-edit': d.name, text: 'Edit' });
+  b.addEventListener('click', () => editDestination(d));
+  return b;
+}
+
+function resetDestinationForm(): void {
+  destinationState.editing = undefined;
+  (document.getElementById('destination-form') as HTMLFormElement).reset();
+  $<HTMLInputElement>('d-name').disabled = false;
+  $('d-save').textContent = 'Add destination';
+  $('d-cancel').hidden = true;
+}
+
+function deleteButton(d: DestinationView): HTMLButtonElement {
+  const b = el('button', { type: 'button', 'data-delete': d.name, text: 'Delete' });
+  b.addEventListener('click', () => {
+    const used = d.usedBy?.length
+      ? ` The rule(s) ${d.usedBy.join(', ')} forward to it: their forwards will fail until it is back.`
+      : '';
+    if (!confirm(`Delete destination ${d.name}?${used}`)) return;
+    b.disabled = true;
+    api(`destinations/${encodeURIComponent(d.name)}`, { method: 'DELETE' })
+      .then(() => {
+        delete destinationState.echoes[d.name];
+        if (destinationState.editing === d.name) resetDestinationForm();
+        say(`Destination ${d.name} deleted`);
+        return loadDestinations();
+      })
+      .catch((e: unknown) => {
+        b.disabled = false;
+        showError(e);
+      });
+  });
+  return b;
+}
+
+function destinationRow(d: DestinationView): HTMLTableRowElement {
+  const sourceBadge = badge(d.source === 'env' ? '.env' : 'dashboard', d.source === 'env' ? 'env' : 'running');
+  if (d.readOnly) sourceBadge.title = 'From .env: read-only here; change it in .env and restart';
+  return el('tr', { 'data-destination': d.name, 'data-source': d.source }, [
+    el('td', {}, [el('code', { text: d.name }), d.shadowed ? badge('shadowed by .env', 'warning') : null]),
+    el('td', {}, [sourceBadge, d.kind === 'dicomweb' ? ' DICOMweb' : null]),
+    el('td', { text: d.kind === 'dicomweb' ? (d.url ?? '') : (d.aet ?? '') }),
+    el('td', { text: d.host ?? '' }),
+    el('td', { class: 'num', text: d.port === undefined ? '' : String(d.port) }),
+    echoCell(d),
+    el('td', { class: 'muted', text: d.updatedBy ? `${d.updatedBy}, ${ago(d.updatedAt)}` : '' }),
+    el('td', {}, [
+      d.kind === 'dicom' && !d.shadowed ? echoButton(d) : null,
+      d.readOnly ? null : ' ',
+      d.readOnly || d.shadowed ? null : editButton(d),
+      d.readOnly ? null : ' ',
+      d.readOnly ? null : deleteButton(d),
+    ]),
+  ]);
+}
+
+/** The Destinations panel (GET destinations): every destination with its source, and the latest changes. */
+async function loadDestinations(): Promise<void> {
+  const answer = await api<{ destinations: DestinationView[]; audit: DestinationChangeView[] }>('destinations');
+  const rows = answer.destinations.map(destinationRow);
+  const none = el('tr', {}, [el('td', { colspan: '8', class: 'muted', text: 'No destinations yet.' })]);
+  fill('destinations-list', rows.length ? rows : [none]);
+  const changes = answer.audit.map((c) =>
+    el('tr', { 'data-change': c.action, 'data-change-of': c.name }, [
+      el('td', { title: c.at, text: ago(c.at) }),
+      el('td', { text: c.who }),
+      el('td', { text: c.action }),
+      el('td', {}, [el('code', { text: c.name })]),
+      el('td', { text: target(c.before) }),
+      el('td', { text: target(c.after) }),
+    ]),
+  );
+  const nothing = el('tr', {}, [el('td', { colspan: '6', class: 'muted', text: 'No changes yet.' })]);
+  fill('destinations-audit', changes.length ? changes : [nothing]);
+}
+
+// Add or save: POST destinations, or PUT destinations/{name} while editing; the API's reason is shown as text.
+$('destination-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const fields = {
+    aet: $<HTMLInputElement>('d-aet').value.trim(),
+    host: $<HTMLInputElement>('d-host').value.trim(),
+    port: Number($<HTMLInputElement>('d-port').value),
+  };
+  const editing = destinationState.editing;
+  const name = editing ?? $<HTMLInputElement>('d-name').value.trim();
+  const message = $('d-message');
+  const save = $<HTMLButtonElement>('d-save');
+  save.disabled = true;
+  const sent = editing
+    ? api<{ orthanc?: { configured?: boolean; echo?: string } }>(`destinations/${encodeURIComponent(editing)}`, {
+        method: 'PUT',
+        body: fields,
+      })
+    : api<{ orthanc?: { configured?: boolean; echo?: string } }>('destinations', {
+        method: 'POST',
+        body: { name, ...fields },
+      });
+  sent
+    .then((answer) => {
+      const orthanc = answer.orthanc;
+      message.className = 'muted';
+      message.textContent = `${name} ${editing ? 'saved' : 'added'}; ${orthanc?.configured ? `in Orthanc, C-ECHO ${orthanc.echo}` : 'not yet in Orthanc (it is put back at start-up and every minute)'}`;
+      delete destinationState.echoes[name];
+      resetDestinationForm();
+      return loadDestinations();
+    })
+    .catch((e: unknown) => {
+      message.className = 'error';
+      message.textContent = e instanceof Error ? e.message : String(e);
+    })
+    .finally(() => {
+      save.disabled = false;
+    });
+});
+$('d-cancel').addEventListener('click', resetDestinationForm);
+
 /**
  * Every panel of the page, in the order they are read. To add one: a <section> in index.html with
  * the ids it fills, a function here that reads the API (`api<T>('route')`) and fills them with `el`
@@ -729,6 +1038,7 @@ const PANELS: Panel[] = [
   { slow: true, load: () => api<RulesReport>('rules').then(renderRules) }, // Rules
   { slow: true, load: () => api<WorklistDay>('worklist').then(renderWorklist) }, // Today's worklist
   { slow: true, load: loadQi }, // Quality indicators (reads up to a range of jobs)
+  { slow: true, load: loadDestinations }, // Destinations (and after each change of them)
 ];
 
 /** Fast panels every 5 s; slow ones on every sixth refresh (30 s) and on the first. */
