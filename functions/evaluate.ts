@@ -16,6 +16,7 @@ export async function evaluate(message: unknown, context: InvocationContext): Pr
       log: loggerFor(context, services.redaction.anywhere),
       availableSteps: registeredSteps,
       handOn: handOnVia(context),
+      roundTrips: { awaited: services.awaitedResults, jobs: services.jobs, orthanc: services.orthanc },
       onEvaluated: services.config.worklist
         ? (study, jobIds) => linkArrival(services.bookings, study, jobIds).then(() => undefined)
         : undefined,

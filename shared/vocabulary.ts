@@ -9,6 +9,13 @@ export const RESOURCE_LEVELS = ['Study', 'Series'] as const;
 export type ResourceLevel = (typeof RESOURCE_LEVELS)[number];
 
 /**
+ * What a rule's `CheckOn` can name: a level, or `Result`, the results an AI node (a rule's
+ * ExpectResults.From) sent back for a forwarded study. A Result rule runs only on those.
+ */
+export const RULE_TARGETS = [...RESOURCE_LEVELS, 'Result'] as const;
+export type RuleTarget = (typeof RULE_TARGETS)[number];
+
+/**
  * Every pipeline step, in the order a job runs them. Step names map to queues `step-<name>`; a new
  * step is a new function plus a new handler.
  */

@@ -1,12 +1,15 @@
 /**
  * What the alertsCheck timer looks at: the free space of the storage root and the staging folder,
- * and each destination's C-ECHO. Each check that fails to run is a log line; the others still run.
+ * each destination's C-ECHO and the jobs whose results (ExpectResults) are overdue. Each check that
+ * fails to run is a log line; the others still run.
  */
 import type { ModalityDefinition } from '../config';
 import type { OrthancClient } from '../orthanc/client';
 import type { Logger } from '../vocabulary';
 import type { Alerts } from './alerts';
-import { destinationDownAlert, diskFree, diskNearlyFullAlert, type DiskFree } from './events';
+import { destinationDownAlert, diskFree, diskNearlyFullAlert, resultsOverdueAlert, type DiskFree } from './events';
+import type { AwaitedResults, JobStore } from '../pipeline/ports';
+import { awaitedJobs, resultsView } from '../pipeline/roundTrip';
 
 export interface AlertChecksDeps {
   alerts: Pick<Alerts, 'notify'>;
@@ -17,11 +20,16 @@ export interface AlertChecksDeps {
   modalities: Record<string, ModalityDefinition>;
   /** Overridable for tests (a real nearly-full filesystem is hard to come by). */
   diskFree?: (folder: string) => Promise<DiskFree>;
+  /** Jobs waiting for results; without them overdue results are not checked. */
+  roundTrips?: { awaited: AwaitedResults; jobs: Pick<JobStore, 'get' | 'update'> };
+  now?: () => Date;
 }
 
 export interface CheckReport {
   disks: Record<string, number | 'unknown'>;
   destinationsDown: string[];
+  /** Jobs whose results are overdue (alerted now or before), when round trips were checked. */
+  resultsOverdue?: string[];
 }
 
 export async function runAlertChecks(deps: AlertChecksDeps): Promise<CheckReport> {
@@ -61,5 +69,33 @@ export async function runAlertChecks(deps: AlertChecksDeps): Promise<CheckReport
       deps.log.warn(`Destination ${name} not checked: ${(error as Error).message}`);
     }
   }
+  if (deps.roundTrips) {
+    try {
+      report.resultsOverdue = await alertOverdueResults(deps, deps.roundTrips, deps.now?.() ?? new Date());
+    } catch (error) {
+      deps.log.warn(`Overdue results not checked: ${(error as Error).message}`);
+    }
+  }
   return report;
+}
+
+/** Each overdue job is alerted once: the job records when, and is skipped after that. */
+async function alertOverdueResults(
+  deps: AlertChecksDeps,
+  roundTrips: NonNullable<AlertChecksDeps['roundTrips']>,
+  now: Date,
+): Promise<string[]> {
+  const { overdue } = await awaitedJobs(roundTrips, now);
+  for (const job of overdue) {
+    if (job.roundTrip?.overdueAlertedAt) continue;
+    const outcome = await deps.alerts.notify(resultsOverdueAlert(job, resultsView(job, now)!));
+    // A webhook that failed gets the alert at the next check; one sent (or already sent) is done.
+    if (outcome !== 'sent' && outcome !== 'rate-limited') continue;
+    await roundTrips.jobs.update(job.id, (j) => {
+      const trip = (j.roundTrip ??= { from: j.rule.expectResults?.from ?? '', withinSeconds: 0, results: [] });
+      trip.expectedBy ??= resultsView(j, now)?.expectedBy;
+      trip.overdueAlertedAt ??= now.toISOString();
+    });
+  }
+  return overdue.map((j) => j.id);
 }

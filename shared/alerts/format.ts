@@ -7,7 +7,14 @@
 export const ALERT_FORMATS = ['json', 'teams', 'slack'] as const;
 export type AlertFormat = (typeof ALERT_FORMATS)[number];
 
-export const ALERT_KINDS = ['job-failed', 'message-poisoned', 'destination-down', 'disk-nearly-full', 'test'] as const;
+export const ALERT_KINDS = [
+  'job-failed',
+  'message-poisoned',
+  'destination-down',
+  'disk-nearly-full',
+  'results-overdue',
+  'test',
+] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export interface Alert {
@@ -31,6 +38,7 @@ const COLOURS: Record<AlertKind, string> = {
   'message-poisoned': 'D13438',
   'destination-down': 'CA5010',
   'disk-nearly-full': 'CA5010',
+  'results-overdue': 'CA5010',
   test: '0078D4',
 };
 

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { Job, JobSummary } from '../pipeline/job';
 import type { JobStore } from '../pipeline/ports';
 import type { DestinationState } from '../pipeline/steps/forward';
+import { isSent } from '../pipeline/destinations';
 import type { JobTelemetry } from '../telemetry';
 import { computeStats, type Stats } from './stats';
 
@@ -118,7 +119,7 @@ export function delivered(job: Job): boolean {
   if (job.status !== 'succeeded' || job.steps.some((s) => s.status === 'skipped')) return false;
   if (!job.rule.steps.includes('forward')) return true;
   const states = destinationsOf(job);
-  return job.rule.destinations.every((name) => states[name]?.status === 'done');
+  return job.rule.destinations.every((name) => isSent(states[name]));
 }
 
 /** An ended job as telemetry sends it (shared/telemetry.ts jobItems): the same figures as this view. */
@@ -133,7 +134,7 @@ export function jobTelemetryOf(job: Job): JobTelemetry | undefined {
     step: job.currentStep,
     turnaroundMs: turnaroundOf(job) ?? 0,
     destinations: Object.fromEntries(
-      (forwards ? job.rule.destinations : []).map((name) => [name, states[name]?.status === 'done']),
+      (forwards ? job.rule.destinations : []).map((name) => [name, isSent(states[name])]),
     ),
   };
 }
@@ -174,8 +175,12 @@ export function computeQi(
   const byDestination = new Map<string, number[]>();
   const reasons = new Map<string, { count: number; rules: Set<string> }>();
   let deliveredJobs = 0;
+  let resultsBack = 0;
+  let expectingResults = 0;
   for (const job of jobs) {
     if (delivered(job)) deliveredJobs += 1;
+    if (job.rule.expectResults) expectingResults += 1;
+    if (job.roundTrip?.resultsAt) resultsBack += 1;
     if (job.status === 'failed' && job.error) {
       const reason = normaliseReason(job.error);
       const entry = reasons.get(reason) ?? { count: 0, rules: new Set<string>() };
@@ -188,7 +193,7 @@ export function computeQi(
     for (const name of job.rule.destinations) {
       const d = (destinations[name] ??= { jobs: 0, delivered: 0, failed: 0 });
       d.jobs += 1;
-      if (states[name]?.status === 'done') {
+      if (isSent(states[name])) {
         d.delivered += 1;
         const took = job.status === 'succeeded' ? turnaroundOf(job) : undefined;
         if (took !== undefined) byDestination.set(name, [...(byDestination.get(name) ?? []), took]);
@@ -218,7 +223,12 @@ export function computeQi(
         unit: 'jobs',
         note: `jobs whose result was published and reached every destination${partial}`,
       },
-      { stage: 'resultsBack', count: null, unit: 'jobs', note: 'not tracked yet: round trips are not recorded' },
+      {
+        stage: 'resultsBack',
+        count: resultsBack,
+        unit: 'jobs',
+        note: `jobs whose results came back from the AE title their rule expects them from (of ${expectingResults} expecting results)${partial}`,
+      },
     ],
     jobs: stats.jobs,
     rules,

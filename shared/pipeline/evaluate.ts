@@ -14,13 +14,14 @@ import { derivedFrom } from '../rules/resource-tags';
 import { decideCompletion, describeUnmet, type CompletionFacts } from '../rules/completion';
 import { publishedVersion } from './versions';
 import { mapLimit } from '../util/concurrency';
+import { linkResults, sameAet, type ResultArrival, type RoundTripDeps } from './roundTrip';
 
 /** The fields of a loaded rule (shared/rules) that evaluation reads; a rule without `zip` gets the zip step's defaults. */
 export type EvaluableRule = Pick<
   Rule,
   'id' | 'checkOn' | 'active' | 'steps' | 'destinations' | 'includeDerived' | 'anonymise' | 'outputName'
 > &
-  Partial<Pick<Rule, 'zip' | 'completion' | 'onNewInstances' | 'publish'>>;
+  Partial<Pick<Rule, 'zip' | 'completion' | 'onNewInstances' | 'publish' | 'expectResults'>>;
 
 export interface RuleVerdict {
   matched: boolean;
@@ -64,6 +65,8 @@ export interface EvaluateDeps<R extends EvaluableRule, T> {
   cursors?: Pick<Cursors, 'get'>;
   /** Told of every evaluated resource and its jobs (the worklist links them to the study's booking). */
   onEvaluated?: (study: EvaluatedStudy, jobIds: string[]) => Promise<void>;
+  /** Round trips (ExpectResults, CheckOn Result); without them results are neither awaited nor linked. */
+  roundTrips?: Omit<RoundTripDeps, 'log'>;
   now?: () => Date;
 }
 
@@ -88,15 +91,18 @@ export interface EvaluationOutcome {
     /** ForceAfter passed with conditions unmet and OnTimeout is 'ignore': no job. */
     | 'skipped-incomplete'
     /** OnNewInstances is 'ignore' and this rule already published the resource. */
-    | 'skipped-published';
+    | 'skipped-published'
+    /** The study holds results for this rule's own job (ExpectResults): forwarding it again would loop. */
+    | 'skipped-result';
   jobId?: string;
   detail?: string;
 }
 
-export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
+/** A Result rule's job runs on the level of what it was given: the result study or a result series. */
+export function snapshotOf(rule: EvaluableRule, level: ResourceLevel = 'Study'): RuleSnapshot {
   return {
     id: rule.id,
-    checkOn: rule.checkOn,
+    checkOn: rule.checkOn === 'Result' ? level : rule.checkOn,
     steps: [...rule.steps],
     destinations: [...rule.destinations],
     anonymise: rule.anonymise,
@@ -104,6 +110,7 @@ export function snapshotOf(rule: EvaluableRule): RuleSnapshot {
     outputName: rule.outputName,
     ...(rule.onNewInstances && rule.onNewInstances !== 'replace' ? { onNewInstances: rule.onNewInstances } : {}),
     ...(rule.publish ? { publish: rule.publish } : {}),
+    ...(rule.expectResults ? { expectResults: { ...rule.expectResults } } : {}),
   };
 }
 
@@ -123,6 +130,8 @@ export async function evaluateResource<R extends EvaluableRule, T>(
   const outcomes: EvaluationOutcome[] = [];
   const rechecks: Array<{ ruleId: string; seconds: number; unmet: string[] }> = [];
   let facts: CompletionFacts | undefined;
+  const arrival = await resultArrival(deps, message, resource, rules, now());
+  const sender = await seriesSender(deps, message, resource, candidates);
   if (candidates.length > 0 && !resource.stable && !message.force) {
     // A replayed change (the change feed, a sweep) can reach a resource that is receiving instances
     // again. A job now would capture a half-sent state, one job more than the stable event Orthanc
@@ -144,6 +153,18 @@ export async function evaluateResource<R extends EvaluableRule, T>(
       const verdict = deps.rules.match(rule, tags);
       if (!verdict.matched) {
         outcomes.push({ ruleId: rule.id, outcome: 'no-match', detail: verdict.failures.join('; ') });
+        continue;
+      }
+      const answered = arrival?.answers.find((a) => a.ruleId === rule.id);
+      const fromResultNode = sender !== undefined && sameAet(rule.expectResults?.from, sender);
+      if ((answered || fromResultNode) && !message.force) {
+        outcomes.push({
+          ruleId: rule.id,
+          outcome: 'skipped-result',
+          detail: answered
+            ? `the study holds results from ${arrival!.from} for this rule's job ${answered.jobId}`
+            : `the series came from ${sender}, which this rule expects results from`,
+        });
         continue;
       }
       if (rule.onNewInstances === 'ignore' && !message.force && deps.cursors) {
@@ -181,6 +202,7 @@ export async function evaluateResource<R extends EvaluableRule, T>(
       outcomes.push(await startJob(deps, rule, message, resource, now(), completion));
     }
   }
+  if (arrival) outcomes.push(...(await runResultRules(deps, rules, message, resource, arrival, now)));
   for (const recheck of rechecks) {
     // A delayed message, not a sleeping worker: the queue hides it until the condition can have changed.
     const again: EvaluateMessage = {
@@ -270,6 +292,91 @@ async function loadResource<R extends EvaluableRule, T>(
   }
 }
 
+/**
+ * A stable study from an AE title some rule expects results from: linked to the jobs it answers
+ * (shared/pipeline/roundTrip.ts). Only studies, and only once instances stopped arriving.
+ */
+async function resultArrival<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  message: EvaluateMessage,
+  resource: ResourceState,
+  rules: R[],
+  now: Date,
+): Promise<ResultArrival | undefined> {
+  if (!deps.roundTrips || message.level !== 'Study' || (!resource.stable && !message.force)) return undefined;
+  const expected = [...new Set(rules.flatMap((r) => (r.expectResults ? [r.expectResults.from] : [])))];
+  return linkResults(
+    { ...deps.roundTrips, log: deps.log },
+    {
+      studyId: resource.studyId,
+      studyInstanceUid: resource.studyInstanceUid,
+      seriesIds: resource.seriesIds,
+      lastUpdate: resource.lastUpdate,
+    },
+    expected,
+    now,
+  );
+}
+
+/**
+ * Who sent a series, when a Series rule expects results from someone: a series from that very AE
+ * title is a result, and forwarding it back would loop.
+ */
+async function seriesSender<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  message: EvaluateMessage,
+  resource: ResourceState,
+  candidates: R[],
+): Promise<string | undefined> {
+  if (!deps.roundTrips || message.level !== 'Series' || (!resource.stable && !message.force)) return undefined;
+  if (!candidates.some((r) => r.expectResults)) return undefined;
+  const first = (await deps.roundTrips.orthanc.getSeries(message.resourceId)).Instances[0];
+  return first ? deps.roundTrips.orthanc.getMetadata('instances', first, 'RemoteAET') : undefined;
+}
+
+/** `CheckOn: Result` rules on each result target; their jobs name the job the result answers. */
+async function runResultRules<R extends EvaluableRule, T>(
+  deps: EvaluateDeps<R, T>,
+  rules: R[],
+  message: EvaluateMessage,
+  resource: ResourceState,
+  arrival: ResultArrival,
+  now: () => Date,
+): Promise<EvaluationOutcome[]> {
+  const resultRules = rules.filter(
+    (r) => r.active && r.checkOn === 'Result' && (!message.ruleIds || message.ruleIds.includes(r.id)),
+  );
+  const outcomes: EvaluationOutcome[] = [];
+  if (resultRules.length === 0) return outcomes;
+  for (const target of arrival.targets) {
+    const tags = await deps.rules.collectTags(target.level, target.resourceId, resultRules);
+    const on = `result ${target.level.toLowerCase()} ${target.resourceId}`;
+    for (const rule of resultRules) {
+      const skipped = derivedSkip(rule, resource.derivedFrom);
+      if (skipped !== undefined) {
+        outcomes.push({ ruleId: rule.id, outcome: 'skipped-derived', detail: `${on}: ${skipped}` });
+        continue;
+      }
+      const verdict = deps.rules.match(rule, tags);
+      if (!verdict.matched) {
+        outcomes.push({ ruleId: rule.id, outcome: 'no-match', detail: verdict.failures.join('; ') });
+        continue;
+      }
+      const outcome = await startJob(
+        deps,
+        rule,
+        { ...message, level: target.level, resourceId: target.resourceId },
+        { ...resource, lastUpdate: target.lastUpdate },
+        now(),
+        {},
+        arrival.answers[0].jobId,
+      );
+      outcomes.push({ ...outcome, detail: outcome.detail ? `${on}: ${outcome.detail}` : on });
+    }
+  }
+  return outcomes;
+}
+
 async function startJob<R extends EvaluableRule, T>(
   deps: EvaluateDeps<R, T>,
   rule: R,
@@ -277,9 +384,10 @@ async function startJob<R extends EvaluableRule, T>(
   resource: ResourceState,
   at: Date,
   completion: Completion = {},
+  resultOf?: string,
 ): Promise<EvaluationOutcome> {
   const draft = {
-    rule: snapshotOf(rule),
+    rule: snapshotOf(rule, message.level),
     level: message.level,
     resourceId: message.resourceId,
     studyInstanceUid: resource.studyInstanceUid,
@@ -300,6 +408,19 @@ async function startJob<R extends EvaluableRule, T>(
       at,
     );
   else if (completion.failure) failJob(job, completion.failure, at);
+  if (resultOf) job.resultOf = resultOf;
+  if (rule.expectResults) {
+    job.roundTrip = { from: rule.expectResults.from, withinSeconds: rule.expectResults.withinSeconds, results: [] };
+    // Filed before the job is created, so no job that waits for results is ever missing from the lookup.
+    if (deps.roundTrips && resource.studyInstanceUid && job.status !== 'failed')
+      await deps.roundTrips.awaited.expect({
+        jobId: job.id,
+        studyInstanceUid: resource.studyInstanceUid,
+        from: rule.expectResults.from,
+        withinSeconds: rule.expectResults.withinSeconds,
+        createdAt: job.createdAt,
+      });
+  }
   const { job: stored, created } = await deps.jobs.create(job);
   if (created && (missing.length > 0 || completion.failure)) {
     deps.log.error(`Job ${stored.id} (${rule.id}) failed: ${stored.error}`);

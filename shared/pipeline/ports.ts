@@ -69,6 +69,40 @@ export interface Cursors {
   set(name: string, value: number): Promise<void>;
 }
 
+/**
+ * Jobs waiting for results (rules with ExpectResults), found by the StudyInstanceUID they forwarded.
+ * Entries are keyed by a hash of the UID, so the lookup needs no scan and the keys hold no UID.
+ */
+export interface AwaitedResults {
+  /** Records (idempotently) that a job forwards a study and waits for results from an AE title. */
+  expect(entry: {
+    jobId: string;
+    studyInstanceUid: string;
+    from: string;
+    withinSeconds: number;
+    createdAt: string;
+  }): Promise<void>;
+  /** Every entry of jobs that forwarded this study. */
+  forStudy(studyInstanceUid: string): Promise<AwaitedEntry[]>;
+  /** The entries whose jobs have no results yet, oldest first. */
+  open(): Promise<AwaitedEntry[]>;
+  /** Results came: the entry leaves the open list (and stays, for later results of the same study). */
+  markLinked(entry: AwaitedEntry, at: string): Promise<void>;
+  /** Drops an entry whose job is gone (purged). */
+  remove(entry: AwaitedEntry): Promise<void>;
+}
+
+export interface AwaitedEntry {
+  jobId: string;
+  /** The hash of the forwarded StudyInstanceUID the entry is filed under. */
+  studyKey: string;
+  from: string;
+  /** The rule's Within: an entry younger than this cannot be overdue, so its job need not be read. */
+  withinSeconds?: number;
+  createdAt: string;
+  linkedAt?: string;
+}
+
 /** A listing cursor that did not come from `listRecent` (the operator API answers 400). */
 export class InvalidCursorError extends Error {
   constructor(cursor: string) {

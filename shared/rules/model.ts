@@ -3,7 +3,7 @@ import type { AnonymiseSettings } from '../dicom/options';
 import type { RulePattern } from './regex';
 import type { ResolvedTag } from './tags';
 import type { CompletionSettings } from './completion';
-import type { ResourceLevel, RuleStep } from '../vocabulary';
+import type { ResourceLevel, RuleStep, RuleTarget } from '../vocabulary';
 
 export const OPERATORS = [
   'contains',
@@ -35,7 +35,8 @@ export interface Condition {
 export interface Rule {
   id: string;
   file: string;
-  checkOn: ResourceLevel;
+  /** `Result` rules run only on resources linked as results of a forward (see ExpectResults). */
+  checkOn: RuleTarget;
   active: boolean;
   comment?: string;
   steps: RuleStep[];
@@ -51,8 +52,16 @@ export interface Rule {
   /** `Completion`: conditions beyond Orthanc's StableAge before a job is made. */
   completion?: CompletionSettings;
   onNewInstances: OnNewInstances;
+  /** `ExpectResults`: the AE title that sends results for what this rule forwarded, and how soon. */
+  expectResults?: ExpectResults;
   /** The file's JSON as written, for display and for keys this version does not know. */
   raw: unknown;
+}
+
+/** A rule's `ExpectResults`: results from `from` (an AE title) are due `withinSeconds` after the forward. */
+export interface ExpectResults {
+  from: string;
+  withinSeconds: number;
 }
 
 /** master.json: when the daily sweep runs, and whether it does. */

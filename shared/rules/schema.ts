@@ -10,12 +10,13 @@ import {
   ON_NEW_INSTANCES,
   OPERATORS,
   type Condition,
+  type ExpectResults,
   type MasterSettings,
   type Rule,
   type RuleFileProblem,
   DEFAULT_MASTER,
 } from './model';
-import { RESOURCE_LEVELS, RULE_STEPS, type RuleStep } from '../vocabulary';
+import { RULE_STEPS, RULE_TARGETS, type RuleStep } from '../vocabulary';
 import { compileRulePattern, type RulePattern } from './regex';
 import { resolveTag } from './tags';
 import { resolveBookingTag } from '../worklist/rule-fields';
@@ -38,6 +39,9 @@ const caseInsensitive = <T extends string>(values: readonly T[], label: string) 
     return found;
   });
 
+/** DICOM's AE value representation: up to 16 characters of the default repertoire, no backslash. */
+const AE_TITLE = /^[\x20-\x5B\x5D-\x7E]{1,16}$/;
+
 const tagConditionSchema = z.object({
   TagName: z
     .string({ message: 'TagName must be text, e.g. "StudyDescription"' })
@@ -51,7 +55,7 @@ const tagConditionSchema = z.object({
 const TAG_KEYS = new Set(Object.keys(tagConditionSchema.shape));
 
 const ruleFileSchema = z.object({
-  CheckOn: caseInsensitive(RESOURCE_LEVELS, 'CheckOn'),
+  CheckOn: caseInsensitive(RULE_TARGETS, 'CheckOn'),
   IsActive: z.boolean({ message: 'IsActive must be true or false (without quotes)' }).optional(),
   Comment: z.string().optional(),
   Action: caseInsensitive(['DOWNLOAD', 'FORWARD'] as const, 'Action').optional(),
@@ -123,6 +127,18 @@ const ruleFileSchema = z.object({
     .strict()
     .optional(),
   OnNewInstances: caseInsensitive(ON_NEW_INSTANCES, 'OnNewInstances').default('replace'),
+  ExpectResults: z
+    .object({
+      From: z
+        .string({ message: 'ExpectResults.From must be the AE title that sends the results, e.g. "AINODE"' })
+        .trim()
+        .regex(AE_TITLE, 'ExpectResults.From must be an AE title: 1-16 characters, no backslash or control characters'),
+      Within: z.union([z.string(), z.number()], {
+        message: 'ExpectResults.Within must be a duration, e.g. "2h" or "30m"',
+      }),
+    })
+    .strict()
+    .optional(),
 });
 
 const KNOWN_KEYS = new Set(Object.keys(ruleFileSchema.shape));
@@ -346,6 +362,7 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
       'OnNewInstances',
       "'new-version' names a published folder or zip: without a 'download' step it acts as 'replace'",
     );
+  const expectResults = expectResultsOf(r, forwards, error, warn);
   if (r.Publish?.Blob && !steps.includes('zip'))
     error('Publish.Blob', "Publish.Blob uploads the rule's zip: add 'zip' to Steps (after 'download')");
   if (problems.some((p) => p.severity === 'error')) return { problems };
@@ -370,9 +387,38 @@ export function parseRule(id: string, file: string, text: string): { rule?: Rule
         : {}),
       completion,
       onNewInstances: r.OnNewInstances,
+      ...(expectResults ? { expectResults } : {}),
       raw: json,
     },
   };
+}
+
+/**
+ * ExpectResults: only what a rule forwarded can come back, and a Result rule waits for arrivals
+ * rather than holding them back, so Completion does not apply to it.
+ */
+function expectResultsOf(
+  r: z.infer<typeof ruleFileSchema>,
+  forwards: boolean,
+  error: (path: string, message: string) => void,
+  warn: (path: string, message: string) => void,
+): ExpectResults | undefined {
+  if (r.CheckOn === 'Result' && r.Completion)
+    warn('Completion', "Completion is not used by a CheckOn 'Result' rule: results are acted on once they are stable");
+  if (!r.ExpectResults) return undefined;
+  if (!forwards) {
+    error('ExpectResults', "ExpectResults waits for results of what the rule forwarded: add a 'forward' step");
+    return undefined;
+  }
+  const withinSeconds = parseDurationSeconds(r.ExpectResults.Within);
+  if (withinSeconds === undefined || withinSeconds <= 0) {
+    error(
+      'ExpectResults.Within',
+      `'${String(r.ExpectResults.Within)}' is not a duration; write e.g. "2h", "30m" or "90s"`,
+    );
+    return undefined;
+  }
+  return { from: r.ExpectResults.From, withinSeconds };
 }
 
 /** The Completion block, its RequiredSeries parsed once (an error names the character position). */

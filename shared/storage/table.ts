@@ -5,6 +5,7 @@
  * - `lock` partition, row = hash of an output path: which job may write that output now (tableOutputLocks.ts);
  * - `cursor` partition: the change feed's position in Orthanc's /changes (tableCursors.ts);
  * - `alert` partition, row = alert kind + hash of its subject: when it was last sent (tableAlertClaims.ts);
+ * - `awaiting` partition, row = hash of a forwarded StudyInstanceUID + job id: jobs expecting results (tableAwaitedResults.ts);
  * and the `<table>-warnings` blob container the job records spill warnings into (warningOverflow.ts).
  */
 import { RestError, type GetTableEntityResponse, type TableClient, type TableEntityResult } from '@azure/data-tables';

@@ -1,8 +1,9 @@
 /** The three storage ports on one Azure Table (see table.ts for its layout), as the composition root builds them. */
-import type { Cursors, JobStore, OutputLocks } from '../pipeline/ports';
+import type { AwaitedResults, Cursors, JobStore, OutputLocks } from '../pipeline/ports';
 import type { AlertClaims } from '../alerts/alerts';
 import { openJobTable } from './table';
 import { createTableAlertClaims } from './tableAlertClaims';
+import { createTableAwaitedResults } from './tableAwaitedResults';
 import { createTableCursors } from './tableCursors';
 import { createTableJobStore, type TableJobStoreOptions } from './tableJobStore';
 import { createTableOutputLocks } from './tableOutputLocks';
@@ -13,6 +14,8 @@ export interface StoragePorts {
   cursors: Cursors;
   /** Which instance sends an alert (the `alert` partition). */
   alertClaims: AlertClaims;
+  /** Jobs waiting for results from an AI node (the `awaiting` partition). */
+  awaitedResults: AwaitedResults;
 }
 
 export async function openTableStorage(
@@ -27,5 +30,6 @@ export async function openTableStorage(
     outputLocks: createTableOutputLocks(table, jobs),
     cursors: createTableCursors(table),
     alertClaims: createTableAlertClaims(table),
+    awaitedResults: createTableAwaitedResults(table),
   };
 }

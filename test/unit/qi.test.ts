@@ -158,10 +158,10 @@ describe('QI figures', () => {
         ['matched', 15],
         ['processed', 11],
         ['delivered', 11],
-        ['resultsBack', null],
+        ['resultsBack', 0],
       ],
     );
-    assert.match(qi.funnel.at(-1)!.note, /not tracked yet/);
+    assert.match(qi.funnel.at(-1)!.note, /of 0 expecting results/);
     assert.deepEqual(qi.jobs, { created: 15, succeeded: 11, failed: 3, running: 0, queued: 1 });
     assert.deepEqual(qi.rules.to_pacs, {
       succeeded: 10,
@@ -267,7 +267,7 @@ describe('Prometheus text', () => {
     assert.equal(value('autorthanc_qi_read_complete'), 1);
     assert.equal(value('autorthanc_funnel', { stage: 'matched' }), 15);
     assert.equal(value('autorthanc_funnel', { stage: 'delivered' }), 11);
-    assert.equal(value('autorthanc_funnel', { stage: 'resultsBack' }), undefined, 'no made-up number');
+    assert.equal(value('autorthanc_funnel', { stage: 'resultsBack' }), 0, 'no job expected results');
     assert.equal(value('autorthanc_jobs_by_status', { status: 'failed' }), 3);
     assert.equal(value('autorthanc_rule_jobs', { rule: 'to_pacs', status: 'failed' }), 2);
     assert.equal(value('autorthanc_rule_turnaround_seconds', { rule: 'to_pacs', quantile: '0.9' }), 9);

@@ -323,7 +323,7 @@ describe('loader', () => {
       .map((p) => `${p.file} ${p.path}: ${p.message}`);
     assert.equal(errors.length, 2, errors.join('\n'));
     assert.match(errors[0], /^broken\.json : not valid JSON/);
-    assert.match(errors[1], /^wrong\.json CheckOn: CheckOn must be one of Study, Series, got 'Nope'/);
+    assert.match(errors[1], /^wrong\.json CheckOn: CheckOn must be one of Study, Series, Result, got 'Nope'/);
     assert.ok(
       snapshot.problems.some((p) => p.file === 'good.json' && p.severity === 'warning' && p.path === 'IsActive'),
       'good.json is warned about its missing IsActive',
