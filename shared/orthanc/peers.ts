@@ -73,7 +73,7 @@ export function orthancModalityBody(peer: {
   };
 }
 
-const PEER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+export const PEER_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** `ORTHANC_ALLOWED_SENDERS`: `NAME|AET|IPV4[,NAME|AET|IPV4...]`, e.g. `SCANNER1|MRI_AET|10.0.0.7,CT|CT_AET|10.0.0.8`. */
 export const allowedSendersSetting = z

@@ -108,7 +108,8 @@ describe('autorthanc CLI against the stack', { timeout: 300_000 }, () => {
     const r = await run(['autorthanc', '--help'], {}, 'npx');
     assert.equal(r.code, 0, explain(r));
     assert.match(r.stdout, /Usage: autorthanc/);
-    assert.match(r.stdout, /setup\s+not yet/);
+    for (const command of ['setup', 'backup', 'restore']) assert.match(r.stdout, new RegExp(`\\n  ${command} `));
+    assert.doesNotMatch(r.stdout, /not yet/);
   });
 
   it('status: 0 and the report as JSON', async () => {

@@ -95,12 +95,18 @@ describe('autorthanc argument parsing', () => {
       ['frobnicate'],
       ['--url', 'ftp://host', 'status'],
       ['--url', 'http://user:pw@host', 'status'],
-      ['setup'],
-      ['backup', 'state.tar'],
+      ['setup', '--yes', '--env-path', join(mkdtempSync(join(tmpdir(), 'cli-args-')), '.env'), '--aet', 'A\\B'],
+      ['setup', '--destination'],
+      ['backup'],
+      ['restore'],
+      ['restore', 'state.tar.gz', '--bogus'],
     ])
       assert.equal(await h.cli(argv), 2, `autorthanc ${argv.join(' ')}`);
     assert.equal(h.calls.length, 0, 'nothing was sent');
-    assert.ok(h.err.some((l) => l.includes("'setup' is not yet available")));
+    assert.ok(
+      h.err.some((l) => l.includes('--aet (ORTHANC_AET_NAME): AE title must be')),
+      h.err.join('\n'),
+    );
     assert.ok(!h.err.join('\n').includes('pw@'), 'a URL with credentials is not echoed back');
   });
 
