@@ -16,4 +16,14 @@ if [ "${#files[@]}" -eq 0 ]; then
   exit 2
 fi
 echo "run-tests: ${#files[@]} files from: $*"
+# Suites that talk to Orthanc say first which Orthanc (ORTHANC_FLAVOUR) this run starts, and fail at
+# once when it cannot start.
+for suite in "$@"; do
+  case "$suite" in
+    integration | e2e)
+      node --import tsx test/support/print-orthanc-version.ts
+      break
+      ;;
+  esac
+done
 exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

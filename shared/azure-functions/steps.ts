@@ -12,11 +12,13 @@ import {
 import type { Job } from '../pipeline/job';
 import { PIPELINE_STEPS, type PipelineStep } from '../vocabulary';
 import { QUEUES } from '../pipeline/messages';
-import { failPoisonedStep, runStep, type StepHandler } from '../pipeline/runner';
+import { failPoisonedStep, runStep, type FanOutStep, type StepHandler } from '../pipeline/runner';
 import { cleanUpEndedJob } from '../pipeline/staging';
 import { recordPublished } from '../pipeline/versions';
+import { labelProcessedStudy } from '../pipeline/studyLabels';
 import { jobTelemetryOf } from '../operator/qi';
 import { loggerFor } from './logging';
+import { hostInstanceName } from './instance';
 import { getServices, type Services } from '../composition/services';
 import { jobFailedAlert, malformedMessageAlert } from '../alerts/events';
 
@@ -54,6 +56,7 @@ function runnerDeps(services: Services, context: InvocationContext, poisonQueue?
     log: loggerFor(context, services.redaction.anywhere),
     redaction: services.redaction,
     staleHeartbeatMs: services.config.staleHeartbeatMs,
+    instance: hostInstanceName(),
     telemetry: services.telemetry,
     // The download step claimed the output folder for this job; whoever ends the job gives it back,
     // after deleting what an anonymising job leaves (its staged originals; all of it if it failed).
@@ -70,6 +73,12 @@ function runnerDeps(services: Services, context: InvocationContext, poisonQueue?
       if (job.status === 'succeeded' && !job.steps.some((s) => s.status === 'skipped'))
         await recordPublished(services.cursors, job);
       if (job.outputPath) await services.outputLocks.release(job.outputPath, job.id);
+      // After the lock is given back, as it waits on Orthanc; on 1.10 (no labels) nothing is sent. Never throws.
+      if (job.status === 'succeeded' && !job.steps.some((s) => s.status === 'skipped'))
+        await labelProcessedStudy(
+          { orthanc: services.orthanc, log: loggerFor(context, services.redaction.anywhere) },
+          job,
+        );
       // Last, and it never throws: a webhook that is down must not fail or delay the job's clean-up.
       if (job.status === 'failed')
         await services.alerts.notify(jobFailedAlert(job, { poisonQueue, redact: services.redaction.paths(job) }));
@@ -89,7 +98,7 @@ export type StepFunctionOptions = Omit<StorageQueueFunctionOptions, 'queueName'>
  */
 export function stepFunction(
   step: PipelineStep,
-  makeHandler: (services: Services) => StepHandler,
+  makeHandler: (services: Services) => StepHandler | FanOutStep,
 ): StepFunctionOptions {
   registeredSteps.add(step);
   return {

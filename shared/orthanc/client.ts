@@ -25,6 +25,7 @@ import {
   type OrthancSystem,
 } from './schemas';
 import { orthancModalityBody, type QueryRetrieveOperation } from './peers';
+import { capabilitiesOf, type OrthancCapabilities } from './capabilities';
 import { createOrthancTransport, OrthancError, validate, type OrthancClientOptions } from './transport';
 
 export { OrthancError, type OrthancClientOptions } from './transport';
@@ -42,12 +43,24 @@ export interface StoreOptions {
 
 export type OrthancClient = ReturnType<typeof createOrthancClient>;
 
+/** How long what /system reported is trusted: an upgraded or restarted Orthanc is seen within it. */
+const CAPABILITIES_TTL_MS = 60_000;
+
 export function createOrthancClient(options: OrthancClientOptions) {
   const { send, getJson, postJson, fileStream } = createOrthancTransport(options);
+  let capabilities: { value: OrthancCapabilities; at: number } | undefined;
   return {
     url: options.url,
 
     system: (): Promise<OrthancSystem> => getJson('/system', systemSchema),
+
+    /** What this Orthanc offers beyond 1.10 (labels, typed /changes), from /system, kept for a minute. */
+    capabilities: async (): Promise<OrthancCapabilities> => {
+      if (capabilities && Date.now() - capabilities.at < CAPABILITIES_TTL_MS) return capabilities.value;
+      const value = capabilitiesOf(await getJson('/system', systemSchema));
+      capabilities = { value, at: Date.now() };
+      return value;
+    },
 
     /** Orthanc's clock (`/tools/now`, UTC, to the second), for the operator's clock-skew check. */
     now: async (): Promise<Date> => {
@@ -106,10 +119,28 @@ export function createOrthancClient(options: OrthancClientOptions) {
       });
     },
 
-    changes: (page: { since: number; limit: number }): Promise<OrthancChanges> =>
-      getJson('/changes', changesSchema, { params: { since: page.since, limit: page.limit } }),
+    /** A page of /changes; `types` (Orthanc 1.12.5+ with HasExtendedChanges) limits it to those change types. */
+    changes: (page: { since: number; limit: number; types?: readonly string[] }): Promise<OrthancChanges> => {
+      // Orthanc splits `type` on a literal ';' and does not decode %3B, so it is written into the URL as is.
+      const types = (page.types ?? []).filter((t) => /^[A-Za-z]+$/.test(t));
+      return getJson(types.length > 0 ? `/changes?type=${types.join(';')}` : '/changes', changesSchema, {
+        params: { since: page.since, limit: page.limit },
+      });
+    },
 
     lastChange: (): Promise<OrthancChanges> => getJson('/changes', changesSchema, { params: { last: '' } }),
+
+    /** Adds a label (Orthanc 1.12.0+; `[A-Za-z0-9_-]{1,64}`, see shared/pipeline/studyLabels.ts); adding it twice is harmless. */
+    addLabel: async (level: OrthancCollection, id: string, label: string): Promise<void> => {
+      await send('PUT', `/${level}/${encodeURIComponent(id)}/labels/${encodeURIComponent(label)}`, {
+        data: '',
+        headers: { 'Content-Type': 'text/plain' },
+      });
+    },
+
+    /** The labels of a resource (Orthanc 1.12.0+). */
+    labels: (level: OrthancCollection, id: string): Promise<string[]> =>
+      getJson(`/${level}/${encodeURIComponent(id)}/labels`, z.array(z.string())),
 
     /** Orthanc ids of the resources carrying a DICOM UID. */
     lookup: async (uid: string) => {
@@ -134,6 +165,17 @@ export function createOrthancClient(options: OrthancClientOptions) {
         data: orthancModalityBody(modality),
         headers: { 'Content-Type': 'application/json' },
       });
+    },
+
+    /** Forgets a DICOM peer; false when Orthanc had none of that name (already gone is not an error). */
+    deleteModality: async (name: string): Promise<boolean> => {
+      try {
+        await send('DELETE', `/modalities/${encodeURIComponent(name)}`);
+        return true;
+      } catch (error) {
+        if (error instanceof OrthancError && error.details.status === 404) return false;
+        throw error;
+      }
     },
 
     /** C-ECHO through Orthanc; resolves with the failure reason instead of throwing. */

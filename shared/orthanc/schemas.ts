@@ -1,11 +1,19 @@
 /**
- * zod schemas for the Orthanc REST answers we use (checked against Orthanc 1.10.1; newer versions
- * add fields, which pass through). Validation catches a proxy page or a wrong URL early, with
+ * zod schemas for the Orthanc REST answers we use (checked against Orthanc 1.10.1 and 1.12.7; newer
+ * versions add fields, which pass through). Validation catches a proxy page or a wrong URL early, with
  * the endpoint named, instead of a TypeError deep in a step.
  */
 import { z } from 'zod';
 
-const tagMap = z.record(z.string(), z.string());
+/**
+ * MainDicomTags: keyword → text. Orthanc 1.12 also lists sequences among a series' main tags
+ * (RequestAttributesSequence as an array of objects); they are dropped here, as the app reads text values only.
+ */
+const tagMap = z
+  .record(z.string(), z.unknown())
+  .transform((tags) =>
+    Object.fromEntries(Object.entries(tags).filter((entry): entry is [string, string] => typeof entry[1] === 'string')),
+  );
 
 export const systemSchema = z.looseObject({
   Version: z.string(),

@@ -3,6 +3,10 @@
  * when the function app is down or Orthanc restarts. Each run reads from the stored cursor, enqueues
  * an evaluation for every StableStudy/StableSeries, and advances the cursor only after enqueueing,
  * so a crash repeats work (harmless: jobs collapse) rather than losing it.
+ * An Orthanc that reports HasExtendedChanges (1.12.5+) is asked for the stable changes only, so a busy
+ * archive's NewInstance rows never cross the wire; older ones ignore `type=`, hence the filter here too.
+ * Either way `Last` is the cursor to go on from (with `type=`, the last stable change, or Orthanc's last
+ * change when none is left).
  */
 import type { OrthancClient } from '../orthanc/client';
 import type { Cursors } from './ports';
@@ -13,10 +17,11 @@ import { forEachLimit } from '../util/concurrency';
 
 export const CHANGE_FEED_CURSOR = 'orthanc-changes';
 const STABLE_CHANGES: Record<string, EvaluateMessage['level']> = { StableStudy: 'Study', StableSeries: 'Series' };
+const STABLE_TYPES = Object.keys(STABLE_CHANGES);
 const MAX_PAGES_PER_RUN = 50;
 
 export interface ChangeFeedDeps {
-  orthanc: Pick<OrthancClient, 'changes' | 'lastChange'>;
+  orthanc: Pick<OrthancClient, 'changes' | 'lastChange' | 'capabilities'>;
   cursors: Cursors;
   queues: QueueSender;
   log: Logger;
@@ -26,8 +31,9 @@ export interface ChangeFeedDeps {
 export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: number; cursor: number }> {
   let cursor = (await deps.cursors.get(CHANGE_FEED_CURSOR)) ?? 0;
   let enqueued = 0;
+  const types = (await deps.orthanc.capabilities()).extendedChanges ? STABLE_TYPES : undefined;
   for (let page = 0; page < MAX_PAGES_PER_RUN; page += 1) {
-    const changes = await deps.orthanc.changes({ since: cursor, limit: deps.batchSize });
+    const changes = await deps.orthanc.changes({ since: cursor, limit: deps.batchSize, types });
     const stable = changes.Changes.filter((c) => STABLE_CHANGES[c.ChangeType] !== undefined);
     await forEachLimit(stable, 8, async (change) => {
       const message: EvaluateMessage = {
@@ -50,7 +56,8 @@ export async function pollChangeFeed(deps: ChangeFeedDeps): Promise<{ enqueued: 
         continue;
       }
     }
-    if (changes.Last !== cursor) {
+    // Only forward: a filtered page that found nothing must never send the cursor back (a reset is above).
+    if (changes.Last > cursor) {
       cursor = changes.Last;
       await deps.cursors.set(CHANGE_FEED_CURSOR, cursor);
     }

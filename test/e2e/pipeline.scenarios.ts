@@ -266,7 +266,7 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
         const study = await generateStudy({
           patientID: 'P-E2E-OUT',
           studyDescription: 'outage test',
-          series: [{ seriesNumber: 1, modality: 'CT', instances: 40 }],
+          series: [{ seriesNumber: 1, modality: 'CT', instances: 40, rows: 1024 }],
         });
         await stack.sendStudy(study);
         await waitFor(async () => (await stack.jobs((j) => j.ruleId === 'outage')).length > 0, {
@@ -274,6 +274,7 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
           intervalMs: 5,
           description: 'the job to be created',
         });
+        // 80 MB: the first attempt cannot finish between the job appearing and the pause below.
         // Frozen longer than the client's own retries (4 tries x 3 s timeout + back-off ~ 14 s), so the step itself fails and is retried.
         await stack.orthanc.pause();
         await new Promise((resolve) => setTimeout(resolve, 20_000));
@@ -290,7 +291,7 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
         const study = await generateStudy({
           patientID: 'P-E2E-RST',
           studyDescription: 'restart test',
-          series: [{ seriesNumber: 1, modality: 'CT', instances: 40 }],
+          series: [{ seriesNumber: 1, modality: 'CT', instances: 40, rows: 1024 }],
         });
         await stack.sendStudy(study);
         await waitFor(async () => (await stack.jobs((j) => j.ruleId === 'restart')).length > 0, {
@@ -298,6 +299,7 @@ export function definePipelineSuite(options: { postgres: boolean }): void {
           intervalMs: 5,
           description: 'the job to be created',
         });
+        // 80 MB, as above, so the stop lands while the first attempt downloads.
         // Stopped for real (connections refused, not a frozen process), longer than the client's own retries.
         await stack.orthanc.stop();
         await new Promise((resolve) => setTimeout(resolve, 8_000));

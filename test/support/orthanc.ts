@@ -1,25 +1,20 @@
 /**
  * A real Orthanc (Debian's binary) for tests, run with the project's own deploy/orthanc/orthanc.json
  * and Lua hook: the same files compose mounts. Differences are environment variables only.
+ * ORTHANC_FLAVOUR picks Debian 12's Orthanc 1.10 (default) or Debian 13's 1.12 (orthancFlavour.ts).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import axios, { type AxiosInstance } from 'axios';
-import {
-  FatalWaitError,
-  freePort,
-  makeTempDir,
-  requireBinary,
-  spawnManaged,
-  waitFor,
-  type ManagedProcess,
-} from './process';
+import { FatalWaitError, freePort, makeTempDir, spawnManaged, waitFor, type ManagedProcess } from './process';
 import type { PostgresServer } from './postgres';
 import { orthancDicomAccessEnv } from '../../shared/orthanc/peers';
+import { orthancFlavour, versionMatchesFlavour } from './orthancFlavour';
 
 const REPO = path.resolve(__dirname, '../..');
 export const POSTGRES_INDEX_PLUGIN = '/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so';
 export const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+// Debian 12's orthanc package and Debian 13's (inside its root folder) put the worklist plugin here alike.
 export const WORKLISTS_PLUGIN = '/usr/share/orthanc/plugins/libModalityWorklists.so';
 
 /** The settings that put Orthanc's index in PostgreSQL: the same variables docker-compose.yml sets. */
@@ -58,6 +53,10 @@ export interface OrthancServer {
   url: string;
   httpPort: number;
   dicomPort: number;
+  /** Orthanc's version as GET /system reports it (e.g. 1.10.1, 1.12.7). */
+  version: string;
+  /** Orthanc's REST API version (/system ApiVersion): 16 on 1.10.1, 18 or more from 1.12.0 (labels). */
+  apiVersion: number;
   aet: string;
   username: string;
   password: string;
@@ -76,7 +75,7 @@ const CONFIG = path.join(REPO, 'deploy/orthanc/orthanc.json');
 const LUA = path.join(REPO, 'deploy/orthanc/automation.lua');
 
 export async function startOrthanc(options: OrthancOptions = {}): Promise<OrthancServer> {
-  const binary = requireBinary('Orthanc', 'orthanc');
+  const flavour = orthancFlavour();
   const httpPort = await freePort();
   const dicomPort = await freePort();
   const storageDir = options.storageDir ?? makeTempDir('orthanc-');
@@ -102,26 +101,26 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     ...orthancDicomAccessEnv({ ORTHANC_ALLOWED_SENDERS: options.allowedSenders }),
   };
   if (options.postgres) {
-    if (!existsSync(POSTGRES_INDEX_PLUGIN)) {
+    if (!existsSync(flavour.hostPath(POSTGRES_INDEX_PLUGIN))) {
       throw new Error(
-        `Required Orthanc plugin ${POSTGRES_INDEX_PLUGIN} is missing (Debian package 'orthanc-postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+        `Required Orthanc plugin ${flavour.hostPath(POSTGRES_INDEX_PLUGIN)} is missing (Debian package 'orthanc-postgresql'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
       );
     }
     Object.assign(env, postgresIndexEnv(options.postgres, POSTGRES_INDEX_PLUGIN));
   }
   if (options.dicomWeb) {
-    if (!existsSync(DICOMWEB_PLUGIN)) {
+    if (!existsSync(flavour.hostPath(DICOMWEB_PLUGIN))) {
       throw new Error(
-        `Required Orthanc plugin ${DICOMWEB_PLUGIN} is missing (Debian package 'orthanc-dicomweb'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+        `Required Orthanc plugin ${flavour.hostPath(DICOMWEB_PLUGIN)} is missing (Debian package 'orthanc-dicomweb'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
       );
     }
     // ORTHANC_PLUGINS is the inside of the config's "Plugins" list: JSON strings joined by commas.
     env.ORTHANC_PLUGINS = [env.ORTHANC_PLUGINS, JSON.stringify(DICOMWEB_PLUGIN)].filter(Boolean).join(', ');
   }
   if (options.worklistFolder) {
-    if (!existsSync(WORKLISTS_PLUGIN)) {
+    if (!existsSync(flavour.hostPath(WORKLISTS_PLUGIN))) {
       throw new Error(
-        `Required Orthanc plugin ${WORKLISTS_PLUGIN} is missing (Debian package 'orthanc'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
+        `Required Orthanc plugin ${flavour.hostPath(WORKLISTS_PLUGIN)} is missing (Debian package 'orthanc'). Install the system dependencies with: bash scripts/install-system-deps.sh`,
       );
     }
     env.ORTHANC_PLUGINS = [env.ORTHANC_PLUGINS, JSON.stringify(WORKLISTS_PLUGIN)].filter(Boolean).join(', ');
@@ -135,6 +134,8 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     url,
     httpPort,
     dicomPort,
+    version: '',
+    apiVersion: 0,
     aet,
     username,
     password,
@@ -151,8 +152,12 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
     },
     async start() {
       if (proc?.running()) return;
-      proc = spawnManaged(binary, [CONFIG], { cwd: storageDir, env, name: 'orthanc' });
-      let system: { DatabaseBackendPlugin?: string | null } = {};
+      const command = flavour.command([CONFIG], {
+        readWrite: [storageDir, ...(options.worklistFolder ? [options.worklistFolder] : [])],
+        readOnly: [path.dirname(CONFIG), path.dirname(LUA)],
+      });
+      proc = spawnManaged(command.file, command.args, { cwd: storageDir, env, name: 'orthanc' });
+      let system: { DatabaseBackendPlugin?: string | null; Version?: string; ApiVersion?: number } = {};
       await waitFor(
         async () => {
           if (!proc!.running())
@@ -170,6 +175,12 @@ export async function startOrthanc(options: OrthancOptions = {}): Promise<Orthan
           onTimeout: () => proc!.output().slice(-3000),
         },
       );
+      server.version = String(system.Version);
+      server.apiVersion = Number(system.ApiVersion ?? 0);
+      if (!versionMatchesFlavour(server.version, flavour.name)) {
+        await proc.stop();
+        throw new Error(`ORTHANC_FLAVOUR=${flavour.name} started Orthanc ${server.version} (${command.file})`);
+      }
       // A misnamed plugin or setting would leave Orthanc on SQLite without complaint: check it took effect.
       if (options.postgres && !system.DatabaseBackendPlugin) {
         await proc.stop();
