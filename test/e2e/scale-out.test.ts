@@ -161,6 +161,8 @@ describe('scale-out: two function app instances on one storage account', { timeo
       JSON.stringify({ DailyCheckHour: new Date().getHours(), DailySweepEnabled: true }),
     );
     await Promise.all(stack.hosts.map((h) => h.stop()));
+    // Taken after the graceful stop, so a timer run that was going at the snapshot above shows its real end.
+    const stoppedLogs = stack.hosts.map((h) => h.logs());
     const status = JSON.stringify({
       Last: new Date(Date.now() - 3_660_000).toISOString(),
       Next: new Date(Date.now() - 60_000).toISOString(),
@@ -185,7 +187,7 @@ describe('scale-out: two function app instances on one storage account', { timeo
     assert.equal((await stack.jobs(ours)).length, STUDIES, 'the sweep found every study done: no new jobs');
 
     // Over both runs of both instances, each timer's runs never overlap.
-    const runs = [...firstLogs, ...secondLogs].flatMap((log, i) => timerRuns(log, `instance ${(i % 2) + 1}`));
+    const runs = [...stoppedLogs, ...secondLogs].flatMap((log, i) => timerRuns(log, `instance ${(i % 2) + 1}`));
     for (const timer of TIMERS) {
       const ofTimer = runs.filter((r) => r.timer === timer).sort((a, b) => a.start - b.start);
       assert.ok(ofTimer.length > 0, `${timer} ran`);
