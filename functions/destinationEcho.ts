@@ -22,7 +22,7 @@ export async function destinationEcho(request: HttpRequest): Promise<HttpRespons
       orthanc: services.orthanc,
       // The dashboard's destinations too, read now: another instance may have added one a moment ago.
       modalities: await services.destinations.all(),
-      dicomweb: services.dicomweb,
+      dicomweb: await services.destinations.dicomweb(),
       echoes: services.destinationEchoes,
     },
     parsed.value,

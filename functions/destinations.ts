@@ -1,8 +1,9 @@
 /**
  * The operator's destinations (function key; shared/destinations/):
  * GET    /api/destinations              every destination (source env or dashboard, read-only or not) and the latest changes
- * POST   /api/destinations              add a DICOM destination {name, aet, host, port}
- * PUT    /api/destinations/{id}         change its {aet, host, port}
+ * POST   /api/destinations              add a DICOM destination {name, aet, host, port}, or a DICOMweb one
+ *                                       {name, kind: 'dicomweb', url, credentialsFrom?: 'STOW_AUTH_<X>'}
+ * PUT    /api/destinations/{id}         change its {aet, host, port} (or {kind: 'dicomweb', url, credentialsFrom?})
  * DELETE /api/destinations/{id}         delete it (and remove it from Orthanc)
  * GET    /api/destinations/audit?limit= the change history, newest first
  * The environment's destinations answer 409 on a change. Who changed what is the user nginx logged in

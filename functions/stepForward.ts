@@ -14,7 +14,7 @@ app.storageQueue('stepForward', {
       orthanc: services.orthanc,
       // Read per send: a destination added in the dashboard on any instance is used at once.
       modalities: () => services.destinations.all(),
-      dicomweb: services.dicomweb,
+      dicomweb: () => services.destinations.dicomweb(),
       concurrency: services.config.stepConcurrency,
       pollSeconds: services.config.forwardPollSeconds,
       maxAttempts: services.config.forwardMaxAttempts,

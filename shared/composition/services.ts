@@ -92,6 +92,9 @@ export async function buildServices(config: Config): Promise<Services> {
       modalities: config.modalities,
       dicomweb: config.dicomweb,
       store: await createTableDestinationStore(config.storageConnectionString),
+      // A dashboard DICOMweb destination's credentials are settings, read at each send.
+      env: process.env,
+      stowTimeoutMs: config.orthanc.timeoutMs,
     }),
     bookings,
     dicomweb: Object.fromEntries(

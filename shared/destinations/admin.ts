@@ -1,8 +1,10 @@
 /**
- * Adding, editing and deleting the dashboard's DICOM destinations (POST/PUT/DELETE /api/destinations):
- * each change is checked against every other peer, saved durably, pushed into Orthanc's /modalities
+ * Adding, editing and deleting the dashboard's DICOM and DICOMweb destinations (POST/PUT/DELETE
+ * /api/destinations): each change is checked against every other peer, saved durably, a DICOM one pushed
+ * into Orthanc's /modalities
  * with the safe permissions of shared/orthanc/peers.ts (echo and store only) through applyDestinations,
- * and recorded in the audit with who made it. The environment's destinations are read-only here: they
+ * and recorded in the audit with who made it. A DICOMweb one needs nothing of Orthanc: the forward step
+ * reads it from the catalog at each send. The environment's destinations are read-only here: they
  * change in .env, where the rest of the site's configuration lives.
  *
  * The record is saved before Orthanc is told, so a change Orthanc misses (it is down, restarting)
@@ -13,8 +15,13 @@ import { applyDestinations, type EchoState } from '../orthanc/destinations';
 import type { OrthancClient } from '../orthanc/client';
 import { combinePeers, type AllowedSender } from '../orthanc/peers';
 import { modalityOf, type DestinationCatalog } from './catalog';
-import { DestinationConflict, type DestinationChange, type DestinationFields, type StoredDestination } from './store';
-import type { NewDestination } from './validation';
+import {
+  DestinationConflict,
+  isDicomWeb,
+  type DestinationChange,
+  type DestinationFields,
+  type StoredDestination,
+} from './store';
 
 export interface DestinationAdminDeps {
   catalog: DestinationCatalog;
@@ -37,7 +44,19 @@ export type AdminOutcome =
   /** 409: read-only (environment), a name taken, an AE title that would reopen Orthanc's host check, a concurrent change. */
   | { kind: 'conflict'; error: string };
 
-const fieldsOf = (d: DestinationFields): DestinationFields => ({ aet: d.aet, host: d.host, port: d.port });
+/** The audited fields: for DICOMweb the URL and the credentials' setting name, which is no secret. */
+const fieldsOf = (d: DestinationFields): DestinationFields =>
+  isDicomWeb(d)
+    ? { kind: 'dicomweb', url: d.url, ...(d.credentialsFrom ? { credentialsFrom: d.credentialsFrom } : {}) }
+    : { aet: d.aet, host: d.host, port: d.port };
+
+const describe = (f: DestinationFields) =>
+  isDicomWeb(f)
+    ? `${f.url}${f.credentialsFrom ? ` (credentials ${f.credentialsFrom})` : ''}`
+    : `${f.aet}@${f.host}:${f.port}`;
+
+const sameFields = (a: DestinationFields, b: DestinationFields) =>
+  JSON.stringify(fieldsOf(a)) === JSON.stringify(fieldsOf(b));
 
 const readOnly = (name: string, kind: 'dicom' | 'dicomweb') =>
   kind === 'dicom'
@@ -73,6 +92,8 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
   }
 
   async function peerProblems(name: string, fields: DestinationFields): Promise<string | undefined> {
+    // A DICOMweb destination is no Orthanc peer: its name was checked against every other already.
+    if (isDicomWeb(fields)) return undefined;
     const others = await catalog.all();
     for (const key of Object.keys(others)) if (key.toLowerCase() === name.toLowerCase()) delete others[key];
     const problems = newPeerProblems(others, { [name]: modalityOf(fields) }, deps.allowedSenders);
@@ -80,7 +101,8 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
   }
 
   /** Puts the destination into Orthanc and C-ECHOes it; never throws (the record is saved, and put back later). */
-  async function push(destination: StoredDestination): Promise<EchoState> {
+  async function push(destination: StoredDestination): Promise<EchoState | undefined> {
+    if (isDicomWeb(destination)) return undefined;
     const states = await applyDestinations(
       deps.orthanc,
       { [destination.name]: modalityOf(destination) },
@@ -98,7 +120,7 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
     const what =
       change.action === 'delete'
         ? ''
-        : ` ${change.after!.aet}@${change.after!.host}:${change.after!.port}${change.before ? ` (was ${change.before.aet}@${change.before.host}:${change.before.port})` : ''}`;
+        : ` ${describe(change.after!)}${change.before ? ` (was ${describe(change.before)})` : ''}`;
     deps.log(
       `Destination ${change.name} ${change.action === 'add' ? 'added' : `${change.action}ed`} by ${change.who}:${what}`,
     );
@@ -106,7 +128,7 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
   }
 
   return {
-    async add(input: NewDestination, who: string): Promise<AdminOutcome> {
+    async add(input: { name: string } & DestinationFields, who: string): Promise<AdminOutcome> {
       const taken = takenBy(input.name);
       if (taken) return { kind: 'conflict', error: taken };
       const existing = await store.get(input.name);
@@ -118,7 +140,13 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
       const problem = await peerProblems(input.name, input);
       if (problem) return { kind: 'conflict', error: problem };
       const at = now().toISOString();
-      const destination: StoredDestination = { ...input, createdAt: at, updatedAt: at, updatedBy: who };
+      const destination: StoredDestination = {
+        name: input.name,
+        ...fieldsOf(input),
+        createdAt: at,
+        updatedAt: at,
+        updatedBy: who,
+      };
       try {
         await store.create(destination);
       } catch (error) {
@@ -137,12 +165,22 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
       if (!existing) return { kind: 'not-found', error: `no destination ${name} was added in the dashboard` };
       const before = fieldsOf(existing);
       const after = fieldsOf(fields);
-      if (before.aet === after.aet && before.host === after.host && before.port === after.port)
-        return { kind: 'ok', destination: existing, orthanc: await push(existing) };
+      if (isDicomWeb(before) !== isDicomWeb(after))
+        return {
+          kind: 'conflict',
+          error: `destination '${existing.name}' is ${isDicomWeb(before) ? 'a DICOMweb' : 'a DICOM'} one; delete it and add the other kind`,
+        };
+      if (sameFields(before, after)) return { kind: 'ok', destination: existing, orthanc: await push(existing) };
       const problem = await peerProblems(existing.name, after);
       if (problem) return { kind: 'conflict', error: problem };
       const at = now().toISOString();
-      const next: StoredDestination = { ...existing, ...after, updatedAt: at, updatedBy: who, version: undefined };
+      const next: StoredDestination = {
+        name: existing.name,
+        ...after,
+        createdAt: existing.createdAt,
+        updatedAt: at,
+        updatedBy: who,
+      };
       try {
         await store.replace(existing, next);
       } catch (error) {
@@ -170,8 +208,9 @@ export function createDestinationAdmin(deps: DestinationAdminDeps) {
       }
       const at = now().toISOString();
       const change = await audit({ at, who, action: 'delete', name: existing.name, before: fieldsOf(existing) });
-      // A record the environment shadows is only forgotten: Orthanc's modality is the environment's.
-      if (env) return { kind: 'ok', change };
+      // A record the environment shadows is only forgotten: Orthanc's modality is the environment's;
+      // and Orthanc never had a DICOMweb one.
+      if (env || isDicomWeb(existing)) return { kind: 'ok', change };
       deps.echoes.delete(existing.name);
       let orthanc: OrthancOutcome;
       try {

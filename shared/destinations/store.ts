@@ -5,13 +5,28 @@
  */
 
 /** What an operator sets of a DICOM destination; the name is its id and never changes (rules refer to it). */
-export interface DestinationFields {
+export interface DicomDestinationFields {
+  /** Absent (a DICOM destination), as on every record saved before DICOMweb ones could be added. */
+  kind?: 'dicom';
   aet: string;
   host: string;
   port: number;
 }
 
-export interface StoredDestination extends DestinationFields {
+/**
+ * A DICOMweb (STOW-RS) destination: its base URL, and where its credentials are, if it needs any. The
+ * record names an environment prefix (`credentialsFrom`), read at each send as `<prefix>_TOKEN` or
+ * `<prefix>_USERNAME`/`_PASSWORD`: a secret is never stored here, returned by the API or audited.
+ */
+export interface DicomWebDestinationFields {
+  kind: 'dicomweb';
+  url: string;
+  credentialsFrom?: string;
+}
+
+export type DestinationFields = DicomDestinationFields | DicomWebDestinationFields;
+
+interface StoredMeta {
   name: string;
   createdAt: string;
   updatedAt: string;
@@ -21,9 +36,15 @@ export interface StoredDestination extends DestinationFields {
   version?: string;
 }
 
+export type StoredDicomDestination = DicomDestinationFields & StoredMeta;
+export type StoredDicomWebDestination = DicomWebDestinationFields & StoredMeta;
+export type StoredDestination = StoredDicomDestination | StoredDicomWebDestination;
+
+export const isDicomWeb = (d: DestinationFields): d is DicomWebDestinationFields => d.kind === 'dicomweb';
+
 export type DestinationAction = 'add' | 'edit' | 'delete';
 
-/** One change, as the audit keeps it: destinations hold no secret, so before and after are whole. */
+/** One change, as the audit keeps it: destinations hold no secret (only where one is), so before and after are whole. */
 export interface DestinationChange {
   at: string;
   who: string;

@@ -2,7 +2,8 @@
  * The dashboard's destinations (shared/destinations/store.ts) in their own Azure Table
  * (`automationdestinations`), so a backup or an operator can read them apart from the job ledger:
  * - `destination` partition, row = the name in lower case (one name in any case is one destination),
- *   columns name, aet, host, port, createdAt, updatedAt, updatedBy; writes carry the ETag of the read
+ *   columns name, kind (absent on the first records: DICOM), aet, host, port for DICOM or url and
+ *   credentialsFrom (a setting's name, never a secret) for DICOMweb, createdAt, updatedAt, updatedBy; writes carry the ETag of the read
  *   they were made from, so of two concurrent edits one wins and the other is told to reload;
  * - `audit` partition, row = inverted time + a random suffix (newest first in the table's own order),
  *   columns at, who, action, name, before and after (JSON).
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import {
   DestinationConflict,
+  isDicomWeb,
   type DestinationChange,
   type DestinationFields,
   type DestinationStore,
@@ -30,9 +32,12 @@ interface DestinationEntity {
   partitionKey: string;
   rowKey: string;
   name: string;
-  aet: string;
-  host: string;
-  port: number;
+  kind?: string;
+  aet?: string;
+  host?: string;
+  port?: number;
+  url?: string;
+  credentialsFrom?: string;
   createdAt: string;
   updatedAt: string;
   updatedBy: string;
@@ -54,9 +59,9 @@ function entityOf(d: StoredDestination): DestinationEntity {
     partitionKey: DESTINATION_PARTITION,
     rowKey: d.name.toLowerCase(),
     name: d.name,
-    aet: d.aet,
-    host: d.host,
-    port: d.port,
+    ...(isDicomWeb(d)
+      ? { kind: 'dicomweb', url: d.url, ...(d.credentialsFrom ? { credentialsFrom: d.credentialsFrom } : {}) }
+      : { aet: d.aet, host: d.host, port: d.port }),
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
     updatedBy: d.updatedBy,
@@ -64,16 +69,21 @@ function entityOf(d: StoredDestination): DestinationEntity {
 }
 
 function destinationOf(e: DestinationEntity & { etag?: string }): StoredDestination {
-  return {
+  const meta = {
     name: e.name,
-    aet: e.aet,
-    host: e.host,
-    port: Number(e.port),
     createdAt: e.createdAt,
     updatedAt: e.updatedAt,
     updatedBy: e.updatedBy,
     version: e.etag,
   };
+  if (e.kind === 'dicomweb')
+    return {
+      ...meta,
+      kind: 'dicomweb',
+      url: e.url ?? '',
+      ...(e.credentialsFrom ? { credentialsFrom: e.credentialsFrom } : {}),
+    };
+  return { ...meta, aet: e.aet ?? '', host: e.host ?? '', port: Number(e.port) };
 }
 
 const fields = (json: string | undefined): DestinationFields | undefined =>

@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DestinationConflict, type DestinationStore, type StoredDestination } from '../../shared/destinations/store';
+import {
+  DestinationConflict,
+  type DestinationStore,
+  type StoredDicomDestination,
+  type StoredDicomWebDestination,
+} from '../../shared/destinations/store';
 import { createTableDestinationStore } from '../../shared/storage/tableDestinations';
 import { startAzurite, type AzuriteServer } from '../support/azurite';
 import { createMemoryDestinationStore } from '../support/memory-destinations';
@@ -17,7 +22,7 @@ before(async () => {
 after(async () => azurite?.stop());
 
 const at = (second: number) => new Date(Date.UTC(2026, 11, 2, 8, 0, second)).toISOString();
-const record = (name: string, port: number, who = 'alice'): StoredDestination => ({
+const record = (name: string, port: number, who = 'alice'): StoredDicomDestination => ({
   name,
   aet: `${name.toUpperCase()}_AE`,
   host: '10.0.0.9',
@@ -37,7 +42,7 @@ function contract(name: string, make: () => Promise<DestinationStore[]>) {
       await store.create(record('AI_Node', 11112));
       await store.create(record('pacs', 104));
       await assert.rejects(store.create(record('ai_node', 1)), conflict('exists'));
-      const found = await store.get('AI_NODE');
+      const found = (await store.get('AI_NODE')) as StoredDicomDestination | undefined;
       assert.ok(found?.version, 'a read carries the version a write needs');
       assert.deepEqual({ ...found, version: undefined }, { ...record('AI_Node', 11112), version: undefined });
       assert.equal(typeof found.port, 'number');
@@ -51,16 +56,50 @@ function contract(name: string, make: () => Promise<DestinationStore[]>) {
     it('lets the first of two edits from one read win; a stale delete is refused too', async () => {
       const [first, second] = await make();
       await first.create(record('AI', 11112));
-      const readByAlice = (await first.get('AI'))!;
-      const readByBob = (await second.get('ai'))!;
+      const readByAlice = (await first.get('AI')) as StoredDicomDestination;
+      const readByBob = (await second.get('ai')) as StoredDicomDestination;
       await first.replace(readByAlice, { ...readByAlice, port: 11113, updatedBy: 'alice', updatedAt: at(1) });
       await assert.rejects(second.replace(readByBob, { ...readByBob, port: 9 }), conflict('changed'));
       await assert.rejects(second.remove(readByBob), conflict('changed'));
-      const now = (await second.get('AI'))!;
+      const now = (await second.get('AI')) as StoredDicomDestination;
       assert.deepEqual([now.port, now.updatedBy, now.updatedAt], [11113, 'alice', at(1)]);
       await second.remove(now);
       assert.equal(await first.get('AI'), undefined);
       await assert.rejects(first.remove(now), conflict('missing'));
+    });
+
+    it('keeps a DICOMweb record (URL, credentials setting name) beside the DICOM ones, one name space', async () => {
+      const [store, other] = await make();
+      const web: StoredDicomWebDestination = {
+        name: 'Cloud',
+        kind: 'dicomweb',
+        url: 'https://pacs.example.org/dicom-web',
+        credentialsFrom: 'STOW_AUTH_CLOUD',
+        createdAt: at(0),
+        updatedAt: at(0),
+        updatedBy: 'alice',
+      };
+      await store.create(web);
+      await store.create(record('Modality', 104));
+      await assert.rejects(other.create(record('CLOUD', 1)), conflict('exists'));
+      const found = await other.get('cloud');
+      assert.deepEqual({ ...found, version: undefined }, { ...web, version: undefined });
+      const { credentialsFrom: _dropped, ...withoutCredentials } = web;
+      await other.replace(found!, { ...withoutCredentials, url: 'http://10.0.0.7:8042/dicom-web', updatedAt: at(1) });
+      const edited = (await store.get('Cloud')) as StoredDicomWebDestination;
+      assert.deepEqual(
+        [edited.kind, edited.url, edited.credentialsFrom],
+        ['dicomweb', 'http://10.0.0.7:8042/dicom-web', undefined],
+      );
+      assert.deepEqual(
+        (await store.list()).map((d) => [d.name, d.kind ?? 'dicom']),
+        [
+          ['Cloud', 'dicomweb'],
+          ['Modality', 'dicom'],
+        ],
+      );
+      await store.remove(edited);
+      assert.equal(await other.get('Cloud'), undefined);
     });
 
     it('reads the audit newest first, bounded, with before and after', async () => {

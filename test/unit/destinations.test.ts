@@ -14,7 +14,7 @@ import { destinationRows, formatDestinations } from '../../shared/cli/format';
 import { auditActor, REMOTE_USER_HEADER } from '../../shared/destinations/actor';
 import { applyStoredDestinations, createDestinationAdmin } from '../../shared/destinations/admin';
 import { createDestinationCatalog, withRulesUsing } from '../../shared/destinations/catalog';
-import { DestinationConflict } from '../../shared/destinations/store';
+import { DestinationConflict, type StoredDicomDestination } from '../../shared/destinations/store';
 import { destinationEditSchema, isHostName, newDestinationSchema } from '../../shared/destinations/validation';
 import type { EchoState } from '../../shared/orthanc/destinations';
 import { orthancModalityBody, type AllowedSender } from '../../shared/orthanc/peers';
@@ -92,9 +92,9 @@ describe('destination input', () => {
 const ENV: Record<string, ModalityDefinition> = { PACS: { AET: 'PACS', Host: '10.0.0.5', Port: 104, allow: ['find'] } };
 const WEB = { CLOUD: { url: 'https://cloud.example/dicom-web', token: 'secret-token' } };
 
-function setup(senders?: Record<string, AllowedSender>) {
+function setup(senders?: Record<string, AllowedSender>, env: NodeJS.ProcessEnv = {}) {
   const store = createMemoryDestinationStore();
-  const catalog = createDestinationCatalog({ modalities: ENV, dicomweb: WEB, store });
+  const catalog = createDestinationCatalog({ modalities: ENV, dicomweb: WEB, store, env });
   const calls: string[] = [];
   const bodies: Record<string, ReturnType<typeof orthancModalityBody>> = {};
   const orthanc = {
@@ -254,7 +254,7 @@ describe('destination changes', () => {
       before: { aet: 'AINODE', host: '10.0.0.9', port: 11112 },
       after: { aet: 'AINODE', host: '10.0.0.9', port: 11113 },
     });
-    const record = await store.get('AI');
+    const record = (await store.get('AI')) as StoredDicomDestination | undefined;
     assert.deepEqual([record?.port, record?.updatedBy, record?.createdAt], [11113, 'bob', '2026-12-02T08:00:01.000Z']);
     assert.equal((await admin.edit('AI', { aet: 'AINODE', host: '10.0.0.9', port: 11113 }, 'carol')).kind, 'ok');
     assert.equal((await store.audit(10)).length, 2);
@@ -291,14 +291,14 @@ describe('destination changes', () => {
   it('refuses a write made from a stale read (two operators editing at once)', async () => {
     const { admin, store } = setup();
     await admin.add({ name: 'AI', aet: 'AINODE', host: '10.0.0.9', port: 11112 }, 'alice');
-    const stale = (await store.get('AI'))!;
+    const stale = (await store.get('AI')) as StoredDicomDestination;
     await admin.edit('AI', { aet: 'AINODE', host: '10.0.0.9', port: 2 }, 'bob');
     await assert.rejects(
       store.replace(stale, { ...stale, port: 3 }),
       (e: unknown) => e instanceof DestinationConflict && e.reason === 'changed',
     );
     await assert.rejects(store.remove(stale), DestinationConflict);
-    assert.equal((await store.get('AI'))?.port, 2);
+    assert.equal(((await store.get('AI')) as StoredDicomDestination).port, 2);
   });
 
   it('puts the stored destinations into Orthanc at start-up, marked as the dashboard`s', async () => {
@@ -321,6 +321,128 @@ describe('destination changes', () => {
     assert.equal(echoes.get('PACS')?.source, 'env', 'the environment`s state keeps its source');
     assert.deepEqual(calls, ['put AI', 'echo AI'], 'the environment`s are applied by their own call');
     assert.equal(echoes.get('AI')?.source, 'dashboard');
+  });
+});
+
+describe('DICOMweb destinations from the dashboard', () => {
+  const web = (url: string, extra: Record<string, unknown> = {}) => ({ name: 'Web', kind: 'dicomweb', url, ...extra });
+
+  it('accepts an http(s) base URL without trailing slashes, and a STOW_AUTH_ settings prefix', () => {
+    assert.deepEqual(newDestinationSchema.parse(web(' https://pacs.example/dicom-web/ ')), {
+      name: 'Web',
+      kind: 'dicomweb',
+      url: 'https://pacs.example/dicom-web',
+    });
+    assert.deepEqual(
+      destinationEditSchema.parse({
+        kind: 'dicomweb',
+        url: 'http://10.0.0.7:8042/dicom-web',
+        credentialsFrom: 'STOW_AUTH_PACS',
+      }),
+      { kind: 'dicomweb', url: 'http://10.0.0.7:8042/dicom-web', credentialsFrom: 'STOW_AUTH_PACS' },
+    );
+  });
+
+  it('refuses other schemes, credentials in the URL, a query, a secret instead of a setting name', () => {
+    assert.match(refusal(web('ftp://pacs/dicom-web')), /url: only http and https/);
+    assert.match(refusal(web('pacs:8042/dicom-web')), /url: only http and https|url: expected an http\(s\) URL/);
+    assert.match(refusal(web('not a url')), /url: expected an http\(s\) URL/);
+    assert.match(refusal(web('https://alice:pw@pacs/dicom-web')), /url: no credentials in the URL/);
+    assert.match(refusal(web('https://alice@pacs/dicom-web')), /url: no credentials in the URL/);
+    assert.match(refusal(web('https://pacs/dicom-web?token=x')), /url: the base URL must not have a query/);
+    // Only the STOW_AUTH_ namespace: naming ORTHANC would send Orthanc's own credentials to any URL.
+    for (const credentialsFrom of ['ORTHANC', 'AzureWebJobsStorage', 'STOW_AUTH_', 'Bearer abc.def', 'stow_auth_x'])
+      assert.match(
+        refusal(web('https://pacs/dicom-web', { credentialsFrom })),
+        /credentialsFrom: name a setting prefix/,
+      );
+    assert.match(refusal(web('https://pacs/dicom-web', { token: 'abc' })), /Unrecognized key: "token"/);
+    assert.match(refusal(web('https://pacs/dicom-web', { aet: 'X' })), /Unrecognized key: "aet"/);
+  });
+
+  it('adds, edits and deletes one: audited with the setting name only, never Orthanc, never a clash', async () => {
+    const env = { STOW_AUTH_WEB_TOKEN: 'super-secret-token' };
+    const { admin, store, calls, catalog, lines } = setup(undefined, env);
+    await admin.add({ name: 'AI', aet: 'AINODE', host: '10.0.0.9', port: 11112 }, 'alice');
+    calls.length = 0;
+    const added = await admin.add(
+      { name: 'Web', kind: 'dicomweb', url: 'https://pacs.example/dicom-web', credentialsFrom: 'STOW_AUTH_WEB' },
+      'alice',
+    );
+    assert.equal(added.kind, 'ok');
+    assert.deepEqual(calls, [], 'Orthanc has nothing to do with a DICOMweb destination');
+    for (const name of ['ai', 'CLOUD', 'pacs', 'web']) {
+      const clash = await admin.add({ name, kind: 'dicomweb', url: 'https://x.example/dw' }, 'bob');
+      assert.equal(clash.kind, 'conflict', name);
+    }
+    const dicomOverWeb = await admin.add({ name: 'WEB', aet: 'X', host: 'h', port: 1 }, 'bob');
+    assert.match((dicomOverWeb as { error: string }).error, /'Web' exists already/);
+    const listed = (await catalog.list()).find((d) => d.name === 'Web')!;
+    assert.deepEqual(
+      [listed.kind, listed.source, listed.readOnly, listed.url, listed.credentialsFrom, listed.credentialsSet],
+      ['dicomweb', 'dashboard', false, 'https://pacs.example/dicom-web', 'STOW_AUTH_WEB', true],
+    );
+    assert.deepEqual(Object.keys(await catalog.all()), ['AI', 'PACS'], 'no DICOMweb one goes to /modalities');
+    assert.deepEqual(Object.keys(await catalog.dicomweb()).sort(), ['CLOUD', 'Web']);
+    assert.equal((await catalog.dicomweb()).Web.url, 'https://pacs.example/dicom-web');
+
+    const edited = await admin.edit('web', { kind: 'dicomweb', url: 'http://10.0.0.7:8042/dicom-web' }, 'bob');
+    assert.equal(edited.kind, 'ok');
+    const toDicom = await admin.edit('Web', { aet: 'X', host: 'h', port: 1 }, 'bob');
+    assert.match((toDicom as { error: string }).error, /is a DICOMweb one; delete it/);
+    assert.equal((await admin.remove('Web', 'carol')).kind, 'ok');
+    assert.deepEqual(calls, [], 'nor on edit and delete');
+    assert.equal(await store.get('Web'), undefined);
+    const audit = await store.audit(10);
+    assert.deepEqual(
+      audit.slice(0, 3).map((c) => [c.action, c.who, c.before, c.after]),
+      [
+        ['delete', 'carol', { kind: 'dicomweb', url: 'http://10.0.0.7:8042/dicom-web' }, undefined],
+        [
+          'edit',
+          'bob',
+          { kind: 'dicomweb', url: 'https://pacs.example/dicom-web', credentialsFrom: 'STOW_AUTH_WEB' },
+          { kind: 'dicomweb', url: 'http://10.0.0.7:8042/dicom-web' },
+        ],
+        [
+          'add',
+          'alice',
+          undefined,
+          { kind: 'dicomweb', url: 'https://pacs.example/dicom-web', credentialsFrom: 'STOW_AUTH_WEB' },
+        ],
+      ],
+    );
+    const everything = JSON.stringify([audit, lines, await store.list(), await catalog.list()]);
+    assert.ok(!everything.includes('super-secret-token'), 'the secret is nowhere but the environment');
+  });
+
+  it('a stored one whose credentials settings are missing refuses to send, naming the setting', async () => {
+    const { admin, catalog } = setup(undefined, { STOW_AUTH_HALF_USERNAME: 'u' });
+    await admin.add(
+      { name: 'Half', kind: 'dicomweb', url: 'https://pacs.example/dw', credentialsFrom: 'STOW_AUTH_HALF' },
+      'a',
+    );
+    await admin.add(
+      { name: 'None', kind: 'dicomweb', url: 'https://pacs.example/dw', credentialsFrom: 'STOW_AUTH_NONE' },
+      'a',
+    );
+    const clients = await catalog.dicomweb();
+    const outcome = await clients.Half.store([{ sopInstanceUid: '1.2.3', bytes: Buffer.alloc(0) }]);
+    assert.deepEqual(
+      [...outcome.failed],
+      [['1.2.3', 'set STOW_AUTH_HALF_USERNAME and STOW_AUTH_HALF_PASSWORD together']],
+    );
+    assert.deepEqual(await clients.None.probe(), {
+      reachable: false,
+      error: 'STOW_AUTH_NONE_TOKEN or STOW_AUTH_NONE_USERNAME/_PASSWORD is not set in the environment',
+    });
+    assert.deepEqual(
+      (await catalog.list()).filter((d) => d.source === 'dashboard').map((d) => [d.name, d.credentialsSet]),
+      [
+        ['Half', false],
+        ['None', false],
+      ],
+    );
   });
 });
 

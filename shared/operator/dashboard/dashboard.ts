@@ -821,6 +821,8 @@ interface DestinationView {
   host?: string;
   port?: number;
   url?: string;
+  credentialsFrom?: string;
+  credentialsSet?: boolean;
   updatedAt?: string;
   updatedBy?: string;
   shadowed?: boolean;
@@ -828,9 +830,12 @@ interface DestinationView {
   echo?: { echo: string; reason?: string; checkedAt: string; configured: boolean };
 }
 interface DestinationFieldsView {
-  aet: string;
-  host: string;
-  port: number;
+  kind?: 'dicomweb';
+  aet?: string;
+  host?: string;
+  port?: number;
+  url?: string;
+  credentialsFrom?: string;
 }
 interface DestinationChangeView {
   at: string;
@@ -852,7 +857,25 @@ const SLOW_ECHO_MS = 1000;
 /** The operator's last Echo per destination, kept across refreshes; `editing` is the name the form changes. */
 const destinationState: { echoes: Record<string, EchoAnswerView>; editing?: string } = { echoes: {} };
 
-const target = (f?: DestinationFieldsView) => (f ? `${f.aet}@${f.host}:${f.port}` : '');
+const target = (f?: DestinationFieldsView) =>
+  !f
+    ? ''
+    : f.kind === 'dicomweb'
+      ? `${f.url ?? ''}${f.credentialsFrom ? ` (credentials ${f.credentialsFrom})` : ''}`
+      : `${f.aet}@${f.host}:${f.port}`;
+
+/** The form shows the fields of the kind chosen; the hidden ones are not required. */
+function showKindFields(kind: string): void {
+  const web = kind === 'dicomweb';
+  for (const id of ['d-aet', 'd-host', 'd-port']) {
+    const input = $<HTMLInputElement>(id);
+    input.hidden = web;
+    input.required = !web;
+  }
+  $<HTMLInputElement>('d-url').hidden = !web;
+  $<HTMLInputElement>('d-url').required = web;
+  $<HTMLInputElement>('d-credentials').hidden = !web;
+}
 
 function echoCell(d: DestinationView): HTMLElement {
   const tried = destinationState.echoes[d.name];
@@ -877,7 +900,8 @@ function echoCell(d: DestinationView): HTMLElement {
 }
 
 function echoButton(d: DestinationView): HTMLButtonElement {
-  const b = el('button', { type: 'button', 'data-echo': d.name, text: 'Echo' });
+  const b = el('button', { type: 'button', 'data-echo': d.name, text: d.kind === 'dicomweb' ? 'Test' : 'Echo' });
+  if (d.kind === 'dicomweb') b.title = 'A QIDO-RS request to the base URL, timed (C-ECHO is DICOM-only)';
   b.addEventListener('click', () => {
     b.disabled = true;
     api<EchoAnswerView>(`destinations/${encodeURIComponent(d.name)}/echo`, { method: 'POST' })
@@ -901,6 +925,11 @@ function editDestination(d: DestinationView): void {
   $<HTMLInputElement>('d-aet').value = d.aet ?? '';
   $<HTMLInputElement>('d-host').value = d.host ?? '';
   $<HTMLInputElement>('d-port').value = String(d.port ?? '');
+  $<HTMLSelectElement>('d-kind').value = d.kind;
+  $<HTMLSelectElement>('d-kind').disabled = true;
+  $<HTMLInputElement>('d-url').value = d.url ?? '';
+  $<HTMLInputElement>('d-credentials').value = d.credentialsFrom ?? '';
+  showKindFields(d.kind);
   $('d-save').textContent = `Save ${d.name}`;
   $('d-cancel').hidden = false;
   $('d-message').textContent = '';
@@ -916,6 +945,8 @@ function resetDestinationForm(): void {
   destinationState.editing = undefined;
   (document.getElementById('destination-form') as HTMLFormElement).reset();
   $<HTMLInputElement>('d-name').disabled = false;
+  $<HTMLSelectElement>('d-kind').disabled = false;
+  showKindFields('dicom');
   $('d-save').textContent = 'Add destination';
   $('d-cancel').hidden = true;
 }
@@ -949,13 +980,22 @@ function destinationRow(d: DestinationView): HTMLTableRowElement {
   return el('tr', { 'data-destination': d.name, 'data-source': d.source }, [
     el('td', {}, [el('code', { text: d.name }), d.shadowed ? badge('shadowed by .env', 'warning') : null]),
     el('td', {}, [sourceBadge, d.kind === 'dicomweb' ? ' DICOMweb' : null]),
-    el('td', { text: d.kind === 'dicomweb' ? (d.url ?? '') : (d.aet ?? '') }),
+    el('td', {}, [
+      d.kind === 'dicomweb' ? (d.url ?? '') : (d.aet ?? ''),
+      d.credentialsFrom ? ' ' : null,
+      d.credentialsFrom
+        ? badge(
+            `credentials ${d.credentialsFrom}${d.credentialsSet ? '' : ' not set'}`,
+            d.credentialsSet ? 'env' : 'warning',
+          )
+        : null,
+    ]),
     el('td', { text: d.host ?? '' }),
     el('td', { class: 'num', text: d.port === undefined ? '' : String(d.port) }),
     echoCell(d),
     el('td', { class: 'muted', text: d.updatedBy ? `${d.updatedBy}, ${ago(d.updatedAt)}` : '' }),
     el('td', {}, [
-      d.kind === 'dicom' && !d.shadowed ? echoButton(d) : null,
+      d.shadowed ? null : echoButton(d),
       d.readOnly ? null : ' ',
       d.readOnly || d.shadowed ? null : editButton(d),
       d.readOnly ? null : ' ',
@@ -987,11 +1027,19 @@ async function loadDestinations(): Promise<void> {
 // Add or save: POST destinations, or PUT destinations/{name} while editing; the API's reason is shown as text.
 $('destination-form').addEventListener('submit', (event) => {
   event.preventDefault();
-  const fields = {
-    aet: $<HTMLInputElement>('d-aet').value.trim(),
-    host: $<HTMLInputElement>('d-host').value.trim(),
-    port: Number($<HTMLInputElement>('d-port').value),
-  };
+  const credentialsFrom = $<HTMLInputElement>('d-credentials').value.trim();
+  const fields =
+    $<HTMLSelectElement>('d-kind').value === 'dicomweb'
+      ? {
+          kind: 'dicomweb',
+          url: $<HTMLInputElement>('d-url').value.trim(),
+          ...(credentialsFrom ? { credentialsFrom } : {}),
+        }
+      : {
+          aet: $<HTMLInputElement>('d-aet').value.trim(),
+          host: $<HTMLInputElement>('d-host').value.trim(),
+          port: Number($<HTMLInputElement>('d-port').value),
+        };
   const editing = destinationState.editing;
   const name = editing ?? $<HTMLInputElement>('d-name').value.trim();
   const message = $('d-message');
@@ -1010,7 +1058,7 @@ $('destination-form').addEventListener('submit', (event) => {
     .then((answer) => {
       const orthanc = answer.orthanc;
       message.className = 'muted';
-      message.textContent = `${name} ${editing ? 'saved' : 'added'}; ${orthanc?.configured ? `in Orthanc, C-ECHO ${orthanc.echo}` : 'not yet in Orthanc (it is put back at start-up and every minute)'}`;
+      message.textContent = `${name} ${editing ? 'saved' : 'added'}; ${'kind' in fields ? 'DICOMweb: used by the next forward' : orthanc?.configured ? `in Orthanc, C-ECHO ${orthanc.echo}` : 'not yet in Orthanc (it is put back at start-up and every minute)'}`;
       delete destinationState.echoes[name];
       resetDestinationForm();
       return loadDestinations();
@@ -1024,6 +1072,7 @@ $('destination-form').addEventListener('submit', (event) => {
     });
 });
 $('d-cancel').addEventListener('click', resetDestinationForm);
+$('d-kind').addEventListener('change', () => showKindFields($<HTMLSelectElement>('d-kind').value));
 
 /**
  * Every panel of the page, in the order they are read. To add one: a <section> in index.html with

@@ -39,8 +39,11 @@ export interface ForwardDeps {
    * so destinations managed at run time are read as they are now.
    */
   modalities: () => Promise<Record<string, ModalityDefinition>>;
-  /** DICOMweb destinations (DICOMWEB_<NAME>), by name. */
-  dicomweb?: Record<string, Pick<StowClient, 'store'>>;
+  /**
+   * DICOMweb destinations (DICOMWEB_<NAME> and the dashboard's), by name; a function, like `modalities`,
+   * so one added at run time is used at once.
+   */
+  dicomweb?: Record<string, Pick<StowClient, 'store'>> | (() => Promise<Record<string, Pick<StowClient, 'store'>>>);
   concurrency: number;
   pollSeconds: number;
   maxAttempts: number;
@@ -113,7 +116,8 @@ async function sendToDestination(deps: ForwardDeps, context: DestinationContext)
 
 async function attempt(deps: ForwardDeps, { job, destination: name, transfer, progress }: DestinationContext) {
   const fromFiles = job.rule.steps.includes('download');
-  const stow = deps.dicomweb?.[name];
+  const dicomweb = typeof deps.dicomweb === 'function' ? await deps.dicomweb() : deps.dicomweb;
+  const stow = dicomweb && Object.hasOwn(dicomweb, name) ? dicomweb[name] : undefined;
   if (stow) {
     const items = fromFiles
       ? await filesAsItems(await dicomFiles(jobPaths(job).working))
