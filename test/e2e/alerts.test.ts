@@ -6,48 +6,32 @@
  * is alerted; `POST /api/alerts/test` reaches each webhook and answers what each returned.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../shared/pipeline/job';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { requireBinary, waitFor } from '../support/process';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../support/webhook-receiver';
 import { chromium } from 'playwright-core';
 import { mkdir } from 'node:fs/promises';
 import { REPO_ROOT, startStack, type Stack } from './stack';
-
-interface Received {
-  path: string;
-  body: Record<string, unknown>;
-  raw: string;
-}
 
 const TOKEN = 'e2eToken0123456789abcdef';
 
 describe('webhook alerts', { timeout: 300_000 }, () => {
   let stack: Stack;
-  let receiver: Server;
+  let receiver: WebhookReceiver | undefined;
   let study: GeneratedStudy;
   let failed: Job;
-  const received: Received[] = [];
+  let received: ReceivedWebhook[] = [];
   const of = (p: string) => received.filter((r) => r.path.startsWith(p));
 
   before(async () => {
-    receiver = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        received.push({ path: request.url ?? '', body: JSON.parse(raw) as Record<string, unknown>, raw });
-        // The json webhook refuses once asked to, so the test route's answer shows a refusal.
-        response.statusCode = request.url?.includes('refuse') ? 500 : 200;
-        response.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    const base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    // The json webhook refuses once asked to, so the test route's answer shows a refusal.
+    receiver = await startWebhookReceiver((path) => (path.includes('refuse') ? 500 : 200));
+    received = receiver.received;
+    const base = receiver.base;
     stack = await startStack({
       enforceAuth: true,
       stableAgeSeconds: 2,
@@ -84,11 +68,11 @@ describe('webhook alerts', { timeout: 300_000 }, () => {
 
   after(async () => {
     await stack?.stop();
-    await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+    await receiver?.close();
   });
 
   it('receives the failed job in all three formats, with job and rule ids and no patient attribute', async () => {
-    const forJob = (r: Received) => r.raw.includes(failed.id);
+    const forJob = (r: ReceivedWebhook) => r.raw.includes(failed.id);
     await waitFor(() => ['/json/', '/teams/', '/slack/'].every((p) => of(p).some(forJob)), {
       timeoutMs: 30_000,
       description: 'the failed job alert at each webhook',

@@ -7,8 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
@@ -17,6 +15,7 @@ import type { DestinationRecord } from '../../shared/pipeline/destinations';
 import { startStorescp, type Storescp } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
 import { freePort, requireBinary, waitFor } from '../support/process';
+import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../support/webhook-receiver';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -27,20 +26,12 @@ describe('forward tracked per destination, one of two down', { timeout: 300_000 
   let sink: Storescp;
   let later: Storescp | undefined;
   let downPort: number;
-  let receiver: Server;
-  const alerts: Array<{ raw: string; body: Record<string, unknown> }> = [];
+  let receiver: WebhookReceiver | undefined;
+  let alerts: ReceivedWebhook[] = [];
 
   before(async () => {
-    receiver = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        alerts.push({ raw, body: JSON.parse(raw) as Record<string, unknown> });
-        response.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiver = await startWebhookReceiver();
+    alerts = receiver.received;
     sink = await startStorescp({ aet: 'UPNODE' });
     downPort = await freePort();
     stack = await startStack({
@@ -52,7 +43,7 @@ describe('forward tracked per destination, one of two down', { timeout: 300_000 
         AUTOMATION_FORWARD_MAX_ATTEMPTS: '100',
         // 6 s: a down destination is stuck well within the test.
         AUTOMATION_DESTINATION_STUCK_MINUTES: '0.1',
-        AUTOMATION_ALERT_WEBHOOKS: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+        AUTOMATION_ALERT_WEBHOOKS: `${receiver.base}/hook`,
         AUTOMATION_ALERT_MIN_INTERVAL_SECONDS: '600',
       },
     });
@@ -61,7 +52,7 @@ describe('forward tracked per destination, one of two down', { timeout: 300_000 
     await stack?.stop();
     await sink?.stop();
     await later?.stop();
-    await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+    await receiver?.close();
   });
 
   const api = async <T>(route: string): Promise<T> => {

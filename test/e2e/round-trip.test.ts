@@ -9,8 +9,6 @@
  * reaches the webhook receiver.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +19,7 @@ import type { Qi } from '../../shared/operator/qi';
 import { dcmdump, startStorescp, storescu, type Storescp } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { requireBinary, waitFor } from '../support/process';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 type JobAnswer = Job & { results?: ResultsView };
@@ -28,8 +27,9 @@ type JobAnswer = Job & { results?: ResultsView };
 describe('round trips to an AI node', { timeout: 300_000 }, () => {
   let stack: Stack;
   let ainode: Storescp;
-  let receiver: Server;
-  const alerts: Array<{ raw: string; body: { kind: string; fields: Record<string, string> } }> = [];
+  let receiver: WebhookReceiver | undefined;
+  // The alert bodies as the json format writes them (shared/alerts/format.ts).
+  let alerts: Array<{ raw: string; body: { kind: string; fields: Record<string, string> } }> = [];
 
   const api = async <T>(route: string): Promise<T> => {
     const response = await fetch(`${stack.host.url}/api/${route}`, {
@@ -46,22 +46,14 @@ describe('round trips to an AI node', { timeout: 300_000 }, () => {
   let overdue: Job;
 
   before(async () => {
-    receiver = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (c: Buffer) => chunks.push(c));
-      request.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        alerts.push({ raw, body: JSON.parse(raw) as (typeof alerts)[number]['body'] });
-        response.end('ok');
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    receiver = await startWebhookReceiver();
+    alerts = receiver.received as unknown as typeof alerts;
     ainode = await startStorescp({ aet: 'AINODE' });
     stack = await startStack({
       stableAgeSeconds: 2,
       env: {
         ORTHANC_DICOM_MODALITIES: JSON.stringify({ AINODE: ['AINODE', '127.0.0.1', ainode.port] }),
-        AUTOMATION_ALERT_WEBHOOKS: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`,
+        AUTOMATION_ALERT_WEBHOOKS: `${receiver.base}/hook`,
       },
     });
     await stack.writeRule('to_ai', {
@@ -112,7 +104,7 @@ describe('round trips to an AI node', { timeout: 300_000 }, () => {
   after(async () => {
     await stack?.stop();
     await ainode?.stop();
-    await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
+    await receiver?.close();
   });
 
   it('links what storescu -aet AINODE sends back to the job, runs the Result rule on it and counts it in the QI funnel', async () => {

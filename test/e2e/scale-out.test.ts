@@ -110,6 +110,11 @@ describe('scale-out: two function app instances on one storage account', { timeo
     console.log(
       `scale-out: sent in ${Math.round((sent - sending) / 1000)} s, all published ${Math.round((Date.now() - sent) / 1000)} s later`,
     );
+    // The change feed runs every 10 s: wait for its second run, so "on one instance only" rests on more than one.
+    await waitFor(
+      () => stack.hosts.reduce((n, h) => n + count(h.logs(), /Executed 'Functions\.changeFeed'/g), 0) >= 2,
+      { timeoutMs: 30_000, description: 'two change feed runs' },
+    );
     const firstLogs = stack.hosts.map((h) => h.logs());
 
     // Every study published once, complete, and nothing half-written left behind.

@@ -1,9 +1,10 @@
 /**
  * Memory of the anonymise step is bounded by bytes in flight, not by a number of files: a folder of
  * two 256 MiB instances (multi-frame sized) among ordinary ones, anonymised four files at a time,
- * must not raise the process's peak RSS by more than 2.5 times one big file (each in flight holds
- * its input and the parsed copy of its pixels; the output reuses the latter), where four files at
- * once would hold four times that. Measured by the kernel (VmHWM) in a child process of its own.
+ * must not raise the process's peak RSS by more than 3.5 times one big file: each in flight holds its
+ * input and the parsed copy of its pixels (the output reuses the latter), and the first big file's
+ * buffers can still wait for the collector when the second starts; the two big files in flight at once
+ * would hold at least four times one. Measured by the kernel (VmHWM) in a child process of its own.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -53,7 +54,7 @@ describe('anonymise memory', { timeout: 300_000 }, () => {
       writeBig(study.series[0].files[0].path, path.join(series, name), BIG);
   });
 
-  it('holds at most about two copies of the largest file, whatever the concurrency', async () => {
+  it('never holds the two big files at once, whatever the concurrency', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', CHILD, warmUp, folder], {
       maxBuffer: 1 << 20,
       timeout: 240_000,
@@ -67,9 +68,12 @@ describe('anonymise memory', { timeout: 300_000 }, () => {
     assert.equal(report.instances, 14, 'every file anonymised, the big ones included');
     assert.ok(report.bytesIn > 2 * BIG);
     const raised = report.peak - report.before;
+    console.log(
+      `anonymise memory: peak RSS rose by ${(raised / 2 ** 20).toFixed(0)} MiB with two ${BIG / 2 ** 20} MiB files among ${report.instances}`,
+    );
     assert.ok(
-      raised < 2.5 * BIG,
-      `peak RSS rose by ${(raised / 2 ** 20).toFixed(0)} MiB for 256 MiB files (at most ${((2.5 * BIG) / 2 ** 20).toFixed(0)} MiB)`,
+      raised < 3.5 * BIG,
+      `peak RSS rose by ${(raised / 2 ** 20).toFixed(0)} MiB for 256 MiB files (at most ${((3.5 * BIG) / 2 ** 20).toFixed(0)} MiB)`,
     );
   });
 });
