@@ -31,6 +31,7 @@ import { generateStudy, type GeneratedStudy } from '../test/support/dicom';
 import { startOrthanc } from '../test/support/orthanc';
 import { makeTempDir, requireBinary, waitFor } from '../test/support/process';
 import { benchDownloadMr, benchManyAtOnce, benchStableToPublished, curlFetch, SMALL_SIZES } from './small-instances';
+import { createFairShare } from '../shared/util/fair-share';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' } } });
@@ -208,7 +209,7 @@ async function main(): Promise<void> {
           outputLocks: noLocks,
           naming,
           storagePath: path.join(work, 'dl'),
-          concurrency: 8,
+          files: createFairShare(8),
         })({ job, log: console, progress: async () => undefined }),
       archive: async () => {
         const response = await fetch(`${stack.orthanc.url}/studies/${ctId}/archive`, {

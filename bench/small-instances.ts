@@ -23,6 +23,7 @@ import type { OrthancInstance } from '../shared/orthanc/schemas';
 import { startStack, type Stack } from '../test/e2e/stack';
 import { generateStudy, type GeneratedStudy } from '../test/support/dicom';
 import { freePort, makeTempDir, requireBinary } from '../test/support/process';
+import { createFairShare } from '../shared/util/fair-share';
 
 const run = promisify(execFile);
 
@@ -165,7 +166,7 @@ export async function benchDownloadMr(stack: Stack, sizes: SmallSizes, work: str
         outputLocks: noLocks,
         naming,
         storagePath: path.join(work, 'dl-mr'),
-        concurrency: 8,
+        files: createFairShare(8),
       })({ job, log: console, progress: async () => undefined }),
     raw: () =>
       curlFetch(

@@ -16,7 +16,7 @@ app.storageQueue('stepDownload', {
       naming: services.naming,
       storagePath: services.config.storagePath,
       stagingPath: services.config.stagingPath,
-      concurrency: services.config.downloadConcurrency,
+      files: services.instanceFiles,
     }),
   ),
 });

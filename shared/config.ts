@@ -286,7 +286,7 @@ const environmentSchema = z.object({
   AzureWebJobsStorage: text('UseDevelopmentStorage=true'),
   AUTOMATION_PUBLISH_BLOB_CONNECTION: optionalText,
   FUNCTIONS_HTTP_PORT: port(7071),
-  AUTOMATION_DOWNLOAD_CONCURRENCY: integer(8, 1, 64, 'a number of parallel downloads'),
+  AUTOMATION_DOWNLOAD_CONCURRENCY: integer(8, 1, 64, 'a number of instance files fetched at once'),
   AUTOMATION_STEP_CONCURRENCY: integer(4, 1, 64, 'a number of files processed in parallel'),
   AUTOMATION_ANONYMISATION_SECRET: secret,
   AUTOMATION_STAGING_PATH: optionalText,

@@ -19,6 +19,7 @@ import type { BookingStore } from '../worklist/store';
 import { createAlerts, type Alerts } from '../alerts/alerts';
 import { createDestinationCatalog, type DestinationCatalog } from '../destinations/catalog';
 import { createTableDestinationStore } from '../storage/tableDestinations';
+import { createFairShare, type FairShare } from '../util/fair-share';
 
 export interface Services {
   config: Config;
@@ -45,6 +46,8 @@ export interface Services {
   alerts: Alerts;
   /** Every destination: the environment's (read-only) and the dashboard's (their own table); `all()` for Orthanc. */
   destinations: DestinationCatalog;
+  /** AUTOMATION_DOWNLOAD_CONCURRENCY slots for instance files, shared fairly by every download of the process. */
+  instanceFiles: FairShare;
 }
 
 let services: Promise<Services> | undefined;
@@ -97,6 +100,7 @@ export async function buildServices(config: Config): Promise<Services> {
       stowTimeoutMs: config.orthanc.timeoutMs,
     }),
     bookings,
+    instanceFiles: createFairShare(config.downloadConcurrency),
     dicomweb: Object.fromEntries(
       Object.entries(config.dicomweb).map(([name, definition]) => [
         name,

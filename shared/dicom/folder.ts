@@ -29,7 +29,7 @@ import path from 'node:path';
 import dcmjs from 'dcmjs';
 import type { Anonymiser, AnonymisedInstance } from './anonymiser';
 import { sharedAnonymisePool, type AnonymisePool } from './anonymise-pool';
-import { createByteBudget } from '../util/byte-budget';
+import { createByteBudget, type ByteBudget } from '../util/byte-budget';
 import { emptyRecord, mergeRecord, type DeidentificationRecord } from './record';
 import { forEachLimit } from '../util/concurrency';
 import { filesUnder } from '../util/files';
@@ -109,6 +109,13 @@ export function alreadyAnonymised(file: string, input: Buffer): boolean {
 
 /** Bytes held in flight by default: a 256 MB file still runs (alone); ordinary instances run four at a time. */
 export const DEFAULT_MEMORY_BUDGET_BYTES = 128 * 1024 * 1024;
+let processBudget: ByteBudget | undefined;
+/** One budget for the process, as the worker pool is: steps that run side by side share it. */
+export function sharedMemoryBudget(): ByteBudget {
+  processBudget ??= createByteBudget(DEFAULT_MEMORY_BUDGET_BYTES);
+  return processBudget;
+}
+
 /** Below this many files the worker threads' start-up would cost more than they save. */
 const POOL_FROM_FILES = 8;
 
@@ -178,7 +185,7 @@ export async function anonymiseFolder(
     isDone?: (file: string, input: Buffer) => boolean;
     /** Write the anonymised files here (same relative paths, UIDs replaced) and delete the originals. */
     output?: string;
-    /** Bytes of files in flight at most (DEFAULT_MEMORY_BUDGET_BYTES); a larger file runs alone. */
+    /** Bytes of files in flight at most, for this call alone (by default the process's DEFAULT_MEMORY_BUDGET_BYTES, shared); a larger file runs alone. */
     memoryBudgetBytes?: number;
     /** Worker threads to anonymise in (the process's shared pool by default); null: this thread. */
     pool?: AnonymisePool | null;
@@ -201,7 +208,8 @@ export async function anonymiseFolder(
   const folderChanges = new Map<string, string>();
   const written = new Set<string>();
   let done = 0;
-  const budget = createByteBudget(options.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES);
+  const budget =
+    options.memoryBudgetBytes === undefined ? sharedMemoryBudget() : createByteBudget(options.memoryBudgetBytes);
   const pool =
     options.pool === null || files.length < POOL_FROM_FILES ? undefined : (options.pool ?? sharedAnonymisePool());
   /** Reads the file within the budget and anonymises it; the input is not referenced once this returns. */

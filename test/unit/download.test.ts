@@ -13,6 +13,7 @@ import { newJob, type RuleSnapshot, type StepResult } from '../../shared/pipelin
 import { createOutputNaming } from '../../shared/pipeline/naming';
 import { downloadStep, type DownloadDeps } from '../../shared/pipeline/steps/download';
 import { createMemoryStorage } from '../support/memory-storage';
+import { createFairShare } from '../../shared/util/fair-share';
 
 const STUDY = 'study-1';
 const SERIES = [
@@ -78,7 +79,7 @@ describe('download step', () => {
       outputLocks: createMemoryStorage().outputLocks,
       naming: createOutputNaming(undefined),
       storagePath,
-      concurrency: 2,
+      files: createFairShare(2),
       ...over,
     };
   }
@@ -101,7 +102,7 @@ describe('download step', () => {
       '1.2.3.2.5.dcm',
     ]);
     assert.equal(readFileSync(path.join(working(d), 'SE1-20240315-1.2.3.1', '1.2.3.1.0.dcm')).length, 1000);
-    assert.equal(state.maxOpen, 2, 'never more downloads at once than the concurrency setting');
+    assert.equal(state.maxOpen, 2, 'never more downloads at once than the share has slots');
     assert.equal(existsSync(result.outputPath), false, 'nothing under the final name before publish');
   });
 

@@ -12,7 +12,12 @@ import { before, describe, it } from 'node:test';
 import { createPseudonymiser } from '../../shared/composition/pseudonymiser';
 import { ConfigError, loadConfig } from '../../shared/config';
 import { createAnonymiser } from '../../shared/dicom/anonymiser';
-import { anonymiseFolder, metaSopInstanceUid } from '../../shared/dicom/folder';
+import {
+  anonymiseFolder,
+  DEFAULT_MEMORY_BUDGET_BYTES,
+  metaSopInstanceUid,
+  sharedMemoryBudget,
+} from '../../shared/dicom/folder';
 import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { anonymisedUid, patientPseudonym, projectKey } from '../../shared/dicom/pseudonyms';
 import { newJob, type Job, type RuleSnapshot, type StepResult } from '../../shared/pipeline/job';
@@ -24,6 +29,7 @@ import { downloadStep, type DownloadDeps } from '../../shared/pipeline/steps/dow
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { createMemoryJobStore, createMemoryStorage } from '../support/memory-storage';
 import { makeTempDir } from '../support/process';
+import { createFairShare } from '../../shared/util/fair-share';
 
 const SECRET = 'unit-staging-secret-0123456789abcdef0123';
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -236,7 +242,7 @@ describe(
         naming,
         storagePath,
         stagingPath,
-        concurrency: 2,
+        files: createFairShare(2),
       };
       if (over.stale) {
         const name = await naming.outputName(job, await deps.orthanc.getStudy('study-1'));
@@ -285,6 +291,27 @@ describe(
         );
       }
       assert.deepEqual(readdirSync(path.join(storagePath, 'research')), [path.basename(working)]);
+    });
+
+    it("shares the process's memory budget with every step running beside it", async () => {
+      const job = jobFor('research', { BurnedInAnnotation: 'exclude' });
+      const { stagingPath } = await downloadInto(job);
+      const anonymiser = createAnonymiser({
+        secret: projectKey(SECRET, 'research'),
+        settings: anonymiseSettingsSchema.parse({ BurnedInAnnotation: 'exclude' }),
+      });
+      // Another step holds the whole budget: this folder must wait for it, not open a budget of its own.
+      const held = await sharedMemoryBudget().acquire(DEFAULT_MEMORY_BUDGET_BYTES);
+      let finished = false;
+      const run = anonymiseFolder(stagingFolder(stagingPath, job.id), anonymiser, {
+        concurrency: 2,
+        output: `${job.outputPath}.WORKING`,
+      }).then((r) => ((finished = true), r));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(finished, false, 'no file read while the shared budget is taken');
+      held();
+      assert.equal((await run).instances, 3);
+      assert.equal(sharedMemoryBudget().inFlight, 0);
     });
 
     it('resumes a run cut short (and one cut between move and delete) without losing or duplicating a file', async () => {

@@ -17,6 +17,7 @@ import type { OrthancInstance } from '../../orthanc/schemas';
 import { anonymises, outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
 import { prepareStaging } from '../staging';
 import { forEachLimit, mapLimit } from '../../util/concurrency';
+import type { FairShare } from '../../util/fair-share';
 import type { Cursors, OutputLocks } from '../ports';
 import { chooseVersion, versionedName } from '../versions';
 import type { StepHandler } from '../runner';
@@ -31,7 +32,8 @@ export interface DownloadDeps {
   storagePath: string;
   /** Private folder for the originals of anonymising pipelines (see shared/pipeline/staging.ts). */
   stagingPath?: string;
-  concurrency: number;
+  /** The process's slots for instance files, shared fairly by every download running in it. */
+  files: FairShare;
 }
 
 /** How long a job waits before checking again whether another job still writes the same output. */
@@ -105,17 +107,20 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
     let done = 0;
     let bytes = 0;
-    await forEachLimit(instances, deps.concurrency, async (instance: OrthancInstance) => {
+    // A lone download may use every slot; several take turns, so none waits for another to end.
+    const lane = deps.files.lane();
+    await forEachLimit(instances, deps.files.limit, async (instance: OrthancInstance) => {
       const folder = await folderOf(instance.ParentSeries);
       const target = path.join(
         folder,
         await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID),
       );
-      const source = await deps.orthanc.instanceFile(instance.ID);
-      const written =
-        instance.FileSize <= WRITE_BUFFER_BYTES
+      const written = await lane.run(async () => {
+        const source = await deps.orthanc.instanceFile(instance.ID);
+        return instance.FileSize <= WRITE_BUFFER_BYTES
           ? await writeWhole(source, target)
           : await writeStreamed(source, target);
+      });
       if (written !== instance.FileSize) {
         throw new Error(
           `instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`,
@@ -139,7 +144,7 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
 /**
  * A small file (most MR, every CT slice) is gathered in memory and written with one call: a write
- * stream's set-up per file cost more than the writing. Memory stays bounded by concurrency x 1 MiB.
+ * stream's set-up per file cost more than the writing. Memory stays bounded by the share's slots x 1 MiB.
  */
 async function writeWhole(source: Readable, target: string): Promise<number> {
   const chunks: Buffer[] = [];
@@ -159,7 +164,7 @@ async function writeWhole(source: Readable, target: string): Promise<number> {
 
 /**
  * A large file is streamed: a 1 MiB write buffer lets the stream coalesce the socket's 64 KiB chunks
- * into few writes, and memory stays bounded by concurrency x 1 MiB.
+ * into few writes, and memory stays bounded by the share's slots x 1 MiB.
  */
 async function writeStreamed(source: Readable, target: string): Promise<number> {
   const sink = createWriteStream(target, { highWaterMark: WRITE_BUFFER_BYTES });
