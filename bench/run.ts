@@ -32,6 +32,7 @@ import { startOrthanc } from '../test/support/orthanc';
 import { makeTempDir, requireBinary, waitFor } from '../test/support/process';
 import { benchDownloadMr, benchManyAtOnce, benchStableToPublished, curlFetch, SMALL_SIZES } from './small-instances';
 import { createFairShare } from '../shared/util/fair-share';
+import { load, stat, timed, type Stat } from './stats';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, runs: { type: 'string' } } });
@@ -41,23 +42,8 @@ const SIZES = quick
   : { runs: 5, mrSeries: 4, mrPerSeries: 30, ctInstances: 500, latencyStudies: 30, sweepStudies: 2000 };
 if (values.runs) SIZES.runs = Number(values.runs);
 
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-}
-const stat = (xs: number[]): Stat => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1] };
-};
 const percentile = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
 
 /** What a comparison times; `prepare`, where given, runs untimed before each timed run. */
 type Contender = (() => Promise<unknown>) | { prepare: () => Promise<unknown> | void; run: () => Promise<unknown> };
@@ -146,7 +132,7 @@ async function main(): Promise<void> {
       memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
       node: process.version,
       // How busy the machine was (1-minute load average over its CPUs), at the start and at the end.
-      loadPerCpu: [Number((os.loadavg()[0] / os.cpus().length).toFixed(2))],
+      loadPerCpu: [load()],
     },
     at: new Date().toISOString(),
   };
@@ -491,9 +477,7 @@ async function main(): Promise<void> {
   );
   rows.push(...stableOut.rows);
   Object.assign(results, stableOut.results);
-  (results.machine as { loadPerCpu: number[] }).loadPerCpu.push(
-    Number((os.loadavg()[0] / os.cpus().length).toFixed(2)),
-  );
+  (results.machine as { loadPerCpu: number[] }).loadPerCpu.push(load());
   const table = [
     '| comparison | ours | reference (same run) | ratio (ours faster when > 1) | target |',
     '|---|---|---|---|---|',

@@ -24,6 +24,7 @@ import { startStack, type Stack } from '../test/e2e/stack';
 import { generateStudy, type GeneratedStudy } from '../test/support/dicom';
 import { freePort, makeTempDir, requireBinary } from '../test/support/process';
 import { createFairShare } from '../shared/util/fair-share';
+import { load, stat, timed } from './stats';
 
 const run = promisify(execFile);
 
@@ -47,25 +48,8 @@ export interface RowsOut {
   results: Record<string, unknown>;
 }
 
-interface Stat {
-  median: number;
-  min: number;
-  max: number;
-}
-const stat = (xs: number[]): Stat => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)], min: sorted[0], max: sorted[sorted.length - 1] };
-};
 const seconds = (ms: number) => ms / 1000;
 const fmt = (s: number) => s.toFixed(2);
-/** The 1-minute load average over the machine's CPUs: 1.0 is every CPU busy. */
-const load = () => Number((os.loadavg()[0] / os.cpus().length).toFixed(2));
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
 
 /**
  * The raw limit: one curl process, HTTP keep-alive, `parallel` transfers at once, every file to disk.
