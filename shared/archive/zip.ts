@@ -139,25 +139,38 @@ async function writeEntries(
     totals: { files: 0, bytes: 0 },
   };
   let done = 0;
-  // Small files (nearly every DICOM instance) are read whole, the next one while the current one is
-  // compressed, and handed to archiver as one buffer: one CRC and one hash call, no stream per file.
-  // Large ones (multi-frame) are streamed, so memory stays bounded by SMALL_FILE_BYTES.
+  // Small files (nearly every DICOM instance) are read whole and handed to archiver as one buffer:
+  // one CRC and one hash call, no stream per file. The next file is read and hashed while zlib
+  // deflates the current one on the thread pool, so the main thread's SHA-256 overlaps the deflate
+  // instead of following it. Large ones (multi-frame) are streamed, so memory stays bounded by
+  // SMALL_FILE_BYTES.
   const files = [...sizes.keys()];
   const load = wholeFileReader(source, sizes, { reuseBuffers: options.level > 0 });
-  let next = files.length > 0 ? load(files[0]) : undefined;
+  const loadHashed = async (rel: string) => {
+    const whole = await load(rel);
+    return whole && { bytes: whole, sha256: createHash('sha256').update(whole).digest('hex') };
+  };
+  const loadNext = (i: number) => {
+    const loading = i + 1 < files.length ? loadHashed(files[i + 1]) : undefined;
+    loading?.catch(() => undefined);
+    return loading;
+  };
+  let next = files.length > 0 ? loadHashed(files[0]) : undefined;
   for (let i = 0; i < files.length; i += 1) {
     const rel = files[i];
     const whole = await next;
-    next = i + 1 < files.length ? load(files[i + 1]) : undefined;
-    next?.catch(() => undefined);
     let size = 0;
     let sha256: string;
     if (whole) {
-      size = whole.length;
-      sha256 = createHash('sha256').update(whole).digest('hex');
-      archive.append(whole, { name: `${options.name}/${rel}` });
-      await Promise.race([once(archive, 'entry'), failed]);
+      size = whole.bytes.length;
+      sha256 = whole.sha256;
+      archive.append(whole.bytes, { name: `${options.name}/${rel}` });
+      const entry = Promise.race([once(archive, 'entry'), failed]);
+      // The previous file's entry has been emitted, so its buffer is free for the next one.
+      next = loadNext(i);
+      await entry;
     } else {
+      next = loadNext(i);
       const hash = createHash('sha256');
       const tee = new PassThrough({ highWaterMark: 1 << 20 });
       tee.on('data', (chunk: Buffer) => {
