@@ -11,9 +11,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../shared/pipeline/job';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
-import { requireBinary, waitFor } from '../support/process';
+import { waitFor } from '../support/process';
 import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../support/webhook-receiver';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import { mkdir } from 'node:fs/promises';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
@@ -150,10 +150,9 @@ describe('webhook alerts', { timeout: 300_000 }, () => {
   });
 
   it("the dashboard's Send test alert button shows what each webhook answered", async () => {
-    const executablePath = requireBinary('chromium', 'chromium');
     const artifacts = path.join(REPO_ROOT, 'test/artifacts');
     await mkdir(artifacts, { recursive: true });
-    const browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
       const before = received.length;

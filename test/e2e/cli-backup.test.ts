@@ -14,11 +14,11 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { TableServiceClient } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import { create as createTar } from 'tar';
 import type { Job } from '../../shared/pipeline/job';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
-import { makeTempDir, requireBinary } from '../support/process';
+import { makeTempDir } from '../support/process';
 import { E2E_ANONYMISATION_SECRET, REPO_ROOT, startStack, type Stack } from './stack';
 
 const BIN = path.join(REPO_ROOT, 'dist/shared/cli/bin.js');
@@ -276,10 +276,7 @@ describe('autorthanc backup and restore on the stack', { timeout: 300_000 }, () 
       'the job record came back with its properties',
     );
 
-    const browser = await chromium.launch({
-      executablePath: requireBinary('chromium', 'chromium'),
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(`${stack.host.url}/api/dashboard?code=${stack.functionKey}`);

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { Job } from '../../shared/pipeline/job';
 import { generateStudy } from '../support/dicom';
 import { makeTempDir, requireBinary } from '../support/process';
@@ -98,10 +98,7 @@ describe('de-identification record end to end', { timeout: 300_000 }, () => {
   });
 
   it('is in the dashboard job detail', async () => {
-    const browser = await chromium.launch({
-      executablePath: requireBinary('chromium', 'chromium'),
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       await page.goto(`${stack.host.url}/api/dashboard?code=${stack.functionKey}`);

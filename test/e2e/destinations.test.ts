@@ -11,12 +11,13 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { DestinationChange } from '../../shared/destinations/store';
 import type { ListedDestination } from '../../shared/destinations/catalog';
 import { startStorescp, type Storescp } from '../support/dcmtk';
 import { startSlowProxy, type SlowProxy } from '../support/slow-proxy';
-import { requireBinary, waitFor } from '../support/process';
+import { waitFor } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -111,10 +112,7 @@ describe('destinations from the dashboard', { timeout: 300_000 }, () => {
     let browser: Browser;
     before(async () => {
       await mkdir(ARTIFACTS, { recursive: true });
-      browser = await chromium.launch({
-        executablePath: requireBinary('chromium', 'chromium'),
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-      });
+      browser = await launchChromium();
     });
     after(async () => {
       await browser?.close();

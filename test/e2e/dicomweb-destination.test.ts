@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { DestinationChange } from '../../shared/destinations/store';
 import type { ListedDestination } from '../../shared/destinations/catalog';
 import { createOrthancClient, type OrthancClient } from '../../shared/orthanc/client';
 import { generateStudy } from '../support/dicom';
 import { startOrthanc, type OrthancServer } from '../support/orthanc';
-import { requireBinary } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -37,10 +37,7 @@ describe('a DICOMweb destination from the dashboard', { timeout: 300_000 }, () =
       },
     });
     await mkdir(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: requireBinary('chromium', 'chromium'),
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

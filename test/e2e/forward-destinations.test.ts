@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { Job } from '../../shared/pipeline/job';
 import type { DestinationRecord } from '../../shared/pipeline/destinations';
 import { startStorescp, type Storescp } from '../support/dcmtk';
 import { generateStudy } from '../support/dicom';
-import { freePort, requireBinary, waitFor } from '../support/process';
+import { freePort, waitFor } from '../support/process';
 import { startWebhookReceiver, type ReceivedWebhook, type WebhookReceiver } from '../support/webhook-receiver';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
@@ -132,10 +132,7 @@ describe('forward tracked per destination, one of two down', { timeout: 300_000 
       assert.ok(!alert.raw.includes(attribute), `the alert carries ${attribute}`);
 
     // The dashboard's job view: one destination sent, the other stuck.
-    const browser = await chromium.launch({
-      executablePath: requireBinary('chromium', 'chromium'),
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(`${stack.host.url}/api/dashboard?code=${stack.functionKey}`);

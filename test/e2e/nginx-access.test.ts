@@ -22,7 +22,8 @@ import https from 'node:https';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import { generateStudy } from '../support/dicom';
 import { freePort, makeTempDir, requireBinary, spawnManaged, waitFor, type ManagedProcess } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
@@ -375,10 +376,7 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
       spki = createHash('sha256')
         .update(new X509Certificate(certificate).publicKey.export({ type: 'spki', format: 'der' }))
         .digest('base64');
-      browser = await chromium.launch({
-        executablePath: requireBinary('chromium', 'chromium'),
-        args: ['--no-sandbox', '--disable-dev-shm-usage', `--ignore-certificate-errors-spki-list=${spki}`],
-      });
+      browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]);
     });
     after(async () => {
       await browser?.close();
@@ -399,10 +397,7 @@ describe('access through nginx, as in compose', { timeout: 300_000 }, () => {
     }
 
     it('does not trust the self-signed certificate without the pin (so the pin is what trusts it)', async () => {
-      const plain = await chromium.launch({
-        executablePath: requireBinary('chromium', 'chromium'),
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-      });
+      const plain = await launchChromium();
       try {
         const page = await plain.newPage();
         await assert.rejects(page.goto(`${base}/api/health`), /ERR_CERT_AUTHORITY_INVALID/);

@@ -10,11 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { Job } from '../../shared/pipeline/job';
 import { assertPolicyMatches, inlineTexts } from '../support/dashboard-policy';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
-import { requireBinary, waitFor } from '../support/process';
+import { waitFor } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
@@ -284,9 +285,8 @@ describe('operator API and dashboard', { timeout: 600_000 }, () => {
     let browser: Browser;
     let page: Page;
     before(async () => {
-      const executablePath = requireBinary('chromium', 'chromium');
       await mkdir(ARTIFACTS, { recursive: true });
-      browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+      browser = await launchChromium();
       page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
     });
     after(async () => {

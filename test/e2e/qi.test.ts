@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { Job } from '../../shared/pipeline/job';
 import type { Qi } from '../../shared/operator/qi';
 import { startStorescp, type Storescp } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
-import { requireBinary } from '../support/process';
 import { parsePrometheus } from '../support/prometheus';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
@@ -135,10 +135,7 @@ describe('QI view from real jobs', { timeout: 180_000 }, () => {
     let browser: Browser;
     before(async () => {
       await mkdir(ARTIFACTS, { recursive: true });
-      browser = await chromium.launch({
-        executablePath: requireBinary('chromium', 'chromium'),
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-      });
+      browser = await launchChromium();
     });
     after(async () => {
       await browser?.close();

@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium';
 import type { Job } from '../../shared/pipeline/job';
 import type { ResultsView } from '../../shared/pipeline/roundTrip';
 import type { Qi } from '../../shared/operator/qi';
 import { dcmdump, startStorescp, storescu, type Storescp } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
-import { requireBinary, waitFor } from '../support/process';
+import { waitFor } from '../support/process';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver';
 import { REPO_ROOT, startStack, type Stack } from './stack';
 
@@ -203,10 +203,7 @@ describe('round trips to an AI node', { timeout: 300_000 }, () => {
   it('the dashboard lists the round trip: results back on one job, results overdue on the other', async () => {
     const artifacts = path.join(REPO_ROOT, 'test/artifacts');
     await mkdir(artifacts, { recursive: true });
-    const browser = await chromium.launch({
-      executablePath: requireBinary('chromium', 'chromium'),
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
       const problems: string[] = [];
