@@ -7,7 +7,6 @@
  * refused (exit 2) before anything is written.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readdir, rm, truncate, writeFile, copyFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -20,15 +19,9 @@ import type { Job } from '../../shared/pipeline/job';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { makeTempDir } from '../support/process';
 import { E2E_ANONYMISATION_SECRET, REPO_ROOT, startStack, type Stack } from './stack';
+import { CLI_BIN as BIN, runCli, type Run } from '../support/cli';
 
-const BIN = path.join(REPO_ROOT, 'dist/shared/cli/bin.js');
 const ARTIFACTS = path.join(REPO_ROOT, 'test/artifacts');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 describe('autorthanc backup and restore on the stack', { timeout: 300_000 }, () => {
   let stack: Stack;
@@ -41,24 +34,17 @@ describe('autorthanc backup and restore on the stack', { timeout: 300_000 }, () 
   const warningBlob = { container: 'automationjobs-warnings', name: '' };
 
   const run = (args: string[], extraEnv: Record<string, string> = {}): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: work,
-        env: {
-          ...process.env,
-          AUTOMATION_FUNCTION_KEY: stack.functionKey,
-          // Direct storage: the stack's Azurite (compose publishes it on loopback for a backup; see the docs).
-          AzureWebJobsStorage: stack.azurite.connectionString,
-          ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: undefined,
-          ...extraEnv,
-        },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    runCli(args, {
+      cwd: work,
+      env: {
+        ...process.env,
+        AUTOMATION_FUNCTION_KEY: stack.functionKey,
+        // Direct storage: the stack's Azurite (compose publishes it on loopback for a backup; see the docs).
+        AzureWebJobsStorage: stack.azurite.connectionString,
+        ORTHANC_AUTOMATION_JSON_SCRIPTS_PATH: undefined,
+        ...extraEnv,
+      },
+      stdio: 'pipe',
     });
   const explain = (r: Run) => `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
   const listedJobs = async () => {

@@ -6,15 +6,15 @@
  * leaves the file as it was; the non-interactive flags do the same without a terminal.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseEnv } from 'node:util';
 import { makeTempDir, requireBinary, waitFor } from '../support/process';
 import { REPO_ROOT } from './stack';
+import { CLI_BIN as BIN, runCli } from '../support/cli';
 
-const BIN = path.join(REPO_ROOT, 'dist/shared/cli/bin.js');
 const SECRETS = [
   'AUTOMATION_FUNCTION_KEY',
   'ORTHANC_PASSWORD',
@@ -101,17 +101,7 @@ function composeConfig(envFile: string, ...overrides: string[]) {
   });
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, { cwd: REPO_ROOT });
 
 const read = (file: string) => parseEnv(readFileSync(file, 'utf8'));
 

@@ -6,7 +6,6 @@
  * `test` and `doctor` to 1; an unreachable app or a wrong key is 2.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,28 +15,13 @@ import { startStorescp, type Storescp } from '../support/dcmtk';
 import { generateStudy, type GeneratedStudy } from '../support/dicom';
 import { freePort, makeTempDir, waitFor } from '../support/process';
 import { REPO_ROOT, startStack, type Stack } from './stack';
-
-const BIN = path.join(REPO_ROOT, 'dist/shared/cli/bin.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { CLI_BIN as BIN, runCommand, type Run } from '../support/cli';
 
 function run(args: string[], env: Record<string, string | undefined> = {}, command = process.execPath): Promise<Run> {
-  const argv = command === process.execPath ? [BIN, ...args] : args;
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, argv, {
-      cwd: REPO_ROOT,
-      env: { ...process.env, AUTOMATION_FUNCTION_KEY: undefined, FUNCTIONS_HTTP_PORT: undefined, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  return runCommand(command, command === process.execPath ? [BIN, ...args] : args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, AUTOMATION_FUNCTION_KEY: undefined, FUNCTIONS_HTTP_PORT: undefined, ...env },
+    stdio: 'pipe',
   });
 }
 
