@@ -32,7 +32,7 @@ import { sharedAnonymisePool, type AnonymisePool } from './anonymise-pool';
 import { createByteBudget, type ByteBudget } from '../util/byte-budget';
 import { emptyRecord, mergeRecord, type DeidentificationRecord } from './record';
 import { forEachLimit } from '../util/concurrency';
-import { filesUnder } from '../util/files';
+import { filesUnder, writeAll } from '../util/files';
 
 export interface FolderResult {
   instances: number;
@@ -118,19 +118,6 @@ export function sharedMemoryBudget(): ByteBudget {
 
 /** Below this many files the worker threads' start-up would cost more than they save. */
 const POOL_FROM_FILES = 8;
-
-/** All `chunks`, in order (writev may write part of them: the rest follows). */
-async function writeAll(handle: fs.FileHandle, chunks: Buffer[]): Promise<void> {
-  let pending = chunks.filter((c) => c.length > 0);
-  while (pending.length > 0) {
-    let { bytesWritten } = await handle.writev(pending);
-    while (pending.length > 0 && bytesWritten >= pending[0].length) {
-      bytesWritten -= pending[0].length;
-      pending = pending.slice(1);
-    }
-    if (bytesWritten > 0) pending = [pending[0].subarray(bytesWritten), ...pending.slice(1)];
-  }
-}
 
 /** The whole file in a buffer that is all of its memory (handed to a worker thread as it is). */
 async function readWhole(handle: fs.FileHandle, size: number): Promise<Buffer> {

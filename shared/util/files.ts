@@ -11,3 +11,16 @@ export async function filesUnder(root: string): Promise<string[]> {
     .filter((e) => e.isFile())
     .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
 }
+
+/** All `chunks`, in order (writev may write part of them: the rest follows). */
+export async function writeAll(handle: fs.FileHandle, chunks: Buffer[]): Promise<void> {
+  let pending = chunks.filter((c) => c.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending);
+    while (pending.length > 0 && bytesWritten >= pending[0].length) {
+      bytesWritten -= pending[0].length;
+      pending = pending.slice(1);
+    }
+    if (bytesWritten > 0) pending = [pending[0].subarray(bytesWritten), ...pending.slice(1)];
+  }
+}

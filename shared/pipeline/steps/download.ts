@@ -17,6 +17,7 @@ import type { OrthancInstance } from '../../orthanc/schemas';
 import { anonymises, outputPaths, prepareWorkingFor, type OutputNaming } from '../naming';
 import { prepareStaging } from '../staging';
 import { forEachLimit, mapLimit } from '../../util/concurrency';
+import { writeAll } from '../../util/files';
 import type { FairShare } from '../../util/fair-share';
 import type { Cursors, OutputLocks } from '../ports';
 import { chooseVersion, versionedName } from '../versions';
@@ -39,7 +40,8 @@ export interface DownloadDeps {
 /** How long a job waits before checking again whether another job still writes the same output. */
 const OUTPUT_BUSY_RECHECK_SECONDS = 10;
 
-const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Files up to this size are read whole; larger ones are streamed through a write buffer this big. */
+const WHOLE_FILE_BYTES = 1024 * 1024;
 
 export function downloadStep(deps: DownloadDeps): StepHandler {
   return async ({ job, progress }) => {
@@ -107,20 +109,20 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
     let done = 0;
     let bytes = 0;
-    // A lone download may use every slot; several take turns, so none waits for another to end.
+    // A lone download may use every slot; several take turns, so none waits for another to end. A
+    // slot covers the request only: a small file's open and write happen outside it, so the next
+    // request starts while the last body goes to disk, and twice as many files as slots are under way.
     const lane = deps.files.lane();
-    await forEachLimit(instances, deps.files.limit, async (instance: OrthancInstance) => {
+    await forEachLimit(instances, 2 * deps.files.limit, async (instance: OrthancInstance) => {
       const folder = await folderOf(instance.ParentSeries);
       const target = path.join(
         folder,
         await deps.naming.instanceFile(job, instance.MainDicomTags.SOPInstanceUID ?? instance.ID),
       );
-      const written = await lane.run(async () => {
-        const source = await deps.orthanc.instanceFile(instance.ID);
-        return instance.FileSize <= WRITE_BUFFER_BYTES
-          ? await writeWhole(source, target)
-          : await writeStreamed(source, target);
-      });
+      const written =
+        instance.FileSize <= WHOLE_FILE_BYTES
+          ? await writeWhole(target, () => lane.run(async () => gather(await deps.orthanc.instanceFile(instance.ID))))
+          : await lane.run(async () => writeStreamed(await deps.orthanc.instanceFile(instance.ID), target));
       if (written !== instance.FileSize) {
         throw new Error(
           `instance ${instance.ID}: received ${written} bytes, Orthanc reports ${instance.FileSize} (connection cut?)`,
@@ -144,30 +146,41 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
 /**
  * A small file (most MR, every CT slice) is gathered in memory and written with one call: a write
- * stream's set-up per file cost more than the writing. Memory stays bounded by the share's slots x 1 MiB.
+ * stream's set-up per file cost more than the writing. At most 2 x the share's slots bodies of at
+ * most 1 MiB are held per download.
  */
-async function writeWhole(source: Readable, target: string): Promise<number> {
+async function writeWhole(target: string, fetch: () => Promise<{ chunks: Buffer[]; size: number }>): Promise<number> {
+  const handle = await fs.open(target, 'w');
+  try {
+    const { chunks, size } = await fetch();
+    if (size <= WHOLE_FILE_BYTES) await writeAll(handle, chunks);
+    return size;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function gather(source: Readable): Promise<{ chunks: Buffer[]; size: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of source) {
     chunks.push(chunk as Buffer);
     size += (chunk as Buffer).length;
     // More than announced: stop reading, the size check fails the instance.
-    if (size > WRITE_BUFFER_BYTES) {
+    if (size > WHOLE_FILE_BYTES) {
       source.destroy();
-      return size;
+      break;
     }
   }
-  await fs.writeFile(target, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
-  return size;
+  return { chunks, size };
 }
 
 /**
  * A large file is streamed: a 1 MiB write buffer lets the stream coalesce the socket's 64 KiB chunks
- * into few writes, and memory stays bounded by the share's slots x 1 MiB.
+ * into few writes; it holds its slot until the last byte is written.
  */
 async function writeStreamed(source: Readable, target: string): Promise<number> {
-  const sink = createWriteStream(target, { highWaterMark: WRITE_BUFFER_BYTES });
+  const sink = createWriteStream(target, { highWaterMark: WHOLE_FILE_BYTES });
   await pipeline(source, sink);
   return sink.bytesWritten;
 }
