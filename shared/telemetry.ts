@@ -34,6 +34,8 @@ export interface JobTelemetry {
   turnaroundMs: number;
   /** Each destination the job forwards to, and whether it was delivered. */
   destinations: Record<string, boolean>;
+  /** Job created to each delivered destination's send, where the job recorded it (else turnaroundMs). */
+  destinationTurnaroundMs?: Record<string, number>;
 }
 
 export interface Telemetry {
@@ -91,7 +93,7 @@ export function jobItems(job: JobTelemetry) {
       { name: 'pipeline.job.turnaround_ms', value: job.turnaroundMs, properties },
       ...Object.entries(job.destinations).map(([destination, delivered]) => ({
         name: delivered ? 'pipeline.destination.turnaround_ms' : 'pipeline.destination.failed',
-        value: delivered ? job.turnaroundMs : 1,
+        value: delivered ? (job.destinationTurnaroundMs?.[destination] ?? job.turnaroundMs) : 1,
         properties: { ...properties, destination },
       })),
     ],

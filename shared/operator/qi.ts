@@ -109,6 +109,12 @@ export function normaliseReason(error: string): string {
 const turnaroundOf = (job: Pick<JobSummary, 'createdAt' | 'finishedAt'>) =>
   job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.createdAt) : undefined;
 
+/** Job created to this destination's send; the job's own turnaround for records from before sentAt. */
+function destinationTurnaroundOf(job: Job, state: DestinationState | undefined): number | undefined {
+  const sentAt = state?.sentAt ? Date.parse(state.sentAt) : Number.NaN;
+  return Number.isFinite(sentAt) ? sentAt - Date.parse(job.createdAt) : turnaroundOf(job);
+}
+
 function destinationsOf(job: Job): Record<string, DestinationState> {
   const forward = job.steps.find((s) => s.name === 'forward');
   return (forward?.detail?.destinations ?? {}) as Record<string, DestinationState>;
@@ -135,6 +141,12 @@ export function jobTelemetryOf(job: Job): JobTelemetry | undefined {
     turnaroundMs: turnaroundOf(job) ?? 0,
     destinations: Object.fromEntries(
       (forwards ? job.rule.destinations : []).map((name) => [name, isSent(states[name])]),
+    ),
+    destinationTurnaroundMs: Object.fromEntries(
+      (forwards ? job.rule.destinations : []).flatMap((name) => {
+        const took = isSent(states[name]) ? destinationTurnaroundOf(job, states[name]) : undefined;
+        return took === undefined ? [] : [[name, took]];
+      }),
     ),
   };
 }
@@ -195,7 +207,7 @@ export function computeQi(
       d.jobs += 1;
       if (isSent(states[name])) {
         d.delivered += 1;
-        const took = job.status === 'succeeded' ? turnaroundOf(job) : undefined;
+        const took = job.status === 'succeeded' ? destinationTurnaroundOf(job, states[name]) : undefined;
         if (took !== undefined) byDestination.set(name, [...(byDestination.get(name) ?? []), took]);
       } else if (job.status === 'failed') d.failed += 1;
     }

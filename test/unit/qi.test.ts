@@ -253,6 +253,29 @@ describe('QI figures as telemetry', () => {
       outcome: 'failed',
     });
   });
+
+  it("times each destination to its own send, not to the job's end", async () => {
+    const storage = createMemoryStorage({ now: () => NOW });
+    const created = new Date(NOW.getTime() - MINUTE);
+    const sentAfter = (ms: number) => new Date(created.getTime() + ms).toISOString();
+    const sent = succeed(job(forwarding, created, 'each'), 10_000, {
+      destinations: {
+        PACS: { status: 'sent', attempts: 1, sentAt: sentAfter(2000) },
+        'AI "node"\\1': { status: 'sent', attempts: 2, sentAt: sentAfter(9000) },
+      },
+    });
+    await storage.jobs.create(sent);
+    const qi = await readQi(storage.jobs, 1, NOW);
+    assert.equal(qi.destinations.PACS.turnaround?.p50, 2000);
+    assert.equal(qi.destinations['AI "node"\\1'].turnaround?.p50, 9000);
+    assert.equal(qi.rules.to_pacs.turnaround?.p50, 10_000, 'the rule keeps the whole job');
+    const metrics = jobItems(jobTelemetryOf(sent)!).metrics.map((m) => [m.name, m.value]);
+    assert.deepEqual(metrics, [
+      ['pipeline.job.turnaround_ms', 10_000],
+      ['pipeline.destination.turnaround_ms', 2000],
+      ['pipeline.destination.turnaround_ms', 9000],
+    ]);
+  });
 });
 
 describe('Prometheus text', () => {
