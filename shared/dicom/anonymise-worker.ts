@@ -55,6 +55,8 @@ function transferable(chunks: Buffer[]): { chunks: Uint8Array[]; transfer: Array
     }
     join();
     out.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+    // Native pixels that end the file are a view of the input (charset.ts readDicom): the input's
+    // buffer goes back, once (a set), however many parts point into it.
     transfer.add(chunk.buffer);
   }
   join();

@@ -40,6 +40,13 @@ const NAMING_UIDS = ['0020000D', '0020000E', TAG.SOPInstanceUID];
  */
 export const BURNED_IN_MODALITIES = new Set(['US', 'IVUS', 'SC', 'XC', 'ES', 'GM', 'SM', 'OT', 'DOC']);
 
+export interface AnonymiseFileOptions {
+  /** The syntax a bare dataset is read with, when the caller knows it. */
+  transferSyntax?: string;
+  /** Parse the whole file with dcmjs, pixels copied (tests compare it with the default path). */
+  wholeFile?: boolean;
+}
+
 export interface AnonymiserOptions {
   secret: string;
   settings: AnonymiseSettings;
@@ -100,12 +107,12 @@ function compilePolicy(secret: string, settings: AnonymiseSettings): WalkPolicy 
 }
 
 /** The file as Part 10, decoded to UTF-8; a reading error never quotes a value. */
-function readInput(input: Buffer, name: string, transferSyntax: string | undefined, warnings: string[]) {
+function readInput(input: Buffer, name: string, options: AnonymiseFileOptions, warnings: string[]) {
   try {
-    const part10 = asPart10(input, transferSyntax);
+    const part10 = asPart10(input, options.transferSyntax);
     if (part10.addedHeader)
       warnings.push(`${name}: no complete Part 10 meta header; read as ${part10.addedHeader} and written with one`);
-    const decoded = readDicom(part10.buffer);
+    const decoded = readDicom(part10.buffer, { wholeFile: options.wholeFile });
     warnings.push(...decoded.warnings.map((w) => `${name}: ${w}`));
     return { parsed: decoded.parsed, characterSets: decoded.converted };
   } catch (error) {
@@ -192,16 +199,17 @@ export function createAnonymiser(options: AnonymiserOptions) {
    * De-identifies one DICOM file (Part 10, or a bare dataset, read with `transferSyntax` when the
    * caller knows it, else with the syntax its first element shows); `name` is only used in
    * messages and must not hold PHI. The output comes as chunks whose concatenation is the file:
-   * the pixels are the parsed dataset's own bytes, so a large file is not copied once more to be
-   * written, and the input can be dropped as soon as this returns.
+   * the pixels are the parsed dataset's own bytes (for a native Pixel Data that ends the file, the
+   * input's own: see readDicom), so a large file is not copied to be written; the input must not
+   * be changed while the output is in use.
    */
   function anonymiseToChunks(
     input: Buffer,
     name: string,
-    options: { transferSyntax?: string } = {},
+    options: AnonymiseFileOptions = {},
   ): Omit<AnonymisedInstance, 'output'> {
     const warnings: string[] = [];
-    const { parsed, characterSets } = readInput(input, name, options.transferSyntax, warnings);
+    const { parsed, characterSets } = readInput(input, name, options, warnings);
     const dataset = parsed.dict;
     const burnedIn = burnedInReason(dataset);
     if (burnedIn) {
@@ -242,7 +250,7 @@ export function createAnonymiser(options: AnonymiserOptions) {
     pseudonymOf,
     anonymiseToChunks,
     /** anonymiseToChunks with the output as one buffer. */
-    anonymiseBuffer(input: Buffer, name: string, options: { transferSyntax?: string } = {}): AnonymisedInstance {
+    anonymiseBuffer(input: Buffer, name: string, options: AnonymiseFileOptions = {}): AnonymisedInstance {
       const { chunks, ...rest } = anonymiseToChunks(input, name, options);
       return chunks ? { ...rest, output: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) } : rest;
     },

@@ -15,6 +15,7 @@ import dcmjs, { type DicomDataset, type DicomDict } from 'dcmjs';
 import { convertBytes } from 'dicom-character-set';
 import { parseDicom, type DataSet } from 'dicom-parser';
 import { firstText } from './values';
+import { EXPLICIT_LE, IMPLICIT_LE } from './part10';
 
 const { DicomMessage } = dcmjs.data;
 const CHARSET = '00080005';
@@ -122,6 +123,67 @@ function lenientDecode(charset: string, bytes: Uint8Array, vr: string, tag: stri
   return new TextDecoder('latin1').decode(bytes.filter((b) => b !== 0x1b));
 }
 
+const PIXEL_DATA = '7FE00010';
+
+/**
+ * dcmjs's parse of a little endian file whose last element is a top-level native Pixel Data, with
+ * that value a view of `buffer` rather than dcmjs's copy (the copy doubled a large file in memory);
+ * undefined for anything else, which then gets dcmjs's full parse. The bytes handed through are
+ * exactly the element dicom-parser found at the top level ending at the end of the file, and every
+ * byte before it goes through dcmjs (and so the anonymiser) as before, so nothing escapes
+ * de-identification; when the two parsers disagree in any way the full parse is used.
+ */
+function readWithPixelView(buffer: Buffer): DicomDict | undefined {
+  let element;
+  let syntax: string | undefined;
+  try {
+    const set = parseDicom(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), {
+      untilTag: 'x7fe00010',
+    });
+    element = set.elements.x7fe00010;
+    syntax = set.string('x00020010')?.replace(/[\0 ]+$/, '');
+  } catch {
+    return undefined;
+  }
+  if (!element || (syntax !== IMPLICIT_LE && syntax !== EXPLICIT_LE)) return undefined;
+  if (element.hadUndefinedLength || element.encapsulatedPixelData || element.length < 0x10000) return undefined;
+  if (element.dataOffset + element.length !== buffer.length) return undefined;
+  const explicit = syntax === EXPLICIT_LE;
+  const headerAt = element.dataOffset - (explicit ? 12 : 8);
+  if (headerAt < 132 || buffer.readUInt16LE(headerAt) !== 0x7fe0 || buffer.readUInt16LE(headerAt + 2) !== 0x0010)
+    return undefined;
+  if (explicit) {
+    const vr = buffer.toString('latin1', headerAt + 4, headerAt + 6);
+    if ((vr !== 'OB' && vr !== 'OW') || buffer.readUInt16LE(headerAt + 6) !== 0) return undefined;
+  }
+  if (buffer.readUInt32LE(element.dataOffset - 4) !== element.length) return undefined;
+  // The bytes before the element plus its header with a zero length: dcmjs makes the element as it
+  // would for the whole file, and only its value is then pointed at the input.
+  const head = new Uint8Array(element.dataOffset);
+  head.set(buffer.subarray(0, element.dataOffset));
+  new DataView(head.buffer).setUint32(element.dataOffset - 4, 0, true);
+  let parsed: DicomDict;
+  try {
+    parsed = DicomMessage.readFile(head.buffer);
+  } catch {
+    return undefined;
+  }
+  const pixels = parsed.dict[PIXEL_DATA];
+  const value = pixels?.Value;
+  if (
+    !pixels ||
+    (pixels.vr !== 'OB' && pixels.vr !== 'OW') ||
+    pixels._rawValue !== undefined ||
+    value?.length !== 1 ||
+    !(value[0] instanceof ArrayBuffer) ||
+    value[0].byteLength !== 0 ||
+    Object.keys(parsed.dict).some((tag) => tag > PIXEL_DATA)
+  )
+    return undefined;
+  pixels.Value = [buffer.subarray(element.dataOffset)];
+  return parsed;
+}
+
 export interface DecodedFile {
   parsed: DicomDict;
   /** The character sets that were decoded here rather than by dcmjs (none when dcmjs's path sufficed). */
@@ -131,12 +193,13 @@ export interface DecodedFile {
 
 /**
  * Parses a Part 10 buffer with every string decoded to Unicode. Throws dcmjs's or dicom-parser's
- * error for a file neither can read.
+ * error for a file neither can read. A large native Pixel Data that ends the file is a view of
+ * `buffer` (see readWithPixelView), unless `wholeFile` asks for dcmjs's own full parse.
  */
-export function readDicom(buffer: Buffer): DecodedFile {
-  let parsed: DicomDict | undefined;
+export function readDicom(buffer: Buffer, options: { wholeFile?: boolean } = {}): DecodedFile {
+  let parsed = options.wholeFile ? undefined : readWithPixelView(buffer);
   try {
-    parsed = DicomMessage.readFile(toArrayBuffer(buffer));
+    parsed ??= DicomMessage.readFile(toArrayBuffer(buffer));
   } catch (error) {
     if (!/character set/i.test((error as Error).message)) throw error;
   }

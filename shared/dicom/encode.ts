@@ -263,8 +263,11 @@ function encodeElement(sink: Sink, tag: string, element: DicomElement, syntax: S
     if (!nums) return false;
     length = nums.length * spec.size!;
   } else if (spec.kind === 'bulk') {
-    if (!Array.isArray(values) || values.length !== 1 || !(values[0] instanceof ArrayBuffer)) return false;
-    bulk = new Uint8Array(values[0]);
+    // An ArrayBuffer (dcmjs's copy) or a Uint8Array (the input's pixels: see charset.ts readDicom).
+    const value: unknown = Array.isArray(values) && values.length === 1 ? values[0] : undefined;
+    if (value instanceof ArrayBuffer) bulk = new Uint8Array(value);
+    else if (value instanceof Uint8Array) bulk = value;
+    else return false;
     length = bulk.byteLength;
   } else if (spec.kind === 'person-name') {
     text = personNames(values);

@@ -209,7 +209,7 @@ export async function anonymiseFolder(
     let input: Buffer;
     try {
       const { size } = await handle.stat();
-      // The input and the parsed dataset's copy of its values; the output reuses the latter.
+      // The input, and dcmjs's copy of its values where the pixels are not read as a view of it.
       release = await budget.acquire(2 * size);
       input = await readWhole(handle, size);
     } catch (error) {

@@ -22,7 +22,11 @@ export const TRANSFER_SYNTAX_TAG = '00020010';
 
 function dcmjsWrite(meta: DicomDataset, dataset: DicomDataset, options: WriteOptions): Buffer {
   const out = new DicomDict(meta);
-  out.dict = dataset;
+  // dcmjs writes a Uint8Array's whole underlying buffer: a view of the input's pixels gets its own.
+  const pixels = dataset[PIXEL_DATA];
+  const view = pixels?.Value?.[0];
+  out.dict =
+    view instanceof Uint8Array ? { ...dataset, [PIXEL_DATA]: { ...pixels, Value: [view.slice().buffer] } } : dataset;
   return Buffer.from(out.write(options));
 }
 
@@ -39,11 +43,13 @@ export function appendablePixelData(
     !element ||
     (element.vr !== 'OB' && element.vr !== 'OW') ||
     value?.length !== 1 ||
-    !(value[0] instanceof ArrayBuffer)
+    !(value[0] instanceof ArrayBuffer || value[0] instanceof Uint8Array)
   )
     return undefined;
   if (Object.keys(dataset).some((tag) => tag > PIXEL_DATA)) return undefined;
-  return { bytes: new Uint8Array(value[0]), vr: element.vr, explicit: syntax === EXPLICIT_LE };
+  // A Uint8Array is a view of the input's pixels (charset.ts readDicom), used as it is.
+  const bytes = value[0] instanceof Uint8Array ? value[0] : new Uint8Array(value[0]);
+  return { bytes, vr: element.vr, explicit: syntax === EXPLICIT_LE };
 }
 
 /**

@@ -64,7 +64,8 @@ async function corpusFiles(): Promise<string[]> {
 }
 
 function readable(file: string): (() => { meta: DicomDataset; dict: DicomDataset }) | undefined {
-  const parse = () => readDicom(asPart10(readFileSync(file)).buffer).parsed;
+  // The whole file through dcmjs: its writer takes ArrayBuffer values, not views of the input.
+  const parse = () => readDicom(asPart10(readFileSync(file)).buffer, { wholeFile: true }).parsed;
   try {
     parse();
     return parse;
