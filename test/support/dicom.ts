@@ -330,3 +330,15 @@ export function datasetBytes(file: Buffer): Buffer {
   const groupLength = file.readUInt32LE(140);
   return file.subarray(144 + groupLength);
 }
+
+/** Two MR and `ctInstances` CT files with private tags and nested sequences: the DICOM writers' fixture. */
+export function generateRichStudy(ctInstances = 1): Promise<GeneratedStudy> {
+  return generateStudy({
+    privateTags: true,
+    nestedSequences: true,
+    series: [
+      { seriesNumber: 1, modality: 'MR', instances: 2 },
+      { seriesNumber: 2, modality: 'CT', instances: ctInstances },
+    ],
+  });
+}

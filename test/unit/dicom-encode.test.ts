@@ -16,7 +16,7 @@ import { asPart10 } from '../../shared/dicom/part10';
 import { createAnonymiser } from '../../shared/dicom/anonymiser';
 import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { filesUnder } from '../../shared/util/files';
-import { generateStudy, type GeneratedStudy } from '../support/dicom';
+import { generateRichStudy, type GeneratedStudy } from '../support/dicom';
 
 const { DicomDict, DicomMessage } = dcmjs.data;
 const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data';
@@ -77,14 +77,7 @@ function readable(file: string): (() => { meta: DicomDataset; dict: DicomDataset
 describe('encodePart10', { timeout: 120_000 }, () => {
   let study: GeneratedStudy;
   before(async () => {
-    study = await generateStudy({
-      privateTags: true,
-      nestedSequences: true,
-      series: [
-        { seriesNumber: 1, modality: 'MR', instances: 2 },
-        { seriesNumber: 2, modality: 'CT', instances: 1 },
-      ],
-    });
+    study = await generateRichStudy();
   });
 
   it("writes pydicom's corpus as dcmjs does, as read and in both little endian syntaxes", async () => {

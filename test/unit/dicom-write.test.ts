@@ -10,7 +10,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import dcmjs, { type DicomDict } from 'dcmjs';
 import { appendablePixelData, writeDicomFile } from '../../shared/dicom/write';
-import { generateStudy, type GeneratedStudy } from '../support/dicom';
+import { generateRichStudy, type GeneratedStudy } from '../support/dicom';
 import { convertTransferSyntax, TRANSFER_SYNTAX } from '../support/odd-dicom';
 import { makeTempDir } from '../support/process';
 
@@ -40,14 +40,7 @@ describe('writeDicomFile', { timeout: 60_000 }, () => {
   let study: GeneratedStudy;
   let implicit: string;
   before(async () => {
-    study = await generateStudy({
-      privateTags: true,
-      nestedSequences: true,
-      series: [
-        { seriesNumber: 1, modality: 'MR', instances: 2 },
-        { seriesNumber: 2, modality: 'CT', instances: 1 },
-      ],
-    });
+    study = await generateRichStudy();
     implicit = path.join(makeTempDir('write-implicit-'), 'implicit.dcm');
     copyFileSync(study.files[0], implicit);
     await convertTransferSyntax(implicit, 'implicitLittleEndian');

@@ -17,7 +17,7 @@ import { anonymiseSettingsSchema } from '../../shared/dicom/options';
 import { asPart10, DEFLATED_EXPLICIT_LE, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE } from '../../shared/dicom/part10';
 import { writeDicomChunks } from '../../shared/dicom/write';
 import { filesUnder } from '../../shared/util/files';
-import { generateStudy, type GeneratedStudy } from '../support/dicom';
+import { generateRichStudy, type GeneratedStudy } from '../support/dicom';
 
 const CORPUS = '/usr/lib/python3/dist-packages/pydicom/data';
 
@@ -63,14 +63,7 @@ describe('pixel data as a view of the input', { timeout: 120_000 }, () => {
   let ct: Buffer;
   let mr: Buffer;
   before(async () => {
-    study = await generateStudy({
-      privateTags: true,
-      nestedSequences: true,
-      series: [
-        { seriesNumber: 1, modality: 'MR', instances: 2 },
-        { seriesNumber: 2, modality: 'CT', instances: 2 },
-      ],
-    });
+    study = await generateRichStudy(2);
     mr = readFileSync(study.series[0].files[0].path);
     ct = readFileSync(study.series[1].files[0].path);
   });
