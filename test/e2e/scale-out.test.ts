@@ -1,8 +1,8 @@
 /**
  * Scale-out (issue 23): two function app instances on one storage account (Azurite), one Orthanc
  * (index in PostgreSQL, as compose runs it) and one storage folder, as `docker compose up --scale
- * functions=2` runs them. Twelve studies of 80 instances arrive together; Orthanc's events reach the
- * instances in turn. Every study is published once and whole, both instances run steps, no step
+ * functions=2` runs them, each instance with room for six messages of a queue at once. Twelve
+ * studies of 80 instances arrive together; Orthanc's events reach the instances in turn. Every study is published once and whole, both instances run steps, no step
  * starts twice, and the timers (change feed, daily sweep) never run on both instances at once, also
  * when both restart together with the sweep past due (which, without the timers' blob leases, both
  * would run at start-up).
@@ -71,7 +71,14 @@ describe('scale-out: two function app instances on one storage account', { timeo
         instances: 2,
         postgres: true,
         stableAgeSeconds: 2,
-        env: { AzureFunctionsWebHost__hostid: HOST_ID },
+        env: {
+          AzureFunctionsWebHost__hostid: HOST_ID,
+          // Each instance gets the capacity of one a site has outgrown: six messages of a queue at
+          // once, fewer than the twelve studies, so the work has to spread (with host.json's 24 one
+          // instance can legitimately take every step of this test before the other polls).
+          AzureFunctionsJobHost__extensions__queues__batchSize: '4',
+          AzureFunctionsJobHost__extensions__queues__newBatchThreshold: '2',
+        },
       }),
       Promise.all(
         Array.from({ length: STUDIES }, (_, i) =>
