@@ -16,6 +16,7 @@ import { convertBytes } from 'dicom-character-set';
 import { parseDicom, type DataSet } from 'dicom-parser';
 import { firstText } from './values';
 import { EXPLICIT_LE, IMPLICIT_LE } from './part10';
+import { PIXEL_DATA } from './write';
 
 const { DicomMessage } = dcmjs.data;
 const CHARSET = '00080005';
@@ -122,8 +123,6 @@ function lenientDecode(charset: string, bytes: Uint8Array, vr: string, tag: stri
   );
   return new TextDecoder('latin1').decode(bytes.filter((b) => b !== 0x1b));
 }
-
-const PIXEL_DATA = '7FE00010';
 
 /**
  * dcmjs's parse of a little endian file whose last element is a top-level native Pixel Data, with
