@@ -110,8 +110,9 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
     let done = 0;
     let bytes = 0;
     // A lone download may use every slot; several take turns, so none waits for another to end. A
-    // slot covers the request only: a small file's open and write happen outside it, so the next
-    // request starts while the last body goes to disk, and twice as many files as slots are under way.
+    // small file's open runs beside its request, within the slot, and its write after the slot is
+    // freed, so the next request starts while the last body goes to disk; a file waiting for a slot
+    // holds no descriptor, however many downloads run.
     const lane = deps.files.lane();
     await forEachLimit(instances, 2 * deps.files.limit, async (instance: OrthancInstance) => {
       const folder = await folderOf(instance.ParentSeries);
@@ -121,7 +122,7 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
       );
       const written =
         instance.FileSize <= WHOLE_FILE_BYTES
-          ? await writeWhole(target, () => lane.run(async () => gather(await deps.orthanc.instanceFile(instance.ID))))
+          ? await writeWhole(await lane.run(() => openAndGather(target, () => deps.orthanc.instanceFile(instance.ID))))
           : await lane.run(async () => writeStreamed(await deps.orthanc.instanceFile(instance.ID), target));
       if (written !== instance.FileSize) {
         throw new Error(
@@ -146,13 +147,28 @@ export function downloadStep(deps: DownloadDeps): StepHandler {
 
 /**
  * A small file (most MR, every CT slice) is gathered in memory and written with one call: a write
- * stream's set-up per file cost more than the writing. At most 2 x the share's slots bodies of at
- * most 1 MiB are held per download.
+ * stream's set-up per file cost more than the writing. Its file is opened while the request is under
+ * way; at most 2 x the share's slots bodies of at most 1 MiB are held per download.
  */
-async function writeWhole(target: string, fetch: () => Promise<{ chunks: Buffer[]; size: number }>): Promise<number> {
-  const handle = await fs.open(target, 'w');
+async function openAndGather(target: string, request: () => Promise<Readable>): Promise<GatheredFile> {
+  const [opened, body] = await Promise.allSettled([fs.open(target, 'w'), request().then(gather)]);
+  if (opened.status === 'rejected') throw opened.reason;
+  if (body.status === 'rejected') {
+    await opened.value.close();
+    throw body.reason;
+  }
+  return { handle: opened.value, ...body.value };
+}
+
+interface GatheredFile {
+  handle: fs.FileHandle;
+  chunks: Buffer[];
+  size: number;
+}
+
+/** Writes a gathered body unless it outgrew the whole-file limit (the size check then fails the instance). */
+async function writeWhole({ handle, chunks, size }: GatheredFile): Promise<number> {
   try {
-    const { chunks, size } = await fetch();
     if (size <= WHOLE_FILE_BYTES) await writeAll(handle, chunks);
     return size;
   } finally {
